@@ -1,0 +1,11 @@
+//! Prism's engine: the shared prism-unet model, its quantization profile, LoRA adapters as runtime
+//! inputs, image I/O and the engine thread. No UI code lives here.
+
+pub mod adapter;
+pub mod conv;
+pub mod error;
+pub mod quant;
+pub mod tensorfile;
+pub mod unet;
+
+pub use error::{EngineError, Result};

@@ -1,0 +1,694 @@
+//! prism-unet: the one image-to-image model every tool shares.
+//!
+//! Layout (NHWC throughout, so every conv is an im2col + matmul, see `conv`):
+//! ```text
+//! input [N,H,W,4] -> pixel_unshuffle(2) -> stem conv3x3 -> level 0 residual blocks
+//!   -> down conv3x3/s2 -> level 1 blocks -> ... -> bottom level blocks
+//!   -> for each level above, bottom up: nearest upsample x2, concat skip, fuse conv1x1, blocks
+//!   -> head conv3x3 (12 channels) -> pixel_shuffle(2) -> residual [N,H,W,3]
+//! ```
+//! Every conv takes an optional LoRA side path `y = conv(W,x) + B(s * q(A(x)))` where `s` holds one
+//! scale per rank channel (alpha x adapter weight x strength), so blending adapters is exact rank
+//! concatenation. Activations pass through an [`ActivationHook`] at each quantization point: the
+//! float model uses the identity, QuantSim rounds to the profile's static scales, calibration
+//! records ranges. The same code trains the model (candle autograd) and runs inference.
+
+use std::collections::{BTreeMap, HashMap};
+
+use candle_core::{D, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::conv::{ConvGeometry, conv_nhwc, kernel_to_oihw, oihw_to_kernel};
+use crate::error::{EngineError, Result};
+use crate::tensorfile::{RawTensor, TensorFile};
+
+pub const ARCH_NAME: &str = "prism-unet";
+pub const ARCH_VERSION: u32 = 1;
+/// RGB in [-1, 1] (masked pixels 0 for local tools) plus the mask.
+pub const INPUT_CHANNELS: usize = 4;
+pub const OUTPUT_CHANNELS: usize = 3;
+/// The stem works at half resolution on pixel-unshuffled input.
+const SHUFFLE: usize = 2;
+
+/// Architecture hyper-parameters, stored in the weights file's metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnetConfig {
+    pub arch: String,
+    pub version: u32,
+    /// Channels per level, top (half resolution) to bottom.
+    pub channels: Vec<usize>,
+    /// Residual blocks per level (encoder; the decoder mirrors them above the bottom level).
+    pub blocks: Vec<usize>,
+    /// Largest LoRA rank the compiled graph accepts per adapter.
+    pub max_rank: usize,
+}
+
+impl UnetConfig {
+    pub fn new(channels: Vec<usize>, blocks: Vec<usize>, max_rank: usize) -> Result<Self> {
+        let config = Self {
+            arch: ARCH_NAME.into(),
+            version: ARCH_VERSION,
+            channels,
+            blocks,
+            max_rank,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.arch != ARCH_NAME || self.version != ARCH_VERSION {
+            return Err(EngineError::Model(format!(
+                "model architecture is {} v{}, this Prism runs {ARCH_NAME} v{ARCH_VERSION}",
+                self.arch, self.version
+            )));
+        }
+        if self.channels.is_empty() || self.channels.len() != self.blocks.len() {
+            return Err(EngineError::Model(
+                "model config needs one block count per level".into(),
+            ));
+        }
+        if self.channels.iter().any(|&c| c == 0 || c > 4096) || self.blocks.iter().any(|&b| b > 64)
+        {
+            return Err(EngineError::Model(format!(
+                "model config has implausible sizes: {:?} / {:?}",
+                self.channels, self.blocks
+            )));
+        }
+        if self.max_rank == 0 || self.max_rank > 1024 {
+            return Err(EngineError::Model(format!(
+                "model max LoRA rank {} is out of range",
+                self.max_rank
+            )));
+        }
+        Ok(())
+    }
+
+    /// Input height and width must be multiples of this.
+    pub fn alignment(&self) -> usize {
+        SHUFFLE << (self.channels.len() - 1)
+    }
+
+    /// Every convolution of the model, in execution order.
+    pub fn convs(&self) -> Vec<ConvSpec> {
+        let c = &self.channels;
+        let levels = c.len();
+        let mut specs = vec![ConvSpec::new(
+            "stem",
+            INPUT_CHANNELS * SHUFFLE * SHUFFLE,
+            c[0],
+            3,
+            1,
+            true,
+        )];
+        let res_block = |specs: &mut Vec<ConvSpec>, prefix: &str, ch: usize| {
+            specs.push(ConvSpec::new(
+                &format!("{prefix}.conv1"),
+                ch,
+                ch,
+                3,
+                1,
+                true,
+            ));
+            specs.push(ConvSpec::new(
+                &format!("{prefix}.conv2"),
+                ch,
+                ch,
+                3,
+                1,
+                false,
+            ));
+        };
+        for level in 0..levels {
+            for b in 0..self.blocks[level] {
+                res_block(&mut specs, &format!("enc{level}.res{b}"), c[level]);
+            }
+            if level + 1 < levels {
+                specs.push(ConvSpec::new(
+                    &format!("enc{level}.down"),
+                    c[level],
+                    c[level + 1],
+                    3,
+                    2,
+                    true,
+                ));
+            }
+        }
+        for level in (0..levels - 1).rev() {
+            specs.push(ConvSpec::new(
+                &format!("dec{level}.fuse"),
+                c[level + 1] + c[level],
+                c[level],
+                1,
+                1,
+                true,
+            ));
+            for b in 0..self.blocks[level] {
+                res_block(&mut specs, &format!("dec{level}.res{b}"), c[level]);
+            }
+        }
+        specs.push(ConvSpec::new(
+            "head",
+            c[0],
+            OUTPUT_CHANNELS * SHUFFLE * SHUFFLE,
+            3,
+            1,
+            false,
+        ));
+        specs
+    }
+
+    /// Multiply-accumulates x 2 for one forward pass at `height x width` (no LoRA).
+    pub fn flops(&self, height: usize, width: usize) -> u64 {
+        let mut total = 0u64;
+        for spec in self.convs() {
+            let scale = SHUFFLE * (1usize << spec.level());
+            let pixels = (height / scale) * (width / scale);
+            total += 2 * (pixels * spec.k * spec.k * spec.cin * spec.cout) as u64;
+        }
+        total
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.convs()
+            .iter()
+            .map(|s| s.k * s.k * s.cin * s.cout + s.cout)
+            .sum()
+    }
+}
+
+/// One convolution of the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub name: String,
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub relu: bool,
+}
+
+impl ConvSpec {
+    fn new(name: &str, cin: usize, cout: usize, k: usize, stride: usize, relu: bool) -> Self {
+        Self {
+            name: name.into(),
+            cin,
+            cout,
+            k,
+            stride,
+            relu,
+        }
+    }
+
+    pub fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            k: self.k,
+            stride: self.stride,
+        }
+    }
+
+    /// Resolution level the conv's output lives at (0 = half resolution).
+    fn level(&self) -> usize {
+        let digit = |prefix: &str| {
+            self.name
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.chars().next())
+                .and_then(|c| c.to_digit(10))
+        };
+        match (digit("enc"), digit("dec")) {
+            (Some(l), _) if self.name.ends_with(".down") => l as usize + 1,
+            (Some(l), _) | (_, Some(l)) => l as usize,
+            _ => 0,
+        }
+    }
+
+    pub fn weight_name(&self) -> String {
+        format!("{}.weight", self.name)
+    }
+
+    pub fn bias_name(&self) -> String {
+        format!("{}.bias", self.name)
+    }
+
+    pub fn weight_shape(&self) -> Vec<usize> {
+        vec![self.cout, self.cin, self.k, self.k]
+    }
+}
+
+/// What happens to activations at each quantization point.
+pub trait ActivationHook {
+    /// Called with the tensor stored at `point` (e.g. `input`, `stem.out`, `enc0.res0.add`,
+    /// `stem.lora_mid`); returns the tensor the next op reads.
+    fn visit(&mut self, point: &str, x: Tensor) -> Result<Tensor>;
+}
+
+/// The float model: activations pass unchanged.
+pub struct FloatActivations;
+
+impl ActivationHook for FloatActivations {
+    fn visit(&mut self, _point: &str, x: Tensor) -> Result<Tensor> {
+        Ok(x)
+    }
+}
+
+/// LoRA side path of one conv, in kernel layout.
+#[derive(Clone, Debug)]
+pub struct LoraLayer {
+    /// `[k*k*cin, rank]`
+    pub a: Tensor,
+    /// `[rank, cout]`
+    pub b: Tensor,
+    /// `[rank]`: alpha x mix weight x strength, per rank channel.
+    pub rank_scale: Tensor,
+}
+
+/// LoRA side paths bound for one forward pass, by conv name.
+#[derive(Clone, Debug, Default)]
+pub struct LoraSet {
+    pub layers: HashMap<String, LoraLayer>,
+}
+
+/// The model's parameters in kernel layout.
+#[derive(Clone, Debug)]
+pub struct Unet {
+    config: UnetConfig,
+    convs: Vec<(ConvSpec, Tensor, Tensor)>,
+}
+
+impl Unet {
+    /// Builds the model from `<conv>.weight [cout,cin,k,k]` and `<conv>.bias [cout]` tensors; a
+    /// missing, mis-shaped or unknown tensor is an error that names it.
+    pub fn new(config: &UnetConfig, tensors: &BTreeMap<String, Tensor>) -> Result<Self> {
+        config.validate()?;
+        let specs = config.convs();
+        let mut expected: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for spec in &specs {
+            expected.insert(spec.weight_name(), spec.weight_shape());
+            expected.insert(spec.bias_name(), vec![spec.cout]);
+        }
+        if let Some(unknown) = tensors.keys().find(|k| !expected.contains_key(*k)) {
+            return Err(EngineError::Model(format!(
+                "unknown tensor '{unknown}' in the model weights"
+            )));
+        }
+        for (name, shape) in &expected {
+            let tensor = tensors
+                .get(name)
+                .ok_or_else(|| EngineError::Model(format!("model weights lack tensor '{name}'")))?;
+            if tensor.dims() != shape.as_slice() {
+                return Err(EngineError::Model(format!(
+                    "tensor '{name}' has shape {:?}, the model config needs {shape:?}",
+                    tensor.dims()
+                )));
+            }
+        }
+        let mut convs = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let weight = oihw_to_kernel(&tensors[&spec.weight_name()])?;
+            let bias = tensors[&spec.bias_name()].clone();
+            convs.push((spec, weight, bias));
+        }
+        Ok(Self {
+            config: config.clone(),
+            convs,
+        })
+    }
+
+    /// A model with random weights (He init, residual branches scaled down): for tests and as the
+    /// starting point of training.
+    pub fn random_tensors(
+        config: &UnetConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<BTreeMap<String, Tensor>> {
+        use rand::SeedableRng;
+        use rand_distr::Distribution;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut tensors = BTreeMap::new();
+        for spec in config.convs() {
+            let fan_in = (spec.cin * spec.k * spec.k) as f32;
+            let mut std = (2.0 / fan_in).sqrt();
+            if spec.name.ends_with(".conv2") || spec.name == "head" {
+                std *= 0.1;
+            }
+            let normal = rand_distr::Normal::new(0f32, std)
+                .map_err(|e| EngineError::Model(e.to_string()))?;
+            let count = spec.cout * spec.cin * spec.k * spec.k;
+            let values: Vec<f32> = (0..count).map(|_| normal.sample(&mut rng)).collect();
+            tensors.insert(
+                spec.weight_name(),
+                Tensor::from_vec(values, spec.weight_shape(), device)?,
+            );
+            tensors.insert(
+                spec.bias_name(),
+                Tensor::zeros(spec.cout, candle_core::DType::F32, device)?,
+            );
+        }
+        Ok(tensors)
+    }
+
+    pub fn config(&self) -> &UnetConfig {
+        &self.config
+    }
+
+    pub fn convs(&self) -> impl Iterator<Item = &ConvSpec> {
+        self.convs.iter().map(|(spec, _, _)| spec)
+    }
+
+    /// Every conv with its kernel-layout weight and bias.
+    pub fn layers(&self) -> impl Iterator<Item = (&ConvSpec, &Tensor, &Tensor)> {
+        self.convs
+            .iter()
+            .map(|(spec, weight, bias)| (spec, weight, bias))
+    }
+
+    pub fn spec(&self, name: &str) -> Option<&ConvSpec> {
+        self.convs().find(|s| s.name == name)
+    }
+
+    /// Weights back in file layout (`[cout,cin,k,k]`), keyed by tensor name.
+    pub fn tensors(&self) -> Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        for (spec, weight, bias) in &self.convs {
+            out.insert(spec.weight_name(), kernel_to_oihw(weight, spec.k)?);
+            out.insert(spec.bias_name(), bias.clone());
+        }
+        Ok(out)
+    }
+
+    /// The same model with every weight replaced by `f(spec, kernel-layout weight)`.
+    pub fn map_weights(
+        &self,
+        mut f: impl FnMut(&ConvSpec, &Tensor) -> Result<Tensor>,
+    ) -> Result<Self> {
+        let mut convs = Vec::with_capacity(self.convs.len());
+        for (spec, weight, bias) in &self.convs {
+            convs.push((spec.clone(), f(spec, weight)?, bias.clone()));
+        }
+        Ok(Self {
+            config: self.config.clone(),
+            convs,
+        })
+    }
+
+    /// Runs the model on `input [N,H,W,4]` (H, W multiples of `alignment`) and returns the RGB
+    /// residual `[N,H,W,3]`.
+    pub fn forward(
+        &self,
+        input: &Tensor,
+        lora: Option<&LoraSet>,
+        hook: &mut dyn ActivationHook,
+    ) -> Result<Tensor> {
+        let (_, h, w, c) = input.dims4()?;
+        let align = self.config.alignment();
+        if c != INPUT_CHANNELS || h % align != 0 || w % align != 0 || h == 0 || w == 0 {
+            return Err(EngineError::Model(format!(
+                "model input must be [N,H,W,{INPUT_CHANNELS}] with H and W multiples of {align}, got {:?}",
+                input.dims()
+            )));
+        }
+        let mut convs = self.convs.iter();
+        let mut next = |x: &Tensor, hook: &mut dyn ActivationHook| -> Result<Tensor> {
+            let (spec, weight, bias) = convs
+                .next()
+                .ok_or_else(|| EngineError::Model("model graph ran out of convolutions".into()))?;
+            conv_layer(
+                spec,
+                weight,
+                bias,
+                x,
+                lora.and_then(|l| l.layers.get(&spec.name)),
+                hook,
+            )
+        };
+        let levels = self.config.channels.len();
+        let x = hook.visit("input", input.clone())?;
+        let mut x = next(&pixel_unshuffle(&x, SHUFFLE)?, hook)?;
+        let mut skips = Vec::with_capacity(levels);
+        for level in 0..levels {
+            for b in 0..self.config.blocks[level] {
+                x = residual_block(&x, &format!("enc{level}.res{b}"), &mut next, hook)?;
+            }
+            if level + 1 < levels {
+                skips.push(x.clone());
+                x = next(&x, hook)?;
+            }
+        }
+        for level in (0..levels - 1).rev() {
+            let skip = skips
+                .pop()
+                .ok_or_else(|| EngineError::Model("model graph lost a skip connection".into()))?;
+            let up = upsample_nearest2(&x)?;
+            x = next(&Tensor::cat(&[&up, &skip], D::Minus1)?, hook)?;
+            for b in 0..self.config.blocks[level] {
+                x = residual_block(&x, &format!("dec{level}.res{b}"), &mut next, hook)?;
+            }
+        }
+        let head = next(&x, hook)?;
+        Ok(pixel_shuffle(&head, SHUFFLE)?)
+    }
+
+    /// Content hash of config and weights: what adapters and profiles are bound to.
+    pub fn content_hash(&self) -> Result<String> {
+        hash_tensors(&self.config, &self.tensors()?)
+    }
+
+    /// Saves the float model as safetensors with config and hash in the metadata.
+    pub fn to_file(&self) -> Result<TensorFile> {
+        let mut file = TensorFile::default();
+        for (name, tensor) in self.tensors()? {
+            file.tensors.insert(name, raw_f32(&tensor)?);
+        }
+        file.metadata.insert("format".into(), ARCH_NAME.into());
+        file.metadata.insert("precision".into(), "float".into());
+        file.metadata
+            .insert("config".into(), config_json(&self.config));
+        file.metadata.insert("hash".into(), self.content_hash()?);
+        Ok(file)
+    }
+
+    /// Loads a float model written by [`Unet::to_file`], checking its stored hash.
+    pub fn from_file(file: &TensorFile, device: &Device) -> Result<Self> {
+        let config = config_from_metadata(file)?;
+        if file.meta("precision") != Some("float") {
+            return Err(EngineError::Model(
+                "this weights file is not a float prism-unet model".into(),
+            ));
+        }
+        let mut tensors = BTreeMap::new();
+        for (name, raw) in &file.tensors {
+            if raw.dtype != crate::tensorfile::ElementType::F32 {
+                return Err(EngineError::Model(format!(
+                    "tensor '{name}' must be f32 in a float model"
+                )));
+            }
+            tensors.insert(
+                name.clone(),
+                Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), device)?,
+            );
+        }
+        let model = Self::new(&config, &tensors)?;
+        let stored = file.meta("hash").unwrap_or_default();
+        let actual = model.content_hash()?;
+        if stored != actual {
+            return Err(EngineError::Model(format!(
+                "model weights do not match their recorded hash ({stored} recorded, {actual} computed): the file is damaged"
+            )));
+        }
+        Ok(model)
+    }
+}
+
+pub(crate) fn config_json(config: &UnetConfig) -> String {
+    // A plain struct of strings and numbers always serialises.
+    serde_json::to_string(config).unwrap_or_default()
+}
+
+pub(crate) fn config_from_metadata(file: &TensorFile) -> Result<UnetConfig> {
+    if file.meta("format") != Some(ARCH_NAME) {
+        return Err(EngineError::Model(format!(
+            "this is not a {ARCH_NAME} weights file (no 'format: {ARCH_NAME}' metadata)"
+        )));
+    }
+    let json = file
+        .meta("config")
+        .ok_or_else(|| EngineError::Model("model file has no config metadata".into()))?;
+    let config: UnetConfig = serde_json::from_str(json)
+        .map_err(|e| EngineError::Model(format!("model config metadata is invalid: {e}")))?;
+    config.validate()?;
+    Ok(config)
+}
+
+pub(crate) fn raw_f32(tensor: &Tensor) -> Result<RawTensor> {
+    Ok(RawTensor::from_f32(
+        tensor.dims().to_vec(),
+        &tensor.flatten_all()?.to_vec1::<f32>()?,
+    ))
+}
+
+/// sha256 over the config and every tensor (name, shape, f32 bytes), first 16 hex digits.
+pub fn hash_tensors(config: &UnetConfig, tensors: &BTreeMap<String, Tensor>) -> Result<String> {
+    let mut hasher = Sha256::new();
+    hasher.update(config_json(config).as_bytes());
+    for (name, tensor) in tensors {
+        hasher.update(name.as_bytes());
+        hasher.update(format!("{:?}", tensor.dims()).as_bytes());
+        for v in tensor.flatten_all()?.to_vec1::<f32>()? {
+            hasher.update(v.to_le_bytes());
+        }
+    }
+    Ok(short_hash(hasher))
+}
+
+pub(crate) fn short_hash(hasher: Sha256) -> String {
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn conv_layer(
+    spec: &ConvSpec,
+    weight: &Tensor,
+    bias: &Tensor,
+    x: &Tensor,
+    lora: Option<&LoraLayer>,
+    hook: &mut dyn ActivationHook,
+) -> Result<Tensor> {
+    let mut y = conv_nhwc(x, weight, spec.geometry())?.broadcast_add(bias)?;
+    if let Some(lora) = lora {
+        let mid = conv_nhwc(x, &lora.a, spec.geometry())?;
+        let mid = hook
+            .visit(&format!("{}.lora_mid", spec.name), mid)?
+            .broadcast_mul(&lora.rank_scale)?;
+        let (n, h, w, rank) = mid.dims4()?;
+        let delta = mid
+            .reshape((n * h * w, rank))?
+            .matmul(&lora.b)?
+            .reshape((n, h, w, spec.cout))?;
+        y = (y + delta)?;
+    }
+    if spec.relu {
+        y = y.relu()?;
+    }
+    hook.visit(&format!("{}.out", spec.name), y)
+}
+
+fn residual_block(
+    x: &Tensor,
+    prefix: &str,
+    next: &mut dyn FnMut(&Tensor, &mut dyn ActivationHook) -> Result<Tensor>,
+    hook: &mut dyn ActivationHook,
+) -> Result<Tensor> {
+    let inner = next(x, hook)?;
+    let inner = next(&inner, hook)?;
+    hook.visit(&format!("{prefix}.add"), (x + inner)?)
+}
+
+/// `[N,H,W,C] -> [N,H/f,W/f,C*f*f]`, channel order `(dy, dx, c)`.
+pub fn pixel_unshuffle(x: &Tensor, f: usize) -> candle_core::Result<Tensor> {
+    let (n, h, w, c) = x.dims4()?;
+    x.reshape((n, h / f, f, w / f, f, c))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous()?
+        .reshape((n, h / f, w / f, f * f * c))
+}
+
+/// Inverse of [`pixel_unshuffle`].
+pub fn pixel_shuffle(x: &Tensor, f: usize) -> candle_core::Result<Tensor> {
+    let (n, h, w, cff) = x.dims4()?;
+    let c = cff / (f * f);
+    x.reshape((n, h, w, f, f, c))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous()?
+        .reshape((n, h * f, w * f, c))
+}
+
+/// Nearest-neighbour x2 upsampling in NHWC.
+pub fn upsample_nearest2(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, h, w, c) = x.dims4()?;
+    x.reshape((n, h, 1, w, 1, c))?
+        .broadcast_as((n, h, 2, w, 2, c))?
+        .contiguous()?
+        .reshape((n, h * 2, w * 2, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn tiny_config() -> UnetConfig {
+        UnetConfig::new(vec![8, 12], vec![1, 1], 4).unwrap()
+    }
+
+    #[test]
+    fn forward_shape_and_alignment_errors() {
+        let dev = Device::Cpu;
+        let config = tiny_config();
+        let model = Unet::new(&config, &Unet::random_tensors(&config, 1, &dev).unwrap()).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (1, 12, 20, 4), &dev).unwrap();
+        let y = model.forward(&x, None, &mut FloatActivations).unwrap();
+        assert_eq!(y.dims(), &[1, 12, 20, 3]);
+        let bad = Tensor::zeros((1, 10, 20, 4), candle_core::DType::F32, &dev).unwrap();
+        let err = model
+            .forward(&bad, None, &mut FloatActivations)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("multiples of 4"), "{err}");
+    }
+
+    #[test]
+    fn pixel_shuffle_inverts_unshuffle() {
+        let x = Tensor::randn(0f32, 1.0, (2, 6, 4, 3), &Device::Cpu).unwrap();
+        let back = pixel_shuffle(&pixel_unshuffle(&x, 2).unwrap(), 2).unwrap();
+        let diff: f32 = (x - back)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+    }
+
+    #[test]
+    fn missing_misshaped_and_unknown_tensors_are_named() {
+        let dev = Device::Cpu;
+        let config = tiny_config();
+        let good = Unet::random_tensors(&config, 1, &dev).unwrap();
+        let mut missing = good.clone();
+        missing.remove("head.bias");
+        assert!(
+            Unet::new(&config, &missing)
+                .unwrap_err()
+                .to_string()
+                .contains("'head.bias'")
+        );
+        let mut misshaped = good.clone();
+        misshaped.insert(
+            "stem.bias".into(),
+            Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap(),
+        );
+        assert!(
+            Unet::new(&config, &misshaped)
+                .unwrap_err()
+                .to_string()
+                .contains("'stem.bias'")
+        );
+        let mut unknown = good;
+        unknown.insert(
+            "extra.weight".into(),
+            Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap(),
+        );
+        assert!(
+            Unet::new(&config, &unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("'extra.weight'")
+        );
+    }
+}
