@@ -2,8 +2,15 @@
 //! inputs, image I/O and the engine thread. No UI code lives here.
 
 pub mod adapter;
+pub mod backend;
+pub mod calibrate;
 pub mod conv;
+pub mod engine;
 pub mod error;
+pub mod fixtures;
+pub mod imageio;
+pub mod job;
+pub mod model;
 pub mod quant;
 pub mod tensorfile;
 pub mod unet;

@@ -1,0 +1,323 @@
+//! Headless commands: `prism edit`, `prism adapters list|inspect|install`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use prism_engine::adapter::{ADAPTER_EXTENSION, AdapterPrecision};
+use prism_engine::backend::{BackendKind, Precision};
+use prism_engine::engine::{Command, EngineHandle, Event};
+use prism_engine::imageio::{DEFAULT_MAX_PIXELS, OutputFormat, Picture, load_mask, load_picture, save_picture};
+use prism_engine::job::EditJob;
+use prism_engine::model::{Model, adapter_files_in, read_any_adapter};
+
+#[derive(Parser, Debug)]
+#[command(name = "prism", version, about = "Local image editing with one shared quantized model and LoRA tools")]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Commands>,
+    /// Image to open in the editor.
+    image: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Commands {
+    /// Apply a tool (or a blend of tools) to an image and write the result.
+    Edit(EditArgs),
+    /// List, inspect and install adapters.
+    Adapters {
+        #[command(subcommand)]
+        command: AdapterCommand,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ModelArgs {
+    /// Model directory (base, profile, adapters). Default: $PRISM_MODEL or the shipped assets/.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct EditArgs {
+    input: PathBuf,
+    /// Tool (installed adapter) to apply.
+    #[arg(long, conflicts_with = "mix")]
+    tool: Option<String>,
+    /// Blend of tools with weights, e.g. `denoise=0.7,sharpen=0.3`.
+    #[arg(long)]
+    mix: Option<String>,
+    /// Mask image: white (or opaque) = edit. Required by local tools such as object removal.
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    /// Adapter strength (scales every LoRA side path).
+    #[arg(long, default_value_t = 1.0)]
+    strength: f32,
+    #[arg(long, default_value = "auto", value_parser = ["auto", "reference", "wgpu", "ort"])]
+    backend: String,
+    #[arg(long, default_value = "int8", value_parser = ["int8", "float"])]
+    precision: String,
+    /// Output file (.png, .jpg, .webp).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Allow writing over an existing file (including the input).
+    #[arg(long)]
+    overwrite: bool,
+    /// Refuse images larger than this many megapixels (checked before decoding).
+    #[arg(long, default_value_t = DEFAULT_MAX_PIXELS as f64 / 1e6)]
+    max_megapixels: f64,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdapterCommand {
+    /// Installed adapters: shipped with the model and installed by the user.
+    List(ModelArgs),
+    /// Metadata and tensors of an adapter file, and whether it fits the model.
+    Inspect {
+        file: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Validate an adapter (.prism-lora, PEFT or kohya) and install it for this model.
+    Install {
+        file: PathBuf,
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
+        Some(Commands::Edit(edit_args)) => edit(edit_args),
+        Some(Commands::Adapters { command }) => adapters(command),
+        None => bail!(
+            "the editor window is not part of this build yet; use `prism edit IMAGE --tool NAME -o OUT` (see `prism --help`)"
+        ),
+    }
+}
+
+fn model_dir(args: &ModelArgs) -> PathBuf {
+    args.model
+        .clone()
+        .or_else(|| std::env::var_os("PRISM_MODEL").map(PathBuf::from))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("assets"))
+}
+
+fn load_model(args: &ModelArgs) -> Result<Model> {
+    let dir = model_dir(args);
+    let _span = tracing::info_span!("load_model", dir = %dir.display()).entered();
+    Ok(Model::load(&dir)?)
+}
+
+/// Where the user's own adapters for `model` live: `$PRISM_HOME/adapters/<model hash>/`.
+fn user_adapter_dir(model: &Model) -> Result<PathBuf> {
+    let home = match std::env::var_os("PRISM_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => directories::ProjectDirs::from("org", "Prism", "prism")
+            .map(|d| d.data_dir().to_path_buf())
+            .ok_or_else(|| anyhow!("cannot find a data folder for installed adapters; set PRISM_HOME"))?,
+    };
+    Ok(home.join("adapters").join(&model.hash))
+}
+
+fn all_adapter_files(model: &Model) -> Result<Vec<PathBuf>> {
+    let mut files = model.shipped_adapters();
+    files.extend(adapter_files_in(&user_adapter_dir(model)?));
+    Ok(files)
+}
+
+fn parse_mix(tool: Option<&str>, mix: Option<&str>) -> Result<Vec<(String, f32)>> {
+    match (tool, mix) {
+        (Some(tool), None) => Ok(vec![(tool.to_string(), 1.0)]),
+        (None, Some(mix)) => mix
+            .split(',')
+            .map(|part| {
+                let (name, weight) = part.split_once('=').ok_or_else(|| anyhow!("--mix entry '{part}' is not NAME=WEIGHT"))?;
+                let weight: f32 = weight.trim().parse().map_err(|_| anyhow!("--mix weight '{weight}' is not a number"))?;
+                Ok((name.trim().to_string(), weight))
+            })
+            .collect(),
+        _ => bail!("choose a tool with --tool NAME or a blend with --mix a=0.7,b=0.3"),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn edit(args: EditArgs) -> Result<()> {
+    let mix = parse_mix(args.tool.as_deref(), args.mix.as_deref())?;
+    OutputFormat::from_path(&args.output)?;
+    if !args.input.exists() {
+        bail!("{}: no such file", args.input.display());
+    }
+    if args.output.exists() && !args.overwrite {
+        if same_file(&args.input, &args.output) {
+            bail!("{}: refusing to write over the input image; choose another -o or pass --overwrite", args.output.display());
+        }
+        bail!("{}: already exists; pass --overwrite to replace it", args.output.display());
+    }
+    let backend = BackendKind::parse(&args.backend).unwrap_or_default();
+    if matches!(backend, BackendKind::Wgpu | BackendKind::Ort) {
+        bail!("the {} backend is not part of this build yet; use --backend reference", backend.name());
+    }
+    let precision = if args.precision == "float" { Precision::Float } else { Precision::Int8 };
+    if !(args.max_megapixels > 0.0) {
+        bail!("--max-megapixels must be positive");
+    }
+    let max_pixels = (args.max_megapixels * 1e6) as u64;
+    let model = load_model(&args.model)?;
+    let picture = load_picture(&args.input, max_pixels)?;
+    let mask = args.mask.as_deref().map(|m| load_mask(m, max_pixels)).transpose()?;
+    let adapters = all_adapter_files(&model)?;
+    let (model_hash, profile_id) = (model.hash.clone(), model.profile.id.clone());
+    let engine = EngineHandle::spawn(model, adapters, None)?;
+    let job = EditJob {
+        id: 1,
+        image: Arc::new(picture.rgb.clone()),
+        mask: mask.map(Arc::new),
+        mix: mix.clone(),
+        strength: args.strength,
+        precision,
+    };
+    engine.send(Command::Edit(job))?;
+    let bar = ProgressBar::new(1);
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_message(format!("{} ", mix.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")));
+    loop {
+        let event = engine.recv_timeout(Duration::from_secs(3600)).ok_or_else(|| anyhow!("the engine stopped without an answer"))?;
+        match event {
+            Event::AdapterRejected { path, error } => {
+                bar.suspend(|| eprintln!("warning: skipped adapter {}: {error}", path.display()));
+            }
+            Event::Progress { done, total, .. } => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+            Event::Failed { error, .. } => {
+                bar.finish_and_clear();
+                bail!("{error}");
+            }
+            Event::Cancelled { .. } => bail!("the edit was cancelled"),
+            Event::Done { image, stats, .. } => {
+                bar.finish_and_clear();
+                let (width, height) = (image.width, image.height);
+                // The alpha channel only fits when the tool kept the image size.
+                let alpha = picture.alpha.filter(|a| a.len() == width * height);
+                let out = Picture { rgb: Arc::unwrap_or_clone(image), alpha, sixteen_bit: picture.sixteen_bit };
+                let record = vec![
+                    ("prism:tool".to_string(), mix.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")),
+                    ("prism:adapters".to_string(), serde_json::to_string(&mix).unwrap_or_default()),
+                    ("prism:strength".to_string(), args.strength.to_string()),
+                    ("prism:backend".to_string(), stats.backend.clone()),
+                    ("prism:device".to_string(), stats.device.clone()),
+                    ("prism:precision".to_string(), stats.precision.name().to_string()),
+                    ("prism:model".to_string(), model_hash),
+                    ("prism:profile".to_string(), profile_id),
+                    ("prism:version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+                ];
+                save_picture(&args.output, &out, &record)?;
+                eprintln!(
+                    "wrote {} ({width}x{height}) with {} on {} [{}]: switch {:.2} ms, forward {:.0} ms, total {:.0} ms",
+                    args.output.display(),
+                    record[0].1,
+                    stats.device,
+                    stats.precision.name(),
+                    stats.switch_time.as_secs_f64() * 1e3,
+                    stats.forward_time.as_secs_f64() * 1e3,
+                    stats.total_time.as_secs_f64() * 1e3
+                );
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn adapters(command: AdapterCommand) -> Result<()> {
+    match command {
+        AdapterCommand::List(model_args) => {
+            let model = load_model(&model_args)?;
+            let files = all_adapter_files(&model)?;
+            if files.is_empty() {
+                println!("no adapters installed for model {}", model.hash);
+            }
+            for file in files {
+                match model.read_adapter(&file) {
+                    Ok(a) => println!(
+                        "{:<14} {:<10} {:<7} {:<6} rank {:<3} {:>8} bytes  {}",
+                        a.meta.name,
+                        a.meta.task,
+                        format!("{:?}", a.meta.region).to_lowercase(),
+                        if a.meta.precision == AdapterPrecision::Int8 { "int8" } else { "float" },
+                        a.meta.rank,
+                        a.stored_bytes(),
+                        a.meta.description
+                    ),
+                    Err(e) => println!("{:<14} unusable: {e}", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
+                }
+            }
+            Ok(())
+        }
+        AdapterCommand::Inspect { file, model: model_args } => {
+            if !file.exists() {
+                bail!("{}: no such file", file.display());
+            }
+            let model = load_model(&model_args).ok();
+            let adapter = match &model {
+                Some(m) => read_any_adapter(&file, &m.hash, &m.float)?,
+                None => prism_engine::adapter::Adapter::read(&file)?,
+            };
+            let meta = &adapter.meta;
+            println!("name:        {}", meta.name);
+            println!("task:        {} ({:?}, output x{})", meta.task, meta.region, meta.scale);
+            println!("description: {}", meta.description);
+            println!("prompts:     {}", meta.example_prompts.join(" | "));
+            println!("precision:   {:?}, rank {}, alpha {}", meta.precision, meta.rank, meta.alpha);
+            println!("base model:  {}", meta.base_model);
+            println!("profile:     {}", if meta.profile.is_empty() { "-" } else { &meta.profile });
+            println!("created by:  {}", meta.created_by);
+            println!("metrics:     {}", meta.metrics);
+            println!("layers:      {} ({} bytes)", adapter.layers.len(), adapter.stored_bytes());
+            match &model {
+                Some(m) => match adapter.check_compatible(&m.float, &m.hash, Some(&m.profile)) {
+                    Ok(()) => println!("fits model {} / profile {}", m.hash, m.profile.id),
+                    Err(e) => println!("does not fit the model: {e}"),
+                },
+                None => println!("(no model loaded, compatibility not checked)"),
+            }
+            Ok(())
+        }
+        AdapterCommand::Install { file, overwrite, model: model_args } => {
+            let model = load_model(&model_args)?;
+            if !file.exists() {
+                bail!("{}: no such file", file.display());
+            }
+            let adapter = model.read_adapter(&file)?;
+            let dir = user_adapter_dir(&model)?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let target = dir.join(format!("{}.{ADAPTER_EXTENSION}", adapter.meta.name));
+            if target.exists() && !overwrite {
+                bail!("an adapter named '{}' is already installed ({}); pass --overwrite to replace it", adapter.meta.name, target.display());
+            }
+            adapter.write(&target)?;
+            let note = if adapter.meta.precision == AdapterPrecision::Float {
+                " (float: quantized onto the shared profile when loaded, plain PTQ)"
+            } else {
+                ""
+            };
+            println!("installed '{}' to {}{note}", adapter.meta.name, target.display());
+            Ok(())
+        }
+    }
+}

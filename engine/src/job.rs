@@ -1,0 +1,309 @@
+//! One edit: choose the region, cut it into model-sized pieces, run them, paste the result back.
+//!
+//! Local tools (object removal) crop around the mask's bounding box with context, shrink the crop
+//! to the working size if it is larger, hide the masked pixels from the model, and paste the
+//! result back with a feathered mask. Global tools run over the mask's bounding box (or the whole
+//! image) in overlapping tiles blended with linear ramps, so no tile is ever larger than
+//! `TILE` pixels a side however large the photo. Upscaling tools resize the image first and then
+//! refine it tile by tile.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+
+use crate::adapter::Region;
+use crate::backend::{Backend, MemoryReport, Precision};
+use crate::error::{EngineError, Result};
+use crate::imageio::{Mask, RgbImage};
+
+pub type JobId = u64;
+
+/// Side of the largest square the model sees at once.
+pub const TILE: usize = 512;
+/// Overlap between neighbouring tiles, blended linearly.
+pub const OVERLAP: usize = 32;
+/// Feather radius of the paste-back mask, in pixels.
+pub const FEATHER: usize = 3;
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct EditJob {
+    pub id: JobId,
+    pub image: Arc<RgbImage>,
+    /// 1 = edit. None: the whole image (global tools only).
+    pub mask: Option<Arc<Mask>>,
+    /// Installed adapters and their weights; one entry for a single tool.
+    pub mix: Vec<(String, f32)>,
+    pub strength: f32,
+    pub precision: Precision,
+}
+
+/// How the job went, for the status bar and the output's metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobStats {
+    pub backend: String,
+    pub device: String,
+    pub precision: Precision,
+    /// Binding the adapters: the tool switch.
+    pub switch_time: Duration,
+    pub forward_time: Duration,
+    pub total_time: Duration,
+    pub tiles: usize,
+    pub memory: MemoryReport,
+}
+
+/// Runs `job` on `backend`. `progress(done, total)` is called after every tile and returns false
+/// to cancel.
+pub fn run_edit(backend: &mut dyn Backend, job: &EditJob, progress: &mut dyn FnMut(usize, usize) -> bool) -> Result<(RgbImage, JobStats)> {
+    let started = Instant::now();
+    let plan = plan_job(backend, job)?;
+    let switch_start = Instant::now();
+    backend.bind(&job.mix, job.strength, job.precision)?;
+    let switch_time = switch_start.elapsed();
+    let mut forward_time = Duration::ZERO;
+    let mut run = |input: &RgbImage, mask: &Mask, hide_masked: bool| -> Result<RgbImage> {
+        let tensor = model_input(input, mask, hide_masked)?;
+        let start = Instant::now();
+        let residual = backend.forward(&tensor)?;
+        forward_time += start.elapsed();
+        add_residual(input, &residual)
+    };
+    let image = &job.image;
+    let (result, tiles) = match plan.region {
+        Region::Local => {
+            let mask = job.mask.as_deref().ok_or_else(|| EngineError::Job("paint over what to remove first".into()))?;
+            let out = local_edit(image, mask, plan.alignment, &mut run, progress)?;
+            (out, 1)
+        }
+        Region::Global => global_edit(image, job.mask.as_deref(), plan.scale, plan.alignment, &mut run, progress)?,
+    };
+    let stats = JobStats {
+        backend: backend.kind().name().into(),
+        device: backend.device(),
+        precision: job.precision,
+        switch_time,
+        forward_time,
+        total_time: started.elapsed(),
+        tiles,
+        memory: backend.memory(),
+    };
+    Ok((result, stats))
+}
+
+struct Plan {
+    region: Region,
+    scale: usize,
+    alignment: usize,
+}
+
+fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
+    if job.mix.is_empty() {
+        return Err(EngineError::Job("choose a tool first".into()));
+    }
+    if !job.strength.is_finite() || !(0.0..=4.0).contains(&job.strength) {
+        return Err(EngineError::Job(format!("strength {} is outside 0..4", job.strength)));
+    }
+    let installed = backend.installed();
+    let mut region = Region::Global;
+    let mut scale = None;
+    for (name, _) in &job.mix {
+        let info = installed.iter().find(|i| &i.meta.name == name).ok_or_else(|| {
+            let names: Vec<&str> = installed.iter().map(|i| i.meta.name.as_str()).collect();
+            EngineError::Job(format!("no tool named '{name}' is installed (installed: {})", if names.is_empty() { "none".into() } else { names.join(", ") }))
+        })?;
+        if info.meta.region == Region::Local {
+            region = Region::Local;
+        }
+        match scale {
+            Some(s) if s != info.meta.scale => {
+                return Err(EngineError::Job("tools that change the image size cannot be mixed with tools that do not".into()));
+            }
+            _ => scale = Some(info.meta.scale),
+        }
+    }
+    let scale = scale.unwrap_or(1) as usize;
+    let image = &job.image;
+    if let Some(mask) = &job.mask {
+        if (mask.width, mask.height) != (image.width, image.height) {
+            return Err(EngineError::Job(format!(
+                "the mask is {}x{} but the image is {}x{}",
+                mask.width, mask.height, image.width, image.height
+            )));
+        }
+        if mask.bounding_box().is_none() {
+            return Err(EngineError::Job("the mask is empty: paint the region to edit, or clear the mask to edit everything".into()));
+        }
+        if scale != 1 {
+            return Err(EngineError::Job("the upscaler works on the whole image; clear the mask".into()));
+        }
+    } else if region == Region::Local {
+        return Err(EngineError::Job("this tool fills a painted region: paint over what to remove first".into()));
+    }
+    Ok(Plan { region, scale, alignment: backend.alignment() })
+}
+
+/// `[1,H,W,4]`: RGB in [-1,1] (masked pixels 0 when hidden) and the binary mask.
+fn model_input(image: &RgbImage, mask: &Mask, hide_masked: bool) -> Result<Tensor> {
+    let mut data = Vec::with_capacity(image.width * image.height * 4);
+    for (pixel, &m) in image.data.chunks_exact(3).zip(&mask.data) {
+        let edit = if m > 0.5 { 1.0 } else { 0.0 };
+        let keep = if hide_masked { 1.0 - edit } else { 1.0 };
+        data.extend(pixel.iter().map(|v| (v * 2.0 - 1.0) * keep));
+        data.push(edit);
+    }
+    Ok(Tensor::from_vec(data, (1, image.height, image.width, 4), &Device::Cpu)?)
+}
+
+/// `input + residual`, back in [0, 1].
+fn add_residual(input: &RgbImage, residual: &Tensor) -> Result<RgbImage> {
+    let values = residual.flatten_all()?.to_vec1::<f32>()?;
+    if values.len() != input.data.len() {
+        return Err(EngineError::Model("the model returned a residual of the wrong size".into()));
+    }
+    let data = input.data.iter().zip(&values).map(|(x, r)| ((x * 2.0 - 1.0 + r + 1.0) * 0.5).clamp(0.0, 1.0)).collect();
+    Ok(RgbImage { width: input.width, height: input.height, data })
+}
+
+type RunFn<'a> = dyn FnMut(&RgbImage, &Mask, bool) -> Result<RgbImage> + 'a;
+
+fn local_edit(image: &RgbImage, mask: &Mask, alignment: usize, run: &mut RunFn<'_>, progress: &mut dyn FnMut(usize, usize) -> bool) -> Result<RgbImage> {
+    let (x0, y0, x1, y1) = mask.bounding_box().ok_or_else(|| EngineError::Job("the mask is empty".into()))?;
+    // Context around the hole: half its size, at least 32 pixels, clipped to the image.
+    let margin = ((x1 - x0).max(y1 - y0) / 2).max(32);
+    let cx0 = x0.saturating_sub(margin);
+    let cy0 = y0.saturating_sub(margin);
+    let cx1 = (x1 + margin).min(image.width);
+    let cy1 = (y1 + margin).min(image.height);
+    let (cw, ch) = (cx1 - cx0, cy1 - cy0);
+    let crop = image.crop_clamped(cx0 as isize, cy0 as isize, cw, ch);
+    let crop_mask = mask.crop_clamped(cx0 as isize, cy0 as isize, cw, ch);
+    // Shrink to the working size when larger, then round up to the model's alignment.
+    let shrink = (TILE as f32 / cw.max(ch) as f32).min(1.0);
+    let round_up = |v: f32| ((v.round() as usize).max(1)).div_ceil(alignment) * alignment;
+    let (ww, wh) = (round_up(cw as f32 * shrink), round_up(ch as f32 * shrink));
+    let work = crop.resized(ww, wh);
+    let work_mask = resize_mask(&crop_mask, ww, wh);
+    if !progress(0, 1) {
+        return Err(EngineError::Cancelled);
+    }
+    let result = run(&work, &work_mask, true)?.resized(cw, ch);
+    progress(1, 1);
+    let soft = mask.feathered(FEATHER).crop_clamped(cx0 as isize, cy0 as isize, cw, ch);
+    let mut out = image.clone();
+    for y in 0..ch {
+        for x in 0..cw {
+            let m = soft.at(x, y);
+            let o = ((cy0 + y) * image.width + cx0 + x) * 3;
+            let r = (y * cw + x) * 3;
+            for c in 0..3 {
+                out.data[o + c] = out.data[o + c] * (1.0 - m) + result.data[r + c] * m;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn resize_mask(mask: &Mask, w: usize, h: usize) -> Mask {
+    let as_rgb = RgbImage { width: mask.width, height: mask.height, data: mask.data.iter().flat_map(|&m| [m, m, m]).collect() };
+    let resized = as_rgb.resized(w, h);
+    Mask { width: w, height: h, data: resized.data.chunks_exact(3).map(|p| p[0]).collect() }
+}
+
+/// Start offsets of tiles of `tile` covering `[0, len)` with at least `OVERLAP` overlap.
+fn tile_starts(len: usize, tile: usize) -> Vec<usize> {
+    if len <= tile {
+        return vec![0];
+    }
+    let step = tile - OVERLAP;
+    let count = (len - OVERLAP).div_ceil(step);
+    (0..count).map(|i| (i * step).min(len - tile)).collect()
+}
+
+fn global_edit(
+    image: &RgbImage,
+    mask: Option<&Mask>,
+    scale: usize,
+    alignment: usize,
+    run: &mut RunFn<'_>,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<(RgbImage, usize)> {
+    let source = if scale == 1 { image.clone() } else { image.resized(image.width * scale, image.height * scale) };
+    let (w, h) = (source.width, source.height);
+    // Region to process: the mask's box plus room for the feather, or everything.
+    let (rx0, ry0, rx1, ry1) = match mask.and_then(Mask::bounding_box) {
+        Some((x0, y0, x1, y1)) => {
+            let pad = 2 * FEATHER + 8;
+            (x0.saturating_sub(pad), y0.saturating_sub(pad), (x1 + pad).min(w), (y1 + pad).min(h))
+        }
+        None => (0, 0, w, h),
+    };
+    let (rw, rh) = (rx1 - rx0, ry1 - ry0);
+    let tile_w = rw.min(TILE).div_ceil(alignment) * alignment;
+    let tile_h = rh.min(TILE).div_ceil(alignment) * alignment;
+    let xs = tile_starts(rw, tile_w);
+    let ys = tile_starts(rh, tile_h);
+    let total = xs.len() * ys.len();
+    let full_mask = Mask::filled(w, h, 1.0);
+    let mask_for_model = mask.unwrap_or(&full_mask);
+    let mut sum = vec![0f32; rw * rh * 3];
+    let mut weight = vec![0f32; rw * rh];
+    let mut done = 0;
+    if !progress(0, total) {
+        return Err(EngineError::Cancelled);
+    }
+    for &ty in &ys {
+        for &tx in &xs {
+            let (ox, oy) = ((rx0 + tx) as isize, (ry0 + ty) as isize);
+            let tile = source.crop_clamped(ox, oy, tile_w, tile_h);
+            let tile_mask = mask_for_model.crop_clamped(ox, oy, tile_w, tile_h);
+            let result = run(&tile, &tile_mask, false)?;
+            for y in 0..tile_h.min(rh - ty) {
+                for x in 0..tile_w.min(rw - tx) {
+                    let ramp = |d: usize, len: usize| ((d + 1).min(len - d) as f32 / OVERLAP as f32).min(1.0);
+                    let wgt = ramp(x, tile_w) * ramp(y, tile_h);
+                    let dst = (ty + y) * rw + tx + x;
+                    let src = (y * tile_w + x) * 3;
+                    weight[dst] += wgt;
+                    for c in 0..3 {
+                        sum[dst * 3 + c] += result.data[src + c] * wgt;
+                    }
+                }
+            }
+            done += 1;
+            if !progress(done, total) && done < total {
+                return Err(EngineError::Cancelled);
+            }
+        }
+    }
+    let soft = mask.map(|m| m.feathered(FEATHER));
+    let mut out = source;
+    for y in 0..rh {
+        for x in 0..rw {
+            let (gx, gy) = (rx0 + x, ry0 + y);
+            let m = soft.as_ref().map_or(1.0, |s| s.at(gx, gy));
+            let i = y * rw + x;
+            let o = (gy * w + gx) * 3;
+            for c in 0..3 {
+                let edited = sum[i * 3 + c] / weight[i].max(1e-6);
+                out.data[o + c] = out.data[o + c] * (1.0 - m) + edited * m;
+            }
+        }
+    }
+    Ok((out, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_cover_with_overlap() {
+        assert_eq!(tile_starts(100, 512), vec![0]);
+        let starts = tile_starts(1200, 512);
+        assert_eq!(*starts.last().unwrap(), 1200 - 512);
+        for pair in starts.windows(2) {
+            assert!(pair[1] - pair[0] <= 512 - OVERLAP);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! A model directory: the float base, its int8 twin, the shared profile and the shipped adapters.
+//!
+//! ```text
+//! DIR/base.safetensors        float prism-unet (config + hash in metadata)
+//! DIR/base-int8.safetensors   int8 weights + per-channel scales, naming the float hash
+//! DIR/profile.json            the shared quantization profile (id = hash of its content)
+//! DIR/adapters/*.prism-lora   the tools (int8, on the profile)
+//! DIR/adapters/float/*.prism-lora  their float teachers (optional, for QA)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+
+use crate::adapter::{ADAPTER_EXTENSION, Adapter, import_kohya, import_peft};
+use crate::error::{EngineError, Result};
+use crate::quant::{Profile, int8_model_file, load_int8_model, quantized_weights_model};
+use crate::tensorfile::{TensorFile, write_atomically};
+use crate::unet::Unet;
+
+pub const BASE_FILE: &str = "base.safetensors";
+pub const INT8_FILE: &str = "base-int8.safetensors";
+pub const PROFILE_FILE: &str = "profile.json";
+pub const ADAPTERS_DIR: &str = "adapters";
+
+/// A loaded base model with its profile.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub dir: PathBuf,
+    pub float: Unet,
+    /// The int8 model as QuantSim runs it (weights = int8 codes x per-channel scales).
+    pub quantized: Unet,
+    pub hash: String,
+    pub profile: Profile,
+}
+
+impl Model {
+    /// Loads the model in `dir` onto the CPU (the reference backend's device).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let device = &Device::Cpu;
+        let base_path = dir.join(BASE_FILE);
+        if !base_path.exists() {
+            return Err(EngineError::Model(format!(
+                "no model installed at {}: it has no {BASE_FILE}. Train one with `prism-adapters` (see assets/README.md) or pass --model DIR",
+                dir.display()
+            )));
+        }
+        let float = Unet::from_file(&TensorFile::read(&base_path)?, device)?;
+        let hash = float.content_hash()?;
+        let (quantized, int8_source) = load_int8_model(&TensorFile::read(&dir.join(INT8_FILE))?, device)?;
+        if int8_source != hash {
+            return Err(EngineError::Model(format!(
+                "{INT8_FILE} was made from base model {int8_source}, but {BASE_FILE} is {hash}; re-export the int8 model"
+            )));
+        }
+        let profile_path = dir.join(PROFILE_FILE);
+        let json = std::fs::read_to_string(&profile_path).map_err(|e| EngineError::io(&profile_path, e))?;
+        let profile = Profile::from_json(&json)?;
+        if profile.base_model != hash {
+            return Err(EngineError::Model(format!(
+                "quantization profile {} was calibrated for base model {}, not {hash}; recalibrate it",
+                profile.id, profile.base_model
+            )));
+        }
+        profile.check_covers(&float)?;
+        Ok(Self { dir: dir.to_path_buf(), float, quantized, hash, profile })
+    }
+
+    /// Writes base, int8 base and profile into `dir`.
+    pub fn save(dir: &Path, float: &Unet, profile: &Profile) -> Result<Self> {
+        std::fs::create_dir_all(dir.join(ADAPTERS_DIR)).map_err(|e| EngineError::io(dir, e))?;
+        float.to_file()?.write(&dir.join(BASE_FILE))?;
+        int8_model_file(float)?.write(&dir.join(INT8_FILE))?;
+        write_atomically(&dir.join(PROFILE_FILE), profile.to_json().as_bytes())?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            float: float.clone(),
+            quantized: quantized_weights_model(float)?,
+            hash: float.content_hash()?,
+            profile: profile.clone(),
+        })
+    }
+
+    /// The shipped tool adapters (`DIR/adapters/*.prism-lora`), sorted by file name.
+    pub fn shipped_adapters(&self) -> Vec<PathBuf> {
+        adapter_files_in(&self.dir.join(ADAPTERS_DIR))
+    }
+
+    /// Reads an adapter in any supported layout and checks it fits this model.
+    pub fn read_adapter(&self, path: &Path) -> Result<Adapter> {
+        let adapter = read_any_adapter(path, &self.hash, &self.float)?;
+        adapter.check_compatible(&self.float, &self.hash, Some(&self.profile)).map_err(|e| match e {
+            EngineError::Adapter(message) => EngineError::file(path, message),
+            other => other,
+        })?;
+        Ok(adapter)
+    }
+
+    /// Bytes of the base model as stored: int8 weights + f32 scales and biases.
+    pub fn int8_bytes(&self) -> usize {
+        self.float.convs().map(|s| s.k * s.k * s.cin * s.cout + 8 * s.cout).sum()
+    }
+
+    pub fn float_bytes(&self) -> usize {
+        4 * self.float.config().parameter_count()
+    }
+}
+
+/// `*.prism-lora` files directly in `dir`, sorted.
+pub fn adapter_files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == ADAPTER_EXTENSION))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Reads a `.prism-lora` file, a PEFT adapter (folder or `adapter_model.safetensors` with its
+/// `adapter_config.json`) or a kohya LoRA, converting the last two to float Prism adapters.
+pub fn read_any_adapter(path: &Path, model_hash: &str, model: &Unet) -> Result<Adapter> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "imported".into());
+    let peft_config = if path.is_dir() { path.join("adapter_config.json") } else { path.with_file_name("adapter_config.json") };
+    if peft_config.exists() && (path.is_dir() || path.extension().is_some_and(|e| e == "safetensors")) {
+        let name = if path.is_dir() { stem } else { path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or(stem) };
+        return import_peft(path, &name, model_hash);
+    }
+    let file = TensorFile::read(path)?;
+    if file.meta("format").is_none() && file.tensors.keys().any(|k| k.contains(".lora_down")) {
+        let layers: Vec<String> = model.convs().map(|s| s.name.clone()).collect();
+        return import_kohya(path, &stem, model_hash, &layers);
+    }
+    Adapter::from_file(&file).map_err(|e| match e {
+        EngineError::Adapter(message) => EngineError::file(path, message),
+        other => other,
+    })
+}
