@@ -192,10 +192,14 @@ fn edit(args: EditArgs) -> Result<()> {
     };
     engine.send(Command::Edit(job))?;
     let bar = ProgressBar::new(1);
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.set_message(format!("{} ", mix.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")));
     loop {
-        let event = engine.recv_timeout(Duration::from_secs(3600)).ok_or_else(|| anyhow!("the engine stopped without an answer"))?;
+        let event =
+            engine.recv_timeout(Duration::from_secs(3600)).ok_or_else(|| anyhow!("the engine stopped without an answer"))?;
         match event {
             Event::AdapterRejected { path, error } => {
                 bar.suspend(|| eprintln!("warning: skipped adapter {}: {error}", path.display()));
@@ -308,7 +312,11 @@ fn adapters(command: AdapterCommand) -> Result<()> {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let target = dir.join(format!("{}.{ADAPTER_EXTENSION}", adapter.meta.name));
             if target.exists() && !overwrite {
-                bail!("an adapter named '{}' is already installed ({}); pass --overwrite to replace it", adapter.meta.name, target.display());
+                bail!(
+                    "an adapter named '{}' is already installed ({}); pass --overwrite to replace it",
+                    adapter.meta.name,
+                    target.display()
+                );
             }
             adapter.write(&target)?;
             let note = if adapter.meta.precision == AdapterPrecision::Float {

@@ -106,10 +106,7 @@ impl Adapter {
             } else if let Some(layer) = key.strip_suffix(".lora_B") {
                 pairs.entry(layer.into()).or_default().1 = Some(raw);
             } else {
-                return Err(adapter_error(
-                    &name,
-                    format!("unknown tensor '{key}' (expected <layer>.lora_A / <layer>.lora_B)"),
-                ));
+                return Err(adapter_error(&name, format!("unknown tensor '{key}' (expected <layer>.lora_A / <layer>.lora_B)")));
             }
         }
         if pairs.is_empty() {
@@ -118,10 +115,7 @@ impl Adapter {
         let mut layers = BTreeMap::new();
         for (layer, pair) in pairs {
             let (Some(a), Some(b)) = pair else {
-                return Err(adapter_error(
-                    &name,
-                    format!("layer '{layer}' has only one of lora_A and lora_B"),
-                ));
+                return Err(adapter_error(&name, format!("layer '{layer}' has only one of lora_A and lora_B")));
             };
             layers.insert(layer.clone(), lora_from_raw(&meta, &layer, a, b)?);
         }
@@ -132,14 +126,8 @@ impl Adapter {
         let mut file = TensorFile::default();
         for (layer, t) in &self.layers {
             let (a, b) = match &t.codes {
-                Some((qa, qb)) => (
-                    RawTensor::from_i8(t.a_shape.clone(), qa),
-                    RawTensor::from_i8(t.b_shape_4d(), qb),
-                ),
-                None => (
-                    RawTensor::from_f32(t.a_shape.clone(), &t.a),
-                    RawTensor::from_f32(t.b_shape_4d(), &t.b),
-                ),
+                Some((qa, qb)) => (RawTensor::from_i8(t.a_shape.clone(), qa), RawTensor::from_i8(t.b_shape_4d(), qb)),
+                None => (RawTensor::from_f32(t.a_shape.clone(), &t.a), RawTensor::from_f32(t.b_shape_4d(), &t.b)),
             };
             file.tensors.insert(format!("{layer}.lora_A"), a);
             file.tensors.insert(format!("{layer}.lora_B"), b);
@@ -153,12 +141,7 @@ impl Adapter {
     }
 
     /// Checks the adapter fits `model` (and, when int8, `profile`); errors say what to do.
-    pub fn check_compatible(
-        &self,
-        model: &Unet,
-        model_hash: &str,
-        profile: Option<&Profile>,
-    ) -> Result<()> {
+    pub fn check_compatible(&self, model: &Unet, model_hash: &str, profile: Option<&Profile>) -> Result<()> {
         let name = &self.meta.name;
         if self.meta.base_model != model_hash {
             return Err(adapter_error(
@@ -171,10 +154,7 @@ impl Adapter {
         }
         if self.meta.precision == AdapterPrecision::Int8 {
             let Some(profile) = profile else {
-                return Err(adapter_error(
-                    name,
-                    "is int8, but the loaded model has no quantization profile",
-                ));
+                return Err(adapter_error(name, "is int8, but the loaded model has no quantization profile"));
             };
             if self.meta.profile != profile.id {
                 return Err(adapter_error(
@@ -189,35 +169,19 @@ impl Adapter {
         if self.meta.rank > model.config().max_rank {
             return Err(adapter_error(
                 name,
-                format!(
-                    "has rank {}, above the model's maximum of {}",
-                    self.meta.rank,
-                    model.config().max_rank
-                ),
+                format!("has rank {}, above the model's maximum of {}", self.meta.rank, model.config().max_rank),
             ));
         }
         for (layer, t) in &self.layers {
-            let spec = model.spec(layer).ok_or_else(|| {
-                adapter_error(
-                    name,
-                    format!("targets layer '{layer}', which this model does not have"),
-                )
-            })?;
-            if t.a_shape != [self.meta.rank, spec.cin, spec.k, spec.k]
-                || t.b_shape != [spec.cout, self.meta.rank]
-            {
+            let spec = model
+                .spec(layer)
+                .ok_or_else(|| adapter_error(name, format!("targets layer '{layer}', which this model does not have")))?;
+            if t.a_shape != [self.meta.rank, spec.cin, spec.k, spec.k] || t.b_shape != [spec.cout, self.meta.rank] {
                 return Err(adapter_error(
                     name,
                     format!(
                         "tensors of '{layer}' have shapes {:?} / {:?}; the model needs [{}, {}, {}, {}] / [{}, {}, 1, 1]",
-                        t.a_shape,
-                        t.b_shape,
-                        self.meta.rank,
-                        spec.cin,
-                        spec.k,
-                        spec.k,
-                        spec.cout,
-                        self.meta.rank
+                        t.a_shape, t.b_shape, self.meta.rank, spec.cin, spec.k, spec.k, spec.cout, self.meta.rank
                     ),
                 ));
             }
@@ -230,10 +194,7 @@ impl Adapter {
         let mut out = self.clone();
         for (layer, t) in &mut out.layers {
             let q = profile.lora.get(layer).ok_or_else(|| {
-                adapter_error(
-                    &self.meta.name,
-                    format!("profile {} has no LoRA quantizer for '{layer}'", profile.id),
-                )
+                adapter_error(&self.meta.name, format!("profile {} has no LoRA quantizer for '{layer}'", profile.id))
             })?;
             let qa: Vec<i8> = t.a.iter().map(|&v| q.a.quantize(v)).collect();
             let qb: Vec<i8> = t.b.iter().map(|&v| q.b.quantize(v)).collect();
@@ -248,20 +209,30 @@ impl Adapter {
 
     /// Bytes the adapter's tensors take in their stored precision.
     pub fn stored_bytes(&self) -> usize {
-        let per_value = if self.meta.precision == AdapterPrecision::Int8 {
-            1
-        } else {
-            4
-        };
-        self.layers
-            .values()
-            .map(|t| (t.a.len() + t.b.len()) * per_value)
-            .sum()
+        let per_value = if self.meta.precision == AdapterPrecision::Int8 { 1 } else { 4 };
+        let count = |shape: &[usize]| shape.iter().product::<usize>();
+        self.layers.values().map(|t| (count(&t.a_shape) + count(&t.b_shape)) * per_value).sum()
+    }
+
+    /// An int8 adapter as the float adapter its codes stand for on `profile`'s grids.
+    pub fn dequantized(&self, profile: &Profile) -> Result<Self> {
+        let mut out = self.clone();
+        for (layer, t) in &mut out.layers {
+            let Some((qa, qb)) = &t.codes else { continue };
+            let q = profile.lora.get(layer).ok_or_else(|| {
+                adapter_error(&self.meta.name, format!("profile {} has no LoRA quantizer for '{layer}'", profile.id))
+            })?;
+            t.a = qa.iter().map(|&c| q.a.dequantize(c)).collect();
+            t.b = qb.iter().map(|&c| q.b.dequantize(c)).collect();
+            t.codes = None;
+        }
+        out.meta.precision = AdapterPrecision::Float;
+        Ok(out)
     }
 
     /// The adapter's weight change of `layer` as a dense `[cout, cin*k*k]` matrix, `alpha * B A`.
     pub fn delta(&self, layer: &str) -> Option<Vec<f32>> {
-        let t = self.layers.get(layer)?;
+        let t = self.layers.get(layer).filter(|t| !t.a.is_empty())?;
         let (r, cols) = (t.a_shape[0], t.a_shape[1..].iter().product::<usize>());
         let cout = t.b_shape[0];
         let mut out = vec![0f32; cout * cols];
@@ -284,67 +255,38 @@ impl LoraTensors {
 
     /// Kernel-layout tensors for the forward pass: A `[k*k*cin, r]`, B `[r, cout]`.
     pub fn kernel_tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
-        let a = oihw_to_kernel(&Tensor::from_slice(
-            &self.a,
-            self.a_shape.as_slice(),
-            device,
-        )?)?;
-        let b = Tensor::from_slice(&self.b, self.b_shape.as_slice(), device)?
-            .t()?
-            .contiguous()?;
+        let a = oihw_to_kernel(&Tensor::from_slice(&self.a, self.a_shape.as_slice(), device)?)?;
+        let b = Tensor::from_slice(&self.b, self.b_shape.as_slice(), device)?.t()?.contiguous()?;
         Ok((a, b))
     }
 }
 
-fn lora_from_raw(
-    meta: &AdapterMeta,
-    layer: &str,
-    a: &RawTensor,
-    b: &RawTensor,
-) -> Result<LoraTensors> {
+fn lora_from_raw(meta: &AdapterMeta, layer: &str, a: &RawTensor, b: &RawTensor) -> Result<LoraTensors> {
     let name = &meta.name;
     if a.shape.len() != 4 || a.shape[0] != meta.rank || a.shape[2] != a.shape[3] {
         return Err(adapter_error(
             name,
-            format!(
-                "'{layer}.lora_A' has shape {:?}; expected [rank {}, cin, k, k]",
-                a.shape, meta.rank
-            ),
+            format!("'{layer}.lora_A' has shape {:?}; expected [rank {}, cin, k, k]", a.shape, meta.rank),
         ));
     }
-    let b_ok = (b.shape.len() == 2 || (b.shape.len() == 4 && b.shape[2] == 1 && b.shape[3] == 1))
-        && b.shape[1] == meta.rank;
+    let b_ok = (b.shape.len() == 2 || (b.shape.len() == 4 && b.shape[2] == 1 && b.shape[3] == 1)) && b.shape[1] == meta.rank;
     if !b_ok {
         return Err(adapter_error(
             name,
-            format!(
-                "'{layer}.lora_B' has shape {:?}; expected [cout, rank {}, 1, 1]",
-                b.shape, meta.rank
-            ),
+            format!("'{layer}.lora_B' has shape {:?}; expected [cout, rank {}, 1, 1]", b.shape, meta.rank),
         ));
     }
     let int8 = meta.precision == AdapterPrecision::Int8;
     if (a.dtype == ElementType::I8) != int8 || (b.dtype == ElementType::I8) != int8 {
-        return Err(adapter_error(
-            name,
-            format!(
-                "tensors of '{layer}' are not all {}",
-                if int8 { "int8" } else { "float" }
-            ),
-        ));
+        return Err(adapter_error(name, format!("tensors of '{layer}' are not all {}", if int8 { "int8" } else { "float" })));
     }
-    let codes = if int8 {
-        Some((a.to_i8().unwrap_or_default(), b.to_i8().unwrap_or_default()))
+    // int8 codes mean nothing without the profile's grid: `Adapter::dequantized` fills the values.
+    let (values, codes) = if int8 {
+        ((Vec::new(), Vec::new()), Some((a.to_i8().unwrap_or_default(), b.to_i8().unwrap_or_default())))
     } else {
-        None
+        ((a.to_f32(), b.to_f32()), None)
     };
-    Ok(LoraTensors {
-        a_shape: a.shape.clone(),
-        b_shape: b.shape[..2].to_vec(),
-        a: a.to_f32(),
-        b: b.to_f32(),
-        codes,
-    })
+    Ok(LoraTensors { a_shape: a.shape.clone(), b_shape: b.shape[..2].to_vec(), a: values.0, b: values.1, codes })
 }
 
 fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
@@ -354,81 +296,42 @@ fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
         ("name".into(), meta.name.clone()),
         ("task".into(), meta.task.clone()),
         ("description".into(), meta.description.clone()),
-        (
-            "example_prompts".into(),
-            serde_json::to_string(&meta.example_prompts).unwrap_or_default(),
-        ),
+        ("example_prompts".into(), serde_json::to_string(&meta.example_prompts).unwrap_or_default()),
         ("rank".into(), meta.rank.to_string()),
         ("alpha".into(), meta.alpha.to_string()),
         ("base_model".into(), meta.base_model.clone()),
         ("profile".into(), meta.profile.clone()),
         ("created_by".into(), meta.created_by.clone()),
         ("metrics".into(), meta.metrics.to_string()),
-        (
-            "region".into(),
-            enum_str(serde_json::to_value(meta.region).unwrap_or_default()),
-        ),
+        ("region".into(), enum_str(serde_json::to_value(meta.region).unwrap_or_default())),
         ("scale".into(), meta.scale.to_string()),
-        (
-            "precision".into(),
-            enum_str(serde_json::to_value(meta.precision).unwrap_or_default()),
-        ),
+        ("precision".into(), enum_str(serde_json::to_value(meta.precision).unwrap_or_default())),
     ])
 }
 
 fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
-    let get = |key: &str| {
-        m.get(key)
-            .cloned()
-            .ok_or_else(|| EngineError::Adapter(format!("metadata lacks '{key}'")))
-    };
+    let get = |key: &str| m.get(key).cloned().ok_or_else(|| EngineError::Adapter(format!("metadata lacks '{key}'")));
     let parse = |key: &str, value: String| -> Result<serde_json::Value> {
-        serde_json::from_str(&value)
-            .map_err(|_| EngineError::Adapter(format!("metadata '{key}' is not valid ({value})")))
+        serde_json::from_str(&value).map_err(|_| EngineError::Adapter(format!("metadata '{key}' is not valid ({value})")))
     };
     let name = get("name")?;
-    if name.trim().is_empty()
-        || name.len() > 64
-        || name
-            .chars()
-            .any(|c| c.is_control() || c == '/' || c == '\\')
-    {
-        return Err(EngineError::Adapter(format!(
-            "adapter name {name:?} is empty, too long or has forbidden characters"
-        )));
+    if name.trim().is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        return Err(EngineError::Adapter(format!("adapter name {name:?} is empty, too long or has forbidden characters")));
     }
-    let rank: usize = get("rank")?
-        .parse()
-        .map_err(|_| adapter_error(&name, "metadata 'rank' is not a number"))?;
-    let alpha: f32 = get("alpha")?
-        .parse()
-        .map_err(|_| adapter_error(&name, "metadata 'alpha' is not a number"))?;
-    let scale: u32 = m
-        .get("scale")
-        .map_or(Ok(1), |s| s.parse())
-        .map_err(|_| adapter_error(&name, "metadata 'scale' is not a number"))?;
+    let rank: usize = get("rank")?.parse().map_err(|_| adapter_error(&name, "metadata 'rank' is not a number"))?;
+    let alpha: f32 = get("alpha")?.parse().map_err(|_| adapter_error(&name, "metadata 'alpha' is not a number"))?;
+    let scale: u32 =
+        m.get("scale").map_or(Ok(1), |s| s.parse()).map_err(|_| adapter_error(&name, "metadata 'scale' is not a number"))?;
     if rank == 0 || !alpha.is_finite() || !(1..=4).contains(&scale) {
-        return Err(adapter_error(
-            &name,
-            format!("has rank {rank}, alpha {alpha}, scale {scale}: out of range"),
-        ));
+        return Err(adapter_error(&name, format!("has rank {rank}, alpha {alpha}, scale {scale}: out of range")));
     }
-    let region = serde_json::from_value(serde_json::Value::String(
-        m.get("region").cloned().unwrap_or("global".into()),
-    ))
-    .map_err(|_| adapter_error(&name, "metadata 'region' must be local or global"))?;
+    let region = serde_json::from_value(serde_json::Value::String(m.get("region").cloned().unwrap_or("global".into())))
+        .map_err(|_| adapter_error(&name, "metadata 'region' must be local or global"))?;
     let precision = serde_json::from_value(serde_json::Value::String(get("precision")?))
         .map_err(|_| adapter_error(&name, "metadata 'precision' must be int8 or float"))?;
-    let example_prompts = serde_json::from_value(parse(
-        "example_prompts",
-        m.get("example_prompts").cloned().unwrap_or("[]".into()),
-    )?)
-    .map_err(|_| {
-        adapter_error(
-            &name,
-            "metadata 'example_prompts' must be a list of strings",
-        )
-    })?;
+    let example_prompts =
+        serde_json::from_value(parse("example_prompts", m.get("example_prompts").cloned().unwrap_or("[]".into()))?)
+            .map_err(|_| adapter_error(&name, "metadata 'example_prompts' must be a list of strings"))?;
     Ok(AdapterMeta {
         task: m.get("task").cloned().unwrap_or_else(|| "custom".into()),
         description: m.get("description").cloned().unwrap_or_default(),
@@ -460,6 +363,17 @@ pub struct ResidentAdapter {
 
 impl ResidentAdapter {
     pub fn new(adapter: &Adapter, profile: Option<&Profile>, device: &Device) -> Result<Self> {
+        let dequantized;
+        let adapter = match (adapter.meta.precision, profile) {
+            (AdapterPrecision::Int8, Some(profile)) => {
+                dequantized = adapter.dequantized(profile)?;
+                &dequantized
+            }
+            (AdapterPrecision::Int8, None) => {
+                return Err(adapter_error(&adapter.meta.name, "is int8 and needs the model's quantization profile"));
+            }
+            (AdapterPrecision::Float, _) => adapter,
+        };
         let mut float = BTreeMap::new();
         for (layer, t) in &adapter.layers {
             float.insert(layer.clone(), t.kernel_tensors(device)?);
@@ -476,31 +390,17 @@ impl ResidentAdapter {
             }
             (AdapterPrecision::Float, None) => (float.clone(), false),
         };
-        Ok(Self {
-            meta: adapter.meta.clone(),
-            quantized_on_load,
-            float,
-            quantized,
-            stored_bytes: adapter.stored_bytes(),
-        })
+        Ok(Self { meta: adapter.meta.clone(), quantized_on_load, float, quantized, stored_bytes: adapter.stored_bytes() })
     }
 }
 
 /// Binds several adapters for one forward pass: per conv, the A tensors are concatenated along
 /// rank, the B tensors too, and each rank channel carries `alpha x weight x strength`. The result
 /// is exactly the sum of the adapters' deltas.
-pub fn bind_mix(
-    mix: &[(&ResidentAdapter, f32)],
-    strength: f32,
-    quantized: bool,
-) -> Result<LoraSet> {
+pub fn bind_mix(mix: &[(&ResidentAdapter, f32)], strength: f32, quantized: bool) -> Result<LoraSet> {
     let mut per_layer: BTreeMap<&str, Vec<(&Tensor, &Tensor, f32)>> = BTreeMap::new();
     for (adapter, weight) in mix {
-        let tensors = if quantized {
-            &adapter.quantized
-        } else {
-            &adapter.float
-        };
+        let tensors = if quantized { &adapter.quantized } else { &adapter.float };
         let scale = adapter.meta.alpha * weight * strength;
         for (layer, (a, b)) in tensors {
             per_layer.entry(layer).or_default().push((a, b, scale));
@@ -546,15 +446,7 @@ pub fn pooled_lora_quantizers(adapters: &[&Adapter]) -> BTreeMap<String, crate::
     }
     ranges
         .into_iter()
-        .map(|(layer, r)| {
-            (
-                layer,
-                crate::quant::LoraQuant {
-                    a: Affine::covering(r[0], r[1]),
-                    b: Affine::covering(r[2], r[3]),
-                },
-            )
-        })
+        .map(|(layer, r)| (layer, crate::quant::LoraQuant { a: Affine::covering(r[0], r[1]), b: Affine::covering(r[2], r[3]) }))
         .collect()
 }
 
@@ -581,31 +473,17 @@ pub fn float_meta(name: &str, base_model: &str, rank: usize, alpha: f32) -> Adap
 /// safetensors file itself with the config beside it). Scales are folded into B (alpha = 1).
 pub fn import_peft(path: &Path, name: &str, base_model: &str) -> Result<Adapter> {
     let (weights, config_path) = if path.is_dir() {
-        (
-            path.join("adapter_model.safetensors"),
-            path.join("adapter_config.json"),
-        )
+        (path.join("adapter_model.safetensors"), path.join("adapter_config.json"))
     } else {
-        (
-            path.to_path_buf(),
-            path.with_file_name("adapter_config.json"),
-        )
+        (path.to_path_buf(), path.with_file_name("adapter_config.json"))
     };
-    let config_text =
-        std::fs::read_to_string(&config_path).map_err(|e| EngineError::io(&config_path, e))?;
-    let config: serde_json::Value = serde_json::from_str(&config_text)
-        .map_err(|e| EngineError::file(&config_path, format!("is not valid JSON: {e}")))?;
-    let rank = config["r"]
-        .as_u64()
-        .ok_or_else(|| EngineError::file(&config_path, "has no integer 'r'"))?
-        as usize;
+    let config_text = std::fs::read_to_string(&config_path).map_err(|e| EngineError::io(&config_path, e))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&config_text).map_err(|e| EngineError::file(&config_path, format!("is not valid JSON: {e}")))?;
+    let rank = config["r"].as_u64().ok_or_else(|| EngineError::file(&config_path, "has no integer 'r'"))? as usize;
     let lora_alpha = config["lora_alpha"].as_f64().unwrap_or(rank as f64) as f32;
     let rslora = config["use_rslora"].as_bool().unwrap_or(false);
-    let scale = if rslora {
-        lora_alpha / (rank as f32).sqrt()
-    } else {
-        lora_alpha / rank as f32
-    };
+    let scale = if rslora { lora_alpha / (rank as f32).sqrt() } else { lora_alpha / rank as f32 };
     let file = TensorFile::read(&weights)?;
     let mut found: BTreeMap<String, (Option<&RawTensor>, Option<&RawTensor>)> = BTreeMap::new();
     for (key, raw) in &file.tensors {
@@ -615,36 +493,18 @@ pub fn import_peft(path: &Path, name: &str, base_model: &str) -> Result<Adapter>
         } else if let Some(layer) = inner.strip_suffix(".lora_B.weight") {
             found.entry(layer.into()).or_default().1 = Some(raw);
         } else {
-            return Err(EngineError::file(
-                &weights,
-                format!("has tensor '{key}', which is not a PEFT LoRA A/B weight"),
-            ));
+            return Err(EngineError::file(&weights, format!("has tensor '{key}', which is not a PEFT LoRA A/B weight")));
         }
     }
-    collect_imported(
-        found.into_iter().map(|(l, p)| (l, p, scale)).collect(),
-        name,
-        base_model,
-        rank,
-        &weights,
-    )
+    collect_imported(found.into_iter().map(|(l, p)| (l, p, scale)).collect(), name, base_model, rank, &weights)
 }
 
 /// Imports a kohya-style LoRA (`lora_unet_<layer>.lora_down/lora_up.weight`, `.alpha`). Layer
 /// names are matched against `layers` (kohya writes them with `_` for `.`).
-pub fn import_kohya(
-    path: &Path,
-    name: &str,
-    base_model: &str,
-    layers: &[String],
-) -> Result<Adapter> {
+pub fn import_kohya(path: &Path, name: &str, base_model: &str, layers: &[String]) -> Result<Adapter> {
     let file = TensorFile::read(path)?;
-    let by_kohya: HashMap<String, &String> = layers
-        .iter()
-        .map(|l| (format!("lora_unet_{}", l.replace('.', "_")), l))
-        .collect();
-    let mut found: BTreeMap<String, (Option<&RawTensor>, Option<&RawTensor>, Option<f32>)> =
-        BTreeMap::new();
+    let by_kohya: HashMap<String, &String> = layers.iter().map(|l| (format!("lora_unet_{}", l.replace('.', "_")), l)).collect();
+    let mut found: BTreeMap<String, (Option<&RawTensor>, Option<&RawTensor>, Option<f32>)> = BTreeMap::new();
     for (key, raw) in &file.tensors {
         let (prefix, part) = key.rsplit_once('.').unwrap_or((key, ""));
         let (prefix, part) = match part {
@@ -654,29 +514,20 @@ pub fn import_kohya(
             },
             _ => (prefix, part),
         };
-        let layer = by_kohya.get(prefix).ok_or_else(|| {
-            EngineError::file(
-                path,
-                format!("has tensor '{key}' for a layer this model does not have"),
-            )
-        })?;
+        let layer = by_kohya
+            .get(prefix)
+            .ok_or_else(|| EngineError::file(path, format!("has tensor '{key}' for a layer this model does not have")))?;
         let entry = found.entry((*layer).clone()).or_default();
         match part {
             "lora_down" => entry.0 = Some(raw),
             "lora_up" => entry.1 = Some(raw),
             "alpha" => entry.2 = raw.to_f32().first().copied(),
             _ => {
-                return Err(EngineError::file(
-                    path,
-                    format!("has tensor '{key}', which is not a kohya LoRA tensor"),
-                ));
+                return Err(EngineError::file(path, format!("has tensor '{key}', which is not a kohya LoRA tensor")));
             }
         }
     }
-    let rank = found
-        .values()
-        .find_map(|(down, _, _)| down.map(|d| d.shape[0]))
-        .unwrap_or(0);
+    let rank = found.values().find_map(|(down, _, _)| down.map(|d| d.shape[0])).unwrap_or(0);
     let pairs = found
         .into_iter()
         .map(|(layer, (down, up, alpha))| {
@@ -689,13 +540,7 @@ pub fn import_kohya(
 
 type ImportedPair<'a> = (String, (Option<&'a RawTensor>, Option<&'a RawTensor>), f32);
 
-fn collect_imported(
-    pairs: Vec<ImportedPair<'_>>,
-    name: &str,
-    base_model: &str,
-    rank: usize,
-    path: &Path,
-) -> Result<Adapter> {
+fn collect_imported(pairs: Vec<ImportedPair<'_>>, name: &str, base_model: &str, rank: usize, path: &Path) -> Result<Adapter> {
     if pairs.is_empty() || rank == 0 {
         return Err(EngineError::file(path, "has no LoRA tensors"));
     }
@@ -703,19 +548,12 @@ fn collect_imported(
     let mut layers = BTreeMap::new();
     for (layer, (a, b), scale) in pairs {
         let (Some(a), Some(b)) = (a, b) else {
-            return Err(EngineError::file(
-                path,
-                format!("layer '{layer}' has only one of its two LoRA tensors"),
-            ));
+            return Err(EngineError::file(path, format!("layer '{layer}' has only one of its two LoRA tensors")));
         };
         if a.dtype == ElementType::I8 || b.dtype == ElementType::I8 {
-            return Err(EngineError::file(
-                path,
-                format!("layer '{layer}' is int8; imported LoRAs must be float"),
-            ));
+            return Err(EngineError::file(path, format!("layer '{layer}' is int8; imported LoRAs must be float")));
         }
-        let mut t = lora_from_raw(&meta, &layer, a, b)
-            .map_err(|e| EngineError::file(path, e.to_string()))?;
+        let mut t = lora_from_raw(&meta, &layer, a, b).map_err(|e| EngineError::file(path, e.to_string()))?;
         t.b.iter_mut().for_each(|v| *v *= scale);
         layers.insert(layer, t);
     }

@@ -34,8 +34,7 @@ pub fn build_profile(model: &Unet, inputs: &[Tensor], adapters: &[&Adapter], bit
     let activations = calibrate_activations(model, inputs, adapters, bits)?;
     let mut lora = pooled_lora_quantizers(adapters);
     for spec in model.convs() {
-        lora.entry(spec.name.clone())
-            .or_insert(LoraQuant { a: Affine::covering(-0.5, 0.5), b: Affine::covering(-0.05, 0.05) });
+        lora.entry(spec.name.clone()).or_insert(LoraQuant { a: Affine::covering(-0.5, 0.5), b: Affine::covering(-0.05, 0.05) });
     }
     Profile::new(&model.content_hash()?, bits, activations, lora, method)
 }

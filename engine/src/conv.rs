@@ -25,10 +25,7 @@ pub struct ConvGeometry {
 impl ConvGeometry {
     pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
         let pad = self.k / 2;
-        (
-            (h + 2 * pad - self.k) / self.stride + 1,
-            (w + 2 * pad - self.k) / self.stride + 1,
-        )
+        ((h + 2 * pad - self.k) / self.stride + 1, (w + 2 * pad - self.k) / self.stride + 1)
     }
 }
 
@@ -51,11 +48,7 @@ pub fn matmul_into(
         }
         return;
     }
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the assert above guarantees every pointer covers the m x k, k x n and m x n
     // row-major matrices it is read or written as; `dst` is uniquely borrowed.
     #[allow(unsafe_code)]
@@ -129,31 +122,17 @@ pub fn conv_forward(
 ) -> Vec<f32> {
     let (oh, ow) = geometry.output_size(h, w);
     let row_len = geometry.k * geometry.k * cin;
-    assert_eq!(
-        weight.len(),
-        row_len * cout,
-        "conv weight does not match its geometry"
-    );
+    assert_eq!(weight.len(), row_len * cout, "conv weight does not match its geometry");
     let mut out = vec![0f32; n * oh * ow * cout];
     if geometry.k == 1 && geometry.stride == 1 {
-        matmul_into(
-            &mut out,
-            x,
-            weight,
-            (n * h * w, cin, cout),
-            false,
-            rayon::current_num_threads(),
-        );
+        matmul_into(&mut out, x, weight, (n * h * w, cin, cout), false, rayon::current_num_threads());
         return out;
     }
     let blocks_per_image = (oh * ow).div_ceil(BLOCK_PIXELS);
     out.par_chunks_mut(oh * ow * cout)
         .enumerate()
         .flat_map(|(b, image_out)| {
-            image_out
-                .par_chunks_mut(BLOCK_PIXELS * cout)
-                .enumerate()
-                .map(move |(block, dst)| (b, block, dst))
+            image_out.par_chunks_mut(BLOCK_PIXELS * cout).enumerate().map(move |(block, dst)| (b, block, dst))
         })
         .for_each_init(Vec::new, |cols: &mut Vec<f32>, (b, block, dst)| {
             let first = block * BLOCK_PIXELS;
@@ -177,9 +156,8 @@ pub fn conv_weight_grad(
 ) -> Vec<f32> {
     let (oh, ow) = geometry.output_size(h, w);
     let row_len = geometry.k * geometry.k * cin;
-    let blocks: Vec<(usize, usize)> = (0..n)
-        .flat_map(|b| (0..(oh * ow).div_ceil(BLOCK_PIXELS)).map(move |block| (b, block)))
-        .collect();
+    let blocks: Vec<(usize, usize)> =
+        (0..n).flat_map(|b| (0..(oh * ow).div_ceil(BLOCK_PIXELS)).map(move |block| (b, block))).collect();
     blocks
         .par_iter()
         .fold(
@@ -230,8 +208,7 @@ fn flipped_transposed_kernel(weight: &[f32], k: usize, cin: usize, cout: usize) 
             let dst_tap = (k - 1 - ky) * k + (k - 1 - kx);
             for ci in 0..cin {
                 for co in 0..cout {
-                    out[(dst_tap * cout + co) * cin + ci] =
-                        weight[(src_tap * cin + ci) * cout + co];
+                    out[(dst_tap * cout + co) * cin + ci] = weight[(src_tap * cin + ci) * cout + co];
                 }
             }
         }
@@ -272,11 +249,7 @@ pub fn conv_input_grad(
 /// candle op: NHWC convolution of `x [n, h, w, cin]` with `weight [k*k*cin, cout]`, with backward.
 pub struct ConvNhwc(pub ConvGeometry);
 
-fn contiguous_f32<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    what: &str,
-) -> candle_core::Result<&'a [f32]> {
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{what}: prism convolutions take f32 tensors");
     };
@@ -287,19 +260,12 @@ fn contiguous_f32<'a>(
 }
 
 impl ConvNhwc {
-    fn dims(
-        &self,
-        x: &Shape,
-        weight: &Shape,
-    ) -> candle_core::Result<((usize, usize, usize, usize), usize)> {
+    fn dims(&self, x: &Shape, weight: &Shape) -> candle_core::Result<((usize, usize, usize, usize), usize)> {
         let (n, h, w, cin) = x.dims4()?;
         let (rows, cout) = weight.dims2()?;
         let k = self.0.k;
         if rows != k * k * cin {
-            candle_core::bail!(
-                "conv weight has {rows} rows but a {k}x{k} kernel over {cin} channels needs {}",
-                k * k * cin
-            );
+            candle_core::bail!("conv weight has {rows} rows but a {k}x{k} kernel over {cin} channels needs {}", k * k * cin);
         }
         Ok(((n, h, w, cin), cout))
     }
@@ -310,13 +276,7 @@ impl CustomOp2 for ConvNhwc {
         "conv-nhwc"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (dims, cout) = self.dims(l1.shape(), l2.shape())?;
         let x = contiguous_f32(s1, l1, "conv input")?;
         let weight = contiguous_f32(s2, l2, "conv weight")?;
@@ -338,40 +298,26 @@ impl CustomOp2 for ConvNhwc {
         let dy = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let dw = conv_weight_grad(&x_data, dims, &dy, cout, self.0);
         let dx = conv_input_grad(&dy, dims, &w_data, cout, self.0);
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
-            Some(Tensor::from_vec(dw, weight.shape(), weight.device())?),
-        ))
+        Ok((Some(Tensor::from_vec(dx, x.shape(), x.device())?), Some(Tensor::from_vec(dw, weight.shape(), weight.device())?)))
     }
 }
 
 /// NHWC convolution as a candle tensor op (differentiable).
-pub fn conv_nhwc(
-    x: &Tensor,
-    weight: &Tensor,
-    geometry: ConvGeometry,
-) -> candle_core::Result<Tensor> {
-    x.contiguous()?
-        .apply_op2(&weight.contiguous()?, ConvNhwc(geometry))
+pub fn conv_nhwc(x: &Tensor, weight: &Tensor, geometry: ConvGeometry) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op2(&weight.contiguous()?, ConvNhwc(geometry))
 }
 
 /// PyTorch/ONNX weight layout `[cout, cin, k, k]` to the kernel layout `[k*k*cin, cout]`.
 pub fn oihw_to_kernel(weight: &Tensor) -> candle_core::Result<Tensor> {
     let (cout, cin, kh, kw) = weight.dims4()?;
-    weight
-        .permute((2, 3, 1, 0))?
-        .contiguous()?
-        .reshape((kh * kw * cin, cout))
+    weight.permute((2, 3, 1, 0))?.contiguous()?.reshape((kh * kw * cin, cout))
 }
 
 /// Kernel layout `[k*k*cin, cout]` back to `[cout, cin, k, k]`.
 pub fn kernel_to_oihw(weight: &Tensor, k: usize) -> candle_core::Result<Tensor> {
     let (rows, cout) = weight.dims2()?;
     let cin = rows / (k * k);
-    weight
-        .reshape((k, k, cin, cout))?
-        .permute((3, 2, 0, 1))?
-        .contiguous()
+    weight.reshape((k, k, cin, cout))?.permute((3, 2, 0, 1))?.contiguous()
 }
 
 #[cfg(test)]
@@ -383,86 +329,40 @@ mod tests {
     /// transposed conv drops a row), so stride 2 is computed as stride 1 then subsampling.
     fn candle_reference(x: &Tensor, w_oihw: &Tensor, stride: usize) -> Tensor {
         let k = w_oihw.dim(2).unwrap();
-        let conv = candle_nn::Conv2d::new(
-            w_oihw.clone(),
-            None,
-            candle_nn::Conv2dConfig {
-                padding: k / 2,
-                ..Default::default()
-            },
-        );
-        let y = conv
-            .forward(&x.permute((0, 3, 1, 2)).unwrap())
-            .unwrap()
-            .permute((0, 2, 3, 1))
-            .unwrap();
+        let conv = candle_nn::Conv2d::new(w_oihw.clone(), None, candle_nn::Conv2dConfig { padding: k / 2, ..Default::default() });
+        let y = conv.forward(&x.permute((0, 3, 1, 2)).unwrap()).unwrap().permute((0, 2, 3, 1)).unwrap();
         if stride == 1 {
             return y;
         }
         let (n, h, w, c) = y.dims4().unwrap();
         let rows = Tensor::arange_step(0u32, h as u32, 2, x.device()).unwrap();
         let cols = Tensor::arange_step(0u32, w as u32, 2, x.device()).unwrap();
-        let y = y
-            .contiguous()
-            .unwrap()
-            .index_select(&rows, 1)
-            .unwrap()
-            .contiguous()
-            .unwrap()
-            .index_select(&cols, 2)
-            .unwrap();
+        let y = y.contiguous().unwrap().index_select(&rows, 1).unwrap().contiguous().unwrap().index_select(&cols, 2).unwrap();
         assert_eq!(y.dims()[0], n);
         assert_eq!(y.dims()[3], c);
         y
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }
 
     #[test]
     fn forward_and_backward_match_candle_conv2d_on_odd_sizes() {
         let dev = Device::Cpu;
-        for (k, stride, h, w, cin, cout) in [
-            (3, 1, 7, 5, 3, 6),
-            (3, 2, 9, 6, 5, 4),
-            (1, 1, 5, 3, 7, 2),
-            (3, 2, 8, 8, 2, 3),
-        ] {
+        for (k, stride, h, w, cin, cout) in [(3, 1, 7, 5, 3, 6), (3, 2, 9, 6, 5, 4), (1, 1, 5, 3, 7, 2), (3, 2, 8, 8, 2, 3)] {
             let x = Var::randn(0f32, 1.0, (2, h, w, cin), &dev).unwrap();
             let w_oihw = Var::randn(0f32, 1.0, (cout, cin, k, k), &dev).unwrap();
             let geometry = ConvGeometry { k, stride };
             let ours = conv_nhwc(&x, &oihw_to_kernel(&w_oihw).unwrap(), geometry).unwrap();
             let theirs = candle_reference(&x, &w_oihw, stride);
             assert_eq!(ours.dims(), theirs.dims());
-            assert!(
-                max_abs_diff(&ours, &theirs) < 1e-4,
-                "forward k={k} s={stride}"
-            );
+            assert!(max_abs_diff(&ours, &theirs) < 1e-4, "forward k={k} s={stride}");
 
             // Same scalar loss through both; gradients must agree.
             let probe = Tensor::randn(0f32, 1.0, ours.shape(), &dev).unwrap();
-            let ours_grads = (ours * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let theirs_grads = (theirs * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let ours_grads = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let theirs_grads = (theirs * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             for var in [x.as_tensor(), w_oihw.as_tensor()] {
                 let a = ours_grads.get(var).unwrap();
                 let b = theirs_grads.get(var).unwrap();

@@ -57,12 +57,23 @@ impl EngineHandle {
     /// Starts the engine thread on `model` and installs `adapters` (each reported as installed or
     /// rejected).
     pub fn spawn(model: Model, adapters: Vec<PathBuf>, waker: Option<Waker>) -> Result<Self> {
+        let backend = Box::new(ReferenceBackend::new(model.clone()));
+        Self::spawn_with_backend(model, backend, adapters, waker)
+    }
+
+    /// As [`EngineHandle::spawn`], on a given backend.
+    pub fn spawn_with_backend(
+        model: Model,
+        backend: Box<dyn Backend>,
+        adapters: Vec<PathBuf>,
+        waker: Option<Waker>,
+    ) -> Result<Self> {
         let (command_tx, command_rx) = unbounded();
         let (event_tx, event_rx) = unbounded();
         let thread = std::thread::Builder::new()
             .name("prism-engine".into())
             .spawn(move || {
-                let mut engine = Engine::new(model, command_rx, event_tx, waker);
+                let mut engine = Engine::new(model, backend, command_rx, event_tx, waker);
                 for path in adapters {
                     engine.install(path);
                 }
@@ -110,8 +121,13 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(model: Model, commands: Receiver<Command>, events: Sender<Event>, waker: Option<Waker>) -> Self {
-        let backend = Box::new(ReferenceBackend::new(model.clone()));
+    fn new(
+        model: Model,
+        backend: Box<dyn Backend>,
+        commands: Receiver<Command>,
+        events: Sender<Event>,
+        waker: Option<Waker>,
+    ) -> Self {
         let engine = Self { backend, model, commands, events, waker, pending: VecDeque::new() };
         engine.emit(Event::BackendReady { backend: engine.backend.kind(), device: engine.backend.device() });
         engine

@@ -7,10 +7,7 @@ pub enum EngineError {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Image(String),
     #[error("{0}")]
@@ -27,17 +24,11 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::File {
-            path: path.into(),
-            message: message.into(),
-        }
+        Self::File { path: path.into(), message: message.into() }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            source,
-        }
+        Self::Io { path: path.into(), source }
     }
 }
 

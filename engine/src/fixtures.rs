@@ -17,7 +17,13 @@ use crate::unet::{Unet, UnetConfig};
 
 /// A config small enough for unit tests (two levels).
 pub fn tiny_config() -> UnetConfig {
-    UnetConfig { arch: crate::unet::ARCH_NAME.into(), version: crate::unet::ARCH_VERSION, channels: vec![8, 12], blocks: vec![1, 1], max_rank: 4 }
+    UnetConfig {
+        arch: crate::unet::ARCH_NAME.into(),
+        version: crate::unet::ARCH_VERSION,
+        channels: vec![8, 12],
+        blocks: vec![1, 1],
+        max_rank: 4,
+    }
 }
 
 pub fn random_model(config: &UnetConfig, seed: u64) -> Result<Unet> {
@@ -49,7 +55,14 @@ pub fn random_adapter(model: &Unet, name: &str, rank: usize, seed: u64, region: 
 pub fn synthetic_photo(width: usize, height: usize, seed: u64) -> RgbImage {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..6)
-        .map(|_| (rng.random::<f32>() * width as f32, rng.random::<f32>() * height as f32, 4.0 + rng.random::<f32>() * width as f32 / 4.0, [rng.random(), rng.random(), rng.random()]))
+        .map(|_| {
+            (
+                rng.random::<f32>() * width as f32,
+                rng.random::<f32>() * height as f32,
+                4.0 + rng.random::<f32>() * width as f32 / 4.0,
+                [rng.random(), rng.random(), rng.random()],
+            )
+        })
         .collect();
     let mut image = RgbImage::new(width, height);
     for y in 0..height {
@@ -72,7 +85,8 @@ pub fn synthetic_photo(width: usize, height: usize, seed: u64) -> RgbImage {
 
 /// `[1,H,W,4]` model input from a photo with an all-ones mask.
 pub fn photo_input(image: &RgbImage) -> Result<Tensor> {
-    let data: Vec<f32> = image.data.chunks_exact(3).flat_map(|p| [p[0] * 2.0 - 1.0, p[1] * 2.0 - 1.0, p[2] * 2.0 - 1.0, 1.0]).collect();
+    let data: Vec<f32> =
+        image.data.chunks_exact(3).flat_map(|p| [p[0] * 2.0 - 1.0, p[1] * 2.0 - 1.0, p[2] * 2.0 - 1.0, 1.0]).collect();
     Ok(Tensor::from_vec(data, (1, image.height, image.width, 4), &Device::Cpu)?)
 }
 

@@ -174,7 +174,8 @@ fn open_decoder(path: &Path, max_pixels: u64) -> Result<DynamicImage> {
         return Err(image_error(path, "has no pixels"));
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, format!("is damaged or truncated: {e}")))?;
+    let mut image =
+        DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, format!("is damaged or truncated: {e}")))?;
     image.apply_orientation(orientation);
     Ok(image)
 }
@@ -184,7 +185,12 @@ pub fn load_picture(path: &Path, max_pixels: u64) -> Result<Picture> {
     let image = open_decoder(path, max_pixels)?;
     let sixteen_bit = matches!(
         image.color(),
-        image::ColorType::L16 | image::ColorType::La16 | image::ColorType::Rgb16 | image::ColorType::Rgba16 | image::ColorType::Rgb32F | image::ColorType::Rgba32F
+        image::ColorType::L16
+            | image::ColorType::La16
+            | image::ColorType::Rgb16
+            | image::ColorType::Rgba16
+            | image::ColorType::Rgb32F
+            | image::ColorType::Rgba32F
     );
     let alpha = image.color().has_alpha().then(|| image.to_rgba32f().pixels().map(|p| p.0[3]).collect());
     let rgb = image.to_rgb32f();

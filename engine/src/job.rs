@@ -55,7 +55,11 @@ pub struct JobStats {
 
 /// Runs `job` on `backend`. `progress(done, total)` is called after every tile and returns false
 /// to cancel.
-pub fn run_edit(backend: &mut dyn Backend, job: &EditJob, progress: &mut dyn FnMut(usize, usize) -> bool) -> Result<(RgbImage, JobStats)> {
+pub fn run_edit(
+    backend: &mut dyn Backend,
+    job: &EditJob,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<(RgbImage, JobStats)> {
     let started = Instant::now();
     let plan = plan_job(backend, job)?;
     let switch_start = Instant::now();
@@ -110,7 +114,10 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     for (name, _) in &job.mix {
         let info = installed.iter().find(|i| &i.meta.name == name).ok_or_else(|| {
             let names: Vec<&str> = installed.iter().map(|i| i.meta.name.as_str()).collect();
-            EngineError::Job(format!("no tool named '{name}' is installed (installed: {})", if names.is_empty() { "none".into() } else { names.join(", ") }))
+            EngineError::Job(format!(
+                "no tool named '{name}' is installed (installed: {})",
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            ))
         })?;
         if info.meta.region == Region::Local {
             region = Region::Local;
@@ -132,7 +139,9 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
             )));
         }
         if mask.bounding_box().is_none() {
-            return Err(EngineError::Job("the mask is empty: paint the region to edit, or clear the mask to edit everything".into()));
+            return Err(EngineError::Job(
+                "the mask is empty: paint the region to edit, or clear the mask to edit everything".into(),
+            ));
         }
         if scale != 1 {
             return Err(EngineError::Job("the upscaler works on the whole image; clear the mask".into()));
@@ -167,7 +176,13 @@ fn add_residual(input: &RgbImage, residual: &Tensor) -> Result<RgbImage> {
 
 type RunFn<'a> = dyn FnMut(&RgbImage, &Mask, bool) -> Result<RgbImage> + 'a;
 
-fn local_edit(image: &RgbImage, mask: &Mask, alignment: usize, run: &mut RunFn<'_>, progress: &mut dyn FnMut(usize, usize) -> bool) -> Result<RgbImage> {
+fn local_edit(
+    image: &RgbImage,
+    mask: &Mask,
+    alignment: usize,
+    run: &mut RunFn<'_>,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<RgbImage> {
     let (x0, y0, x1, y1) = mask.bounding_box().ok_or_else(|| EngineError::Job("the mask is empty".into()))?;
     // Context around the hole: half its size, at least 32 pixels, clipped to the image.
     let margin = ((x1 - x0).max(y1 - y0) / 2).max(32);

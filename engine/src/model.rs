@@ -123,7 +123,11 @@ pub fn read_any_adapter(path: &Path, model_hash: &str, model: &Unet) -> Result<A
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "imported".into());
     let peft_config = if path.is_dir() { path.join("adapter_config.json") } else { path.with_file_name("adapter_config.json") };
     if peft_config.exists() && (path.is_dir() || path.extension().is_some_and(|e| e == "safetensors")) {
-        let name = if path.is_dir() { stem } else { path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or(stem) };
+        let name = if path.is_dir() {
+            stem
+        } else {
+            path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or(stem)
+        };
         return import_peft(path, &name, model_hash);
     }
     let file = TensorFile::read(path)?;

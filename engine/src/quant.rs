@@ -52,8 +52,7 @@ impl Affine {
 
     /// Fake-quant of a tensor (values only, no gradient).
     pub fn fake_quant(&self, x: &Tensor) -> Result<Tensor> {
-        let q =
-            ((x / self.scale as f64)?.round()? + self.zero_point as f64)?.clamp(-128f32, 127f32)?;
+        let q = ((x / self.scale as f64)?.round()? + self.zero_point as f64)?.clamp(-128f32, 127f32)?;
         Ok(((q - self.zero_point as f64)? * self.scale as f64)?)
     }
 }
@@ -93,9 +92,7 @@ impl Profile {
         method: &str,
     ) -> Result<Self> {
         if activation_bits != 8 && activation_bits != 16 {
-            return Err(EngineError::Model(format!(
-                "activations are int8 or int16, not int{activation_bits}"
-            )));
+            return Err(EngineError::Model(format!("activations are int8 or int16, not int{activation_bits}")));
         }
         let mut profile = Self {
             format: PROFILE_FORMAT.into(),
@@ -124,12 +121,10 @@ impl Profile {
 
     /// Parses a profile and checks its id matches its content.
     pub fn from_json(json: &str) -> Result<Self> {
-        let profile: Self = serde_json::from_str(json)
-            .map_err(|e| EngineError::Model(format!("quantization profile is invalid: {e}")))?;
+        let profile: Self =
+            serde_json::from_str(json).map_err(|e| EngineError::Model(format!("quantization profile is invalid: {e}")))?;
         if profile.format != PROFILE_FORMAT {
-            return Err(EngineError::Model(
-                "this is not a Prism quantization profile".into(),
-            ));
+            return Err(EngineError::Model("this is not a Prism quantization profile".into()));
         }
         if profile.compute_id() != profile.id {
             return Err(EngineError::Model(format!(
@@ -143,9 +138,7 @@ impl Profile {
             .chain(profile.lora.values().flat_map(|l| [&l.a.scale, &l.b.scale]))
             .any(|s| !(s.is_finite() && *s > 0.0))
         {
-            return Err(EngineError::Model(
-                "quantization profile has a scale that is not a positive number".into(),
-            ));
+            return Err(EngineError::Model("quantization profile has a scale that is not a positive number".into()));
         }
         Ok(profile)
     }
@@ -159,10 +152,7 @@ impl Profile {
         for spec in model.convs() {
             let point = format!("{}.out", spec.name);
             if !self.activations.contains_key(&point) {
-                return Err(EngineError::Model(format!(
-                    "quantization profile {} has no scale for '{point}'",
-                    self.id
-                )));
+                return Err(EngineError::Model(format!("quantization profile {} has no scale for '{point}'", self.id)));
             }
             if !self.lora.contains_key(&spec.name) {
                 return Err(EngineError::Model(format!(
@@ -219,10 +209,7 @@ impl RangeObserver {
     /// Static scales for `bits`-bit symmetric activations covering the observed ranges.
     pub fn scales(&self, bits: u32) -> BTreeMap<String, f32> {
         let qmax = ((1i64 << (bits - 1)) - 1) as f32;
-        self.absmax
-            .iter()
-            .map(|(k, m)| (k.clone(), (m.max(1e-6)) / qmax))
-            .collect()
+        self.absmax.iter().map(|(k, m)| (k.clone(), (m.max(1e-6)) / qmax)).collect()
     }
 }
 
@@ -239,26 +226,13 @@ pub fn quantize_weight_per_channel(weight: &Tensor) -> Result<(Vec<i8>, Vec<f32>
     for s in &mut scales {
         *s = (*s / 127.0).max(1e-12);
     }
-    let q = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v / scales[i % cout]).round().clamp(-127.0, 127.0) as i8)
-        .collect();
+    let q = values.iter().enumerate().map(|(i, v)| (v / scales[i % cout]).round().clamp(-127.0, 127.0) as i8).collect();
     Ok((q, scales))
 }
 
-fn dequantize_weight(
-    q: &[i8],
-    scales: &[f32],
-    shape: (usize, usize),
-    device: &candle_core::Device,
-) -> Result<Tensor> {
+fn dequantize_weight(q: &[i8], scales: &[f32], shape: (usize, usize), device: &candle_core::Device) -> Result<Tensor> {
     let cout = shape.1;
-    let values: Vec<f32> = q
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| v as f32 * scales[i % cout])
-        .collect();
+    let values: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * scales[i % cout]).collect();
     Ok(Tensor::from_vec(values, shape, device)?)
 }
 
@@ -275,23 +249,14 @@ pub fn int8_model_file(model: &Unet) -> Result<TensorFile> {
     let mut file = TensorFile::default();
     for (spec, kernel, bias) in model.layers() {
         let (q, scales) = quantize_weight_per_channel(kernel)?;
-        file.tensors.insert(
-            spec.weight_name(),
-            RawTensor::from_i8(spec.weight_shape(), &kernel_to_oihw_i8(&q, spec)),
-        );
-        file.tensors.insert(
-            format!("{}.weight_scale", spec.name),
-            RawTensor::from_f32(vec![spec.cout], &scales),
-        );
-        file.tensors
-            .insert(spec.bias_name(), crate::unet::raw_f32(bias)?);
+        file.tensors.insert(spec.weight_name(), RawTensor::from_i8(spec.weight_shape(), &kernel_to_oihw_i8(&q, spec)));
+        file.tensors.insert(format!("{}.weight_scale", spec.name), RawTensor::from_f32(vec![spec.cout], &scales));
+        file.tensors.insert(spec.bias_name(), crate::unet::raw_f32(bias)?);
     }
     file.metadata.insert("format".into(), ARCH_NAME.into());
     file.metadata.insert("precision".into(), "int8".into());
-    file.metadata
-        .insert("config".into(), config_json(model.config()));
-    file.metadata
-        .insert("base_model".into(), model.content_hash()?);
+    file.metadata.insert("config".into(), config_json(model.config()));
+    file.metadata.insert("base_model".into(), model.content_hash()?);
     Ok(file)
 }
 
@@ -303,8 +268,7 @@ fn kernel_to_oihw_i8(q: &[i8], spec: &crate::unet::ConvSpec) -> Vec<i8> {
         for kx in 0..k {
             for ci in 0..cin {
                 for co in 0..cout {
-                    out[((co * cin + ci) * k + ky) * k + kx] =
-                        q[((ky * k + kx) * cin + ci) * cout + co];
+                    out[((co * cin + ci) * k + ky) * k + kx] = q[((ky * k + kx) * cin + ci) * cout + co];
                 }
             }
         }
@@ -317,9 +281,7 @@ fn kernel_to_oihw_i8(q: &[i8], spec: &crate::unet::ConvSpec) -> Vec<i8> {
 pub fn load_int8_model(file: &TensorFile, device: &candle_core::Device) -> Result<(Unet, String)> {
     let config = config_from_metadata(file)?;
     if file.meta("precision") != Some("int8") {
-        return Err(EngineError::Model(
-            "this weights file is not an int8 prism-unet model".into(),
-        ));
+        return Err(EngineError::Model("this weights file is not an int8 prism-unet model".into()));
     }
     let base_model = file.meta("base_model").unwrap_or_default().to_string();
     let mut tensors = BTreeMap::new();
@@ -329,23 +291,12 @@ pub fn load_int8_model(file: &TensorFile, device: &candle_core::Device) -> Resul
         let scale = file.tensors.get(&format!("{}.weight_scale", spec.name));
         let bias = file.tensors.get(&spec.bias_name());
         let (Some(weight), Some(scale), Some(bias)) = (weight, scale, bias) else {
-            return Err(EngineError::Model(format!(
-                "int8 model lacks the weight, weight_scale or bias of '{}'",
-                spec.name
-            )));
+            return Err(EngineError::Model(format!("int8 model lacks the weight, weight_scale or bias of '{}'", spec.name)));
         };
         used += 3;
-        let q = weight.to_i8().ok_or_else(|| {
-            EngineError::Model(format!("tensor '{}' must be int8", spec.weight_name()))
-        })?;
-        if weight.shape != spec.weight_shape()
-            || scale.shape != [spec.cout]
-            || bias.shape != [spec.cout]
-        {
-            return Err(EngineError::Model(format!(
-                "int8 tensors of '{}' have the wrong shape for the model config",
-                spec.name
-            )));
+        let q = weight.to_i8().ok_or_else(|| EngineError::Model(format!("tensor '{}' must be int8", spec.weight_name())))?;
+        if weight.shape != spec.weight_shape() || scale.shape != [spec.cout] || bias.shape != [spec.cout] {
+            return Err(EngineError::Model(format!("int8 tensors of '{}' have the wrong shape for the model config", spec.name)));
         }
         let scales = scale.to_f32();
         let values: Vec<f32> = q
@@ -356,36 +307,14 @@ pub fn load_int8_model(file: &TensorFile, device: &candle_core::Device) -> Resul
                 v as f32 * scales[i / per_out]
             })
             .collect();
-        tensors.insert(
-            spec.weight_name(),
-            Tensor::from_vec(values, spec.weight_shape(), device)?,
-        );
-        tensors.insert(
-            spec.bias_name(),
-            Tensor::from_vec(bias.to_f32(), spec.cout, device)?,
-        );
+        tensors.insert(spec.weight_name(), Tensor::from_vec(values, spec.weight_shape(), device)?);
+        tensors.insert(spec.bias_name(), Tensor::from_vec(bias.to_f32(), spec.cout, device)?);
     }
     if used != file.tensors.len() {
-        let known: std::collections::HashSet<String> = config
-            .convs()
-            .iter()
-            .flat_map(|s| {
-                [
-                    s.weight_name(),
-                    s.bias_name(),
-                    format!("{}.weight_scale", s.name),
-                ]
-            })
-            .collect();
-        let unknown = file
-            .tensors
-            .keys()
-            .find(|k| !known.contains(*k))
-            .cloned()
-            .unwrap_or_default();
-        return Err(EngineError::Model(format!(
-            "unknown tensor '{unknown}' in the int8 model"
-        )));
+        let known: std::collections::HashSet<String> =
+            config.convs().iter().flat_map(|s| [s.weight_name(), s.bias_name(), format!("{}.weight_scale", s.name)]).collect();
+        let unknown = file.tensors.keys().find(|k| !known.contains(*k)).cloned().unwrap_or_default();
+        return Err(EngineError::Model(format!("unknown tensor '{unknown}' in the int8 model")));
     }
     Ok((Unet::new(&config, &tensors)?, base_model))
 }

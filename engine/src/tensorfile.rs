@@ -55,19 +55,11 @@ pub struct RawTensor {
 
 impl RawTensor {
     pub fn from_f32(shape: Vec<usize>, values: &[f32]) -> Self {
-        Self {
-            dtype: ElementType::F32,
-            shape,
-            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        }
+        Self { dtype: ElementType::F32, shape, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() }
     }
 
     pub fn from_i8(shape: Vec<usize>, values: &[i8]) -> Self {
-        Self {
-            dtype: ElementType::I8,
-            shape,
-            bytes: values.iter().map(|&v| v as u8).collect(),
-        }
+        Self { dtype: ElementType::I8, shape, bytes: values.iter().map(|&v| v as u8).collect() }
     }
 
     pub fn element_count(&self) -> usize {
@@ -77,21 +69,9 @@ impl RawTensor {
     /// Values as f32 (widening f16/bf16; int8 values as their integer value).
     pub fn to_f32(&self) -> Vec<f32> {
         match self.dtype {
-            ElementType::F32 => self
-                .bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            ElementType::F16 => self
-                .bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            ElementType::BF16 => self
-                .bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            ElementType::F32 => self.bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            ElementType::F16 => self.bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            ElementType::BF16 => self.bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             ElementType::I8 => self.bytes.iter().map(|&b| b as i8 as f32).collect(),
         }
     }
@@ -125,15 +105,11 @@ pub struct TensorFile {
 
 impl TensorFile {
     pub fn read(path: &Path) -> Result<Self> {
-        let size = std::fs::metadata(path)
-            .map_err(|e| EngineError::io(path, e))?
-            .len();
+        let size = std::fs::metadata(path).map_err(|e| EngineError::io(path, e))?.len();
         if size > MAX_TENSOR_FILE_BYTES {
             return Err(EngineError::file(
                 path,
-                format!(
-                    "is {size} bytes, larger than any Prism model or adapter ({MAX_TENSOR_FILE_BYTES} bytes at most)"
-                ),
+                format!("is {size} bytes, larger than any Prism model or adapter ({MAX_TENSOR_FILE_BYTES} bytes at most)"),
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
@@ -142,10 +118,8 @@ impl TensorFile {
 
     /// Parses safetensors bytes; the error says what is wrong with them.
     pub fn parse(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| format!("is not a valid safetensors file ({e})"))?;
-        let parsed = SafeTensors::deserialize(bytes)
-            .map_err(|e| format!("is not a valid safetensors file ({e})"))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format!("is not a valid safetensors file ({e})"))?;
+        let parsed = SafeTensors::deserialize(bytes).map_err(|e| format!("is not a valid safetensors file ({e})"))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in parsed.tensors() {
             let dtype = match view.dtype() {
@@ -154,22 +128,12 @@ impl TensorFile {
                 Dtype::BF16 => ElementType::BF16,
                 Dtype::I8 => ElementType::I8,
                 other => {
-                    return Err(format!(
-                        "tensor '{name}' has element type {other:?}; Prism reads f32, f16, bf16 and i8"
-                    ));
+                    return Err(format!("tensor '{name}' has element type {other:?}; Prism reads f32, f16, bf16 and i8"));
                 }
             };
-            let raw = RawTensor {
-                dtype,
-                shape: view.shape().to_vec(),
-                bytes: view.data().to_vec(),
-            };
+            let raw = RawTensor { dtype, shape: view.shape().to_vec(), bytes: view.data().to_vec() };
             if raw.bytes.len() != raw.element_count() * dtype.size() {
-                return Err(format!(
-                    "tensor '{name}' has {} bytes for shape {:?}",
-                    raw.bytes.len(),
-                    raw.shape
-                ));
+                return Err(format!("tensor '{name}' has {} bytes for shape {:?}", raw.bytes.len(), raw.shape));
             }
             if dtype != ElementType::I8 && raw.to_f32().iter().any(|v| !v.is_finite()) {
                 return Err(format!("tensor '{name}' contains NaN or infinite values"));
@@ -197,14 +161,8 @@ impl TensorFile {
 
 /// Writes `bytes` to a sibling temporary file, syncs it and renames it over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
@@ -226,12 +184,8 @@ mod tests {
     #[test]
     fn round_trip_is_bit_exact() {
         let mut file = TensorFile::default();
-        file.tensors.insert(
-            "a".into(),
-            RawTensor::from_f32(vec![2, 2], &[1.0, -2.5, 3.25, f32::MIN_POSITIVE]),
-        );
-        file.tensors
-            .insert("b".into(), RawTensor::from_i8(vec![3], &[-128, 0, 127]));
+        file.tensors.insert("a".into(), RawTensor::from_f32(vec![2, 2], &[1.0, -2.5, 3.25, f32::MIN_POSITIVE]));
+        file.tensors.insert("b".into(), RawTensor::from_i8(vec![3], &[-128, 0, 127]));
         file.metadata.insert("k".into(), "v".into());
         let parsed = TensorFile::parse(&file.to_bytes().unwrap()).unwrap();
         assert_eq!(parsed, file);
@@ -240,18 +194,9 @@ mod tests {
     #[test]
     fn garbage_and_nan_are_refused_with_reasons() {
         let huge_header = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, b'{', b'}'];
-        assert!(
-            TensorFile::parse(&huge_header)
-                .unwrap_err()
-                .contains("not a valid safetensors")
-        );
+        assert!(TensorFile::parse(&huge_header).unwrap_err().contains("not a valid safetensors"));
         let mut file = TensorFile::default();
-        file.tensors
-            .insert("w".into(), RawTensor::from_f32(vec![2], &[1.0, f32::NAN]));
-        assert!(
-            TensorFile::parse(&file.to_bytes().unwrap())
-                .unwrap_err()
-                .contains("NaN")
-        );
+        file.tensors.insert("w".into(), RawTensor::from_f32(vec![2], &[1.0, f32::NAN]));
+        assert!(TensorFile::parse(&file.to_bytes().unwrap()).unwrap_err().contains("NaN"));
     }
 }

@@ -46,13 +46,7 @@ pub struct UnetConfig {
 
 impl UnetConfig {
     pub fn new(channels: Vec<usize>, blocks: Vec<usize>, max_rank: usize) -> Result<Self> {
-        let config = Self {
-            arch: ARCH_NAME.into(),
-            version: ARCH_VERSION,
-            channels,
-            blocks,
-            max_rank,
-        };
+        let config = Self { arch: ARCH_NAME.into(), version: ARCH_VERSION, channels, blocks, max_rank };
         config.validate()?;
         Ok(config)
     }
@@ -65,22 +59,16 @@ impl UnetConfig {
             )));
         }
         if self.channels.is_empty() || self.channels.len() != self.blocks.len() {
-            return Err(EngineError::Model(
-                "model config needs one block count per level".into(),
-            ));
+            return Err(EngineError::Model("model config needs one block count per level".into()));
         }
-        if self.channels.iter().any(|&c| c == 0 || c > 4096) || self.blocks.iter().any(|&b| b > 64)
-        {
+        if self.channels.iter().any(|&c| c == 0 || c > 4096) || self.blocks.iter().any(|&b| b > 64) {
             return Err(EngineError::Model(format!(
                 "model config has implausible sizes: {:?} / {:?}",
                 self.channels, self.blocks
             )));
         }
         if self.max_rank == 0 || self.max_rank > 1024 {
-            return Err(EngineError::Model(format!(
-                "model max LoRA rank {} is out of range",
-                self.max_rank
-            )));
+            return Err(EngineError::Model(format!("model max LoRA rank {} is out of range", self.max_rank)));
         }
         Ok(())
     }
@@ -94,68 +82,26 @@ impl UnetConfig {
     pub fn convs(&self) -> Vec<ConvSpec> {
         let c = &self.channels;
         let levels = c.len();
-        let mut specs = vec![ConvSpec::new(
-            "stem",
-            INPUT_CHANNELS * SHUFFLE * SHUFFLE,
-            c[0],
-            3,
-            1,
-            true,
-        )];
+        let mut specs = vec![ConvSpec::new("stem", INPUT_CHANNELS * SHUFFLE * SHUFFLE, c[0], 3, 1, true)];
         let res_block = |specs: &mut Vec<ConvSpec>, prefix: &str, ch: usize| {
-            specs.push(ConvSpec::new(
-                &format!("{prefix}.conv1"),
-                ch,
-                ch,
-                3,
-                1,
-                true,
-            ));
-            specs.push(ConvSpec::new(
-                &format!("{prefix}.conv2"),
-                ch,
-                ch,
-                3,
-                1,
-                false,
-            ));
+            specs.push(ConvSpec::new(&format!("{prefix}.conv1"), ch, ch, 3, 1, true));
+            specs.push(ConvSpec::new(&format!("{prefix}.conv2"), ch, ch, 3, 1, false));
         };
         for level in 0..levels {
             for b in 0..self.blocks[level] {
                 res_block(&mut specs, &format!("enc{level}.res{b}"), c[level]);
             }
             if level + 1 < levels {
-                specs.push(ConvSpec::new(
-                    &format!("enc{level}.down"),
-                    c[level],
-                    c[level + 1],
-                    3,
-                    2,
-                    true,
-                ));
+                specs.push(ConvSpec::new(&format!("enc{level}.down"), c[level], c[level + 1], 3, 2, true));
             }
         }
         for level in (0..levels - 1).rev() {
-            specs.push(ConvSpec::new(
-                &format!("dec{level}.fuse"),
-                c[level + 1] + c[level],
-                c[level],
-                1,
-                1,
-                true,
-            ));
+            specs.push(ConvSpec::new(&format!("dec{level}.fuse"), c[level + 1] + c[level], c[level], 1, 1, true));
             for b in 0..self.blocks[level] {
                 res_block(&mut specs, &format!("dec{level}.res{b}"), c[level]);
             }
         }
-        specs.push(ConvSpec::new(
-            "head",
-            c[0],
-            OUTPUT_CHANNELS * SHUFFLE * SHUFFLE,
-            3,
-            1,
-            false,
-        ));
+        specs.push(ConvSpec::new("head", c[0], OUTPUT_CHANNELS * SHUFFLE * SHUFFLE, 3, 1, false));
         specs
     }
 
@@ -171,10 +117,7 @@ impl UnetConfig {
     }
 
     pub fn parameter_count(&self) -> usize {
-        self.convs()
-            .iter()
-            .map(|s| s.k * s.k * s.cin * s.cout + s.cout)
-            .sum()
+        self.convs().iter().map(|s| s.k * s.k * s.cin * s.cout + s.cout).sum()
     }
 }
 
@@ -191,31 +134,17 @@ pub struct ConvSpec {
 
 impl ConvSpec {
     fn new(name: &str, cin: usize, cout: usize, k: usize, stride: usize, relu: bool) -> Self {
-        Self {
-            name: name.into(),
-            cin,
-            cout,
-            k,
-            stride,
-            relu,
-        }
+        Self { name: name.into(), cin, cout, k, stride, relu }
     }
 
     pub fn geometry(&self) -> ConvGeometry {
-        ConvGeometry {
-            k: self.k,
-            stride: self.stride,
-        }
+        ConvGeometry { k: self.k, stride: self.stride }
     }
 
     /// Resolution level the conv's output lives at (0 = half resolution).
     fn level(&self) -> usize {
-        let digit = |prefix: &str| {
-            self.name
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.chars().next())
-                .and_then(|c| c.to_digit(10))
-        };
+        let digit =
+            |prefix: &str| self.name.strip_prefix(prefix).and_then(|rest| rest.chars().next()).and_then(|c| c.to_digit(10));
         match (digit("enc"), digit("dec")) {
             (Some(l), _) if self.name.ends_with(".down") => l as usize + 1,
             (Some(l), _) | (_, Some(l)) => l as usize,
@@ -288,14 +217,10 @@ impl Unet {
             expected.insert(spec.bias_name(), vec![spec.cout]);
         }
         if let Some(unknown) = tensors.keys().find(|k| !expected.contains_key(*k)) {
-            return Err(EngineError::Model(format!(
-                "unknown tensor '{unknown}' in the model weights"
-            )));
+            return Err(EngineError::Model(format!("unknown tensor '{unknown}' in the model weights")));
         }
         for (name, shape) in &expected {
-            let tensor = tensors
-                .get(name)
-                .ok_or_else(|| EngineError::Model(format!("model weights lack tensor '{name}'")))?;
+            let tensor = tensors.get(name).ok_or_else(|| EngineError::Model(format!("model weights lack tensor '{name}'")))?;
             if tensor.dims() != shape.as_slice() {
                 return Err(EngineError::Model(format!(
                     "tensor '{name}' has shape {:?}, the model config needs {shape:?}",
@@ -309,19 +234,12 @@ impl Unet {
             let bias = tensors[&spec.bias_name()].clone();
             convs.push((spec, weight, bias));
         }
-        Ok(Self {
-            config: config.clone(),
-            convs,
-        })
+        Ok(Self { config: config.clone(), convs })
     }
 
     /// A model with random weights (He init, residual branches scaled down): for tests and as the
     /// starting point of training.
-    pub fn random_tensors(
-        config: &UnetConfig,
-        seed: u64,
-        device: &Device,
-    ) -> Result<BTreeMap<String, Tensor>> {
+    pub fn random_tensors(config: &UnetConfig, seed: u64, device: &Device) -> Result<BTreeMap<String, Tensor>> {
         use rand::SeedableRng;
         use rand_distr::Distribution;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -332,18 +250,11 @@ impl Unet {
             if spec.name.ends_with(".conv2") || spec.name == "head" {
                 std *= 0.1;
             }
-            let normal = rand_distr::Normal::new(0f32, std)
-                .map_err(|e| EngineError::Model(e.to_string()))?;
+            let normal = rand_distr::Normal::new(0f32, std).map_err(|e| EngineError::Model(e.to_string()))?;
             let count = spec.cout * spec.cin * spec.k * spec.k;
             let values: Vec<f32> = (0..count).map(|_| normal.sample(&mut rng)).collect();
-            tensors.insert(
-                spec.weight_name(),
-                Tensor::from_vec(values, spec.weight_shape(), device)?,
-            );
-            tensors.insert(
-                spec.bias_name(),
-                Tensor::zeros(spec.cout, candle_core::DType::F32, device)?,
-            );
+            tensors.insert(spec.weight_name(), Tensor::from_vec(values, spec.weight_shape(), device)?);
+            tensors.insert(spec.bias_name(), Tensor::zeros(spec.cout, candle_core::DType::F32, device)?);
         }
         Ok(tensors)
     }
@@ -358,9 +269,7 @@ impl Unet {
 
     /// Every conv with its kernel-layout weight and bias.
     pub fn layers(&self) -> impl Iterator<Item = (&ConvSpec, &Tensor, &Tensor)> {
-        self.convs
-            .iter()
-            .map(|(spec, weight, bias)| (spec, weight, bias))
+        self.convs.iter().map(|(spec, weight, bias)| (spec, weight, bias))
     }
 
     pub fn spec(&self, name: &str) -> Option<&ConvSpec> {
@@ -378,28 +287,17 @@ impl Unet {
     }
 
     /// The same model with every weight replaced by `f(spec, kernel-layout weight)`.
-    pub fn map_weights(
-        &self,
-        mut f: impl FnMut(&ConvSpec, &Tensor) -> Result<Tensor>,
-    ) -> Result<Self> {
+    pub fn map_weights(&self, mut f: impl FnMut(&ConvSpec, &Tensor) -> Result<Tensor>) -> Result<Self> {
         let mut convs = Vec::with_capacity(self.convs.len());
         for (spec, weight, bias) in &self.convs {
             convs.push((spec.clone(), f(spec, weight)?, bias.clone()));
         }
-        Ok(Self {
-            config: self.config.clone(),
-            convs,
-        })
+        Ok(Self { config: self.config.clone(), convs })
     }
 
     /// Runs the model on `input [N,H,W,4]` (H, W multiples of `alignment`) and returns the RGB
     /// residual `[N,H,W,3]`.
-    pub fn forward(
-        &self,
-        input: &Tensor,
-        lora: Option<&LoraSet>,
-        hook: &mut dyn ActivationHook,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, input: &Tensor, lora: Option<&LoraSet>, hook: &mut dyn ActivationHook) -> Result<Tensor> {
         let (_, h, w, c) = input.dims4()?;
         let align = self.config.alignment();
         if c != INPUT_CHANNELS || h % align != 0 || w % align != 0 || h == 0 || w == 0 {
@@ -410,17 +308,9 @@ impl Unet {
         }
         let mut convs = self.convs.iter();
         let mut next = |x: &Tensor, hook: &mut dyn ActivationHook| -> Result<Tensor> {
-            let (spec, weight, bias) = convs
-                .next()
-                .ok_or_else(|| EngineError::Model("model graph ran out of convolutions".into()))?;
-            conv_layer(
-                spec,
-                weight,
-                bias,
-                x,
-                lora.and_then(|l| l.layers.get(&spec.name)),
-                hook,
-            )
+            let (spec, weight, bias) =
+                convs.next().ok_or_else(|| EngineError::Model("model graph ran out of convolutions".into()))?;
+            conv_layer(spec, weight, bias, x, lora.and_then(|l| l.layers.get(&spec.name)), hook)
         };
         let levels = self.config.channels.len();
         let x = hook.visit("input", input.clone())?;
@@ -436,9 +326,7 @@ impl Unet {
             }
         }
         for level in (0..levels - 1).rev() {
-            let skip = skips
-                .pop()
-                .ok_or_else(|| EngineError::Model("model graph lost a skip connection".into()))?;
+            let skip = skips.pop().ok_or_else(|| EngineError::Model("model graph lost a skip connection".into()))?;
             let up = upsample_nearest2(&x)?;
             x = next(&Tensor::cat(&[&up, &skip], D::Minus1)?, hook)?;
             for b in 0..self.config.blocks[level] {
@@ -462,8 +350,7 @@ impl Unet {
         }
         file.metadata.insert("format".into(), ARCH_NAME.into());
         file.metadata.insert("precision".into(), "float".into());
-        file.metadata
-            .insert("config".into(), config_json(&self.config));
+        file.metadata.insert("config".into(), config_json(&self.config));
         file.metadata.insert("hash".into(), self.content_hash()?);
         Ok(file)
     }
@@ -472,21 +359,14 @@ impl Unet {
     pub fn from_file(file: &TensorFile, device: &Device) -> Result<Self> {
         let config = config_from_metadata(file)?;
         if file.meta("precision") != Some("float") {
-            return Err(EngineError::Model(
-                "this weights file is not a float prism-unet model".into(),
-            ));
+            return Err(EngineError::Model("this weights file is not a float prism-unet model".into()));
         }
         let mut tensors = BTreeMap::new();
         for (name, raw) in &file.tensors {
             if raw.dtype != crate::tensorfile::ElementType::F32 {
-                return Err(EngineError::Model(format!(
-                    "tensor '{name}' must be f32 in a float model"
-                )));
+                return Err(EngineError::Model(format!("tensor '{name}' must be f32 in a float model")));
             }
-            tensors.insert(
-                name.clone(),
-                Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), device)?,
-            );
+            tensors.insert(name.clone(), Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), device)?);
         }
         let model = Self::new(&config, &tensors)?;
         let stored = file.meta("hash").unwrap_or_default();
@@ -507,24 +387,17 @@ pub(crate) fn config_json(config: &UnetConfig) -> String {
 
 pub(crate) fn config_from_metadata(file: &TensorFile) -> Result<UnetConfig> {
     if file.meta("format") != Some(ARCH_NAME) {
-        return Err(EngineError::Model(format!(
-            "this is not a {ARCH_NAME} weights file (no 'format: {ARCH_NAME}' metadata)"
-        )));
+        return Err(EngineError::Model(format!("this is not a {ARCH_NAME} weights file (no 'format: {ARCH_NAME}' metadata)")));
     }
-    let json = file
-        .meta("config")
-        .ok_or_else(|| EngineError::Model("model file has no config metadata".into()))?;
-    let config: UnetConfig = serde_json::from_str(json)
-        .map_err(|e| EngineError::Model(format!("model config metadata is invalid: {e}")))?;
+    let json = file.meta("config").ok_or_else(|| EngineError::Model("model file has no config metadata".into()))?;
+    let config: UnetConfig =
+        serde_json::from_str(json).map_err(|e| EngineError::Model(format!("model config metadata is invalid: {e}")))?;
     config.validate()?;
     Ok(config)
 }
 
 pub(crate) fn raw_f32(tensor: &Tensor) -> Result<RawTensor> {
-    Ok(RawTensor::from_f32(
-        tensor.dims().to_vec(),
-        &tensor.flatten_all()?.to_vec1::<f32>()?,
-    ))
+    Ok(RawTensor::from_f32(tensor.dims().to_vec(), &tensor.flatten_all()?.to_vec1::<f32>()?))
 }
 
 /// sha256 over the config and every tensor (name, shape, f32 bytes), first 16 hex digits.
@@ -542,12 +415,7 @@ pub fn hash_tensors(config: &UnetConfig, tensors: &BTreeMap<String, Tensor>) -> 
 }
 
 pub(crate) fn short_hash(hasher: Sha256) -> String {
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 fn conv_layer(
@@ -561,14 +429,9 @@ fn conv_layer(
     let mut y = conv_nhwc(x, weight, spec.geometry())?.broadcast_add(bias)?;
     if let Some(lora) = lora {
         let mid = conv_nhwc(x, &lora.a, spec.geometry())?;
-        let mid = hook
-            .visit(&format!("{}.lora_mid", spec.name), mid)?
-            .broadcast_mul(&lora.rank_scale)?;
+        let mid = hook.visit(&format!("{}.lora_mid", spec.name), mid)?.broadcast_mul(&lora.rank_scale)?;
         let (n, h, w, rank) = mid.dims4()?;
-        let delta = mid
-            .reshape((n * h * w, rank))?
-            .matmul(&lora.b)?
-            .reshape((n, h, w, spec.cout))?;
+        let delta = mid.reshape((n * h * w, rank))?.matmul(&lora.b)?.reshape((n, h, w, spec.cout))?;
         y = (y + delta)?;
     }
     if spec.relu {
@@ -591,29 +454,20 @@ fn residual_block(
 /// `[N,H,W,C] -> [N,H/f,W/f,C*f*f]`, channel order `(dy, dx, c)`.
 pub fn pixel_unshuffle(x: &Tensor, f: usize) -> candle_core::Result<Tensor> {
     let (n, h, w, c) = x.dims4()?;
-    x.reshape((n, h / f, f, w / f, f, c))?
-        .permute((0, 1, 3, 2, 4, 5))?
-        .contiguous()?
-        .reshape((n, h / f, w / f, f * f * c))
+    x.reshape((n, h / f, f, w / f, f, c))?.permute((0, 1, 3, 2, 4, 5))?.contiguous()?.reshape((n, h / f, w / f, f * f * c))
 }
 
 /// Inverse of [`pixel_unshuffle`].
 pub fn pixel_shuffle(x: &Tensor, f: usize) -> candle_core::Result<Tensor> {
     let (n, h, w, cff) = x.dims4()?;
     let c = cff / (f * f);
-    x.reshape((n, h, w, f, f, c))?
-        .permute((0, 1, 3, 2, 4, 5))?
-        .contiguous()?
-        .reshape((n, h * f, w * f, c))
+    x.reshape((n, h, w, f, f, c))?.permute((0, 1, 3, 2, 4, 5))?.contiguous()?.reshape((n, h * f, w * f, c))
 }
 
 /// Nearest-neighbour x2 upsampling in NHWC.
 pub fn upsample_nearest2(x: &Tensor) -> candle_core::Result<Tensor> {
     let (n, h, w, c) = x.dims4()?;
-    x.reshape((n, h, 1, w, 1, c))?
-        .broadcast_as((n, h, 2, w, 2, c))?
-        .contiguous()?
-        .reshape((n, h * 2, w * 2, c))
+    x.reshape((n, h, 1, w, 1, c))?.broadcast_as((n, h, 2, w, 2, c))?.contiguous()?.reshape((n, h * 2, w * 2, c))
 }
 
 #[cfg(test)]
@@ -633,10 +487,7 @@ mod tests {
         let y = model.forward(&x, None, &mut FloatActivations).unwrap();
         assert_eq!(y.dims(), &[1, 12, 20, 3]);
         let bad = Tensor::zeros((1, 10, 20, 4), candle_core::DType::F32, &dev).unwrap();
-        let err = model
-            .forward(&bad, None, &mut FloatActivations)
-            .unwrap_err()
-            .to_string();
+        let err = model.forward(&bad, None, &mut FloatActivations).unwrap_err().to_string();
         assert!(err.contains("multiples of 4"), "{err}");
     }
 
@@ -644,14 +495,7 @@ mod tests {
     fn pixel_shuffle_inverts_unshuffle() {
         let x = Tensor::randn(0f32, 1.0, (2, 6, 4, 3), &Device::Cpu).unwrap();
         let back = pixel_shuffle(&pixel_unshuffle(&x, 2).unwrap(), 2).unwrap();
-        let diff: f32 = (x - back)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff: f32 = (x - back).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
         assert_eq!(diff, 0.0);
     }
 
@@ -662,33 +506,12 @@ mod tests {
         let good = Unet::random_tensors(&config, 1, &dev).unwrap();
         let mut missing = good.clone();
         missing.remove("head.bias");
-        assert!(
-            Unet::new(&config, &missing)
-                .unwrap_err()
-                .to_string()
-                .contains("'head.bias'")
-        );
+        assert!(Unet::new(&config, &missing).unwrap_err().to_string().contains("'head.bias'"));
         let mut misshaped = good.clone();
-        misshaped.insert(
-            "stem.bias".into(),
-            Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap(),
-        );
-        assert!(
-            Unet::new(&config, &misshaped)
-                .unwrap_err()
-                .to_string()
-                .contains("'stem.bias'")
-        );
+        misshaped.insert("stem.bias".into(), Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap());
+        assert!(Unet::new(&config, &misshaped).unwrap_err().to_string().contains("'stem.bias'"));
         let mut unknown = good;
-        unknown.insert(
-            "extra.weight".into(),
-            Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap(),
-        );
-        assert!(
-            Unet::new(&config, &unknown)
-                .unwrap_err()
-                .to_string()
-                .contains("'extra.weight'")
-        );
+        unknown.insert("extra.weight".into(), Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap());
+        assert!(Unet::new(&config, &unknown).unwrap_err().to_string().contains("'extra.weight'"));
     }
 }

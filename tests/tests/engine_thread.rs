@@ -1,0 +1,167 @@
+//! The engine thread: jobs, progress, cancellation, failures and panics.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use candle_core::Tensor;
+use prism_engine::adapter::Adapter;
+use prism_engine::backend::{AdapterInfo, Backend, BackendKind, MemoryReport, Precision, ReferenceBackend};
+use prism_engine::engine::{Command, EngineHandle, Event};
+use prism_engine::fixtures::{synthetic_photo, write_tiny_model_dir};
+use prism_engine::imageio::Mask;
+use prism_engine::job::EditJob;
+use prism_engine::model::Model;
+
+fn next_event(engine: &EngineHandle, wanted: impl Fn(&Event) -> bool) -> Event {
+    loop {
+        let event = engine.recv_timeout(Duration::from_secs(120)).expect("the engine answered");
+        if wanted(&event) {
+            return event;
+        }
+    }
+}
+
+fn is_final(event: &Event) -> bool {
+    matches!(event, Event::Done { .. } | Event::Failed { .. } | Event::Cancelled { .. })
+}
+
+fn job(id: u64, width: usize, height: usize, mask: Option<Mask>, tool: &str) -> EditJob {
+    EditJob {
+        id,
+        image: Arc::new(synthetic_photo(width, height, id)),
+        mask: mask.map(Arc::new),
+        mix: vec![(tool.into(), 1.0)],
+        strength: 1.0,
+        precision: Precision::Int8,
+    }
+}
+
+fn setup() -> (tempfile::TempDir, Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_tiny_model_dir(dir.path(), 21).unwrap();
+    (dir, model)
+}
+
+#[test]
+fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
+    let (dir, model) = setup();
+    let bad = dir.path().join("bad.prism-lora");
+    std::fs::write(&bad, b"not a safetensors file").unwrap();
+    let adapters = [model.shipped_adapters(), vec![bad.clone()]].concat();
+    let engine = EngineHandle::spawn(model, adapters, None).unwrap();
+    let rejected = next_event(&engine, |e| matches!(e, Event::AdapterRejected { .. }));
+    let Event::AdapterRejected { path, error } = rejected else { unreachable!() };
+    assert_eq!(path, bad);
+    assert!(error.contains("not a valid safetensors"), "{error}");
+
+    // A local tool with no mask fails with a readable message...
+    engine.send(Command::Edit(job(1, 40, 36, None, "fill"))).unwrap();
+    match next_event(&engine, is_final) {
+        Event::Failed { job: 1, error } => assert!(error.contains("paint"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // ...and the engine serves the next job: a painted square changes, the rest does not.
+    let mut mask = Mask::filled(40, 36, 0.0);
+    for y in 10..20 {
+        for x in 12..24 {
+            mask.data[y * 40 + x] = 1.0;
+        }
+    }
+    let edit = job(2, 40, 36, Some(mask.clone()), "fill");
+    let original = edit.image.clone();
+    engine.send(Command::Edit(edit)).unwrap();
+    let Event::Done { job: 2, image, stats } = next_event(&engine, is_final) else { panic!("job 2 did not finish") };
+    assert_eq!((image.width, image.height), (40, 36));
+    let feathered = mask.feathered(prism_engine::job::FEATHER);
+    let mut changed_inside = 0;
+    for y in 0..36 {
+        for x in 0..40 {
+            let (a, b) = (original.pixel(x, y), image.pixel(x, y));
+            if feathered.at(x, y) == 0.0 {
+                assert_eq!(a, b, "pixel ({x},{y}) outside the mask changed");
+            } else if mask.at(x, y) > 0.5 && a != b {
+                changed_inside += 1;
+            }
+        }
+    }
+    assert!(changed_inside > 100, "only {changed_inside} masked pixels changed");
+    assert_eq!(stats.backend, "reference");
+    assert_eq!(stats.memory.adapters, 2);
+
+    // Unknown tool: a clear failure, then removal and a switch still work.
+    engine.send(Command::Edit(job(3, 16, 16, None, "nope"))).unwrap();
+    match next_event(&engine, is_final) {
+        Event::Failed { job: 3, error } => assert!(error.contains("no tool named 'nope'"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    engine.send(Command::Edit(job(4, 20, 20, None, "tone"))).unwrap();
+    assert!(matches!(next_event(&engine, is_final), Event::Done { job: 4, .. }));
+    engine.send(Command::SetBackend(BackendKind::Wgpu)).unwrap();
+    assert!(matches!(next_event(&engine, |e| matches!(e, Event::BackendUnavailable { .. })), Event::BackendUnavailable { .. }));
+    engine.send(Command::RemoveAdapter("tone".into())).unwrap();
+    assert!(matches!(next_event(&engine, |e| matches!(e, Event::AdapterRemoved { .. })), Event::AdapterRemoved { .. }));
+}
+
+#[test]
+fn a_long_job_can_be_cancelled_and_reports_progress() {
+    let (_dir, model) = setup();
+    let engine = EngineHandle::spawn(model.clone(), model.shipped_adapters(), None).unwrap();
+    // 1100 x 1100 is 9 tiles; cancel as soon as the first progress event arrives.
+    engine.send(Command::Edit(job(7, 1100, 1100, None, "tone"))).unwrap();
+    let Event::Progress { total, .. } = next_event(&engine, |e| matches!(e, Event::Progress { .. })) else { unreachable!() };
+    assert_eq!(total, 9);
+    engine.send(Command::Cancel(7)).unwrap();
+    assert!(matches!(next_event(&engine, is_final), Event::Cancelled { job: 7 }));
+}
+
+/// A backend whose forward panics, standing in for a bug deep in a kernel.
+struct PanickingBackend(ReferenceBackend);
+
+impl Backend for PanickingBackend {
+    fn kind(&self) -> BackendKind {
+        self.0.kind()
+    }
+    fn device(&self) -> String {
+        "panicking test device".into()
+    }
+    fn install(&mut self, adapter: &Adapter) -> prism_engine::Result<AdapterInfo> {
+        self.0.install(adapter)
+    }
+    fn remove(&mut self, name: &str) -> bool {
+        self.0.remove(name)
+    }
+    fn installed(&self) -> Vec<AdapterInfo> {
+        self.0.installed()
+    }
+    fn bind(&mut self, mix: &[(String, f32)], strength: f32, precision: Precision) -> prism_engine::Result<()> {
+        self.0.bind(mix, strength, precision)
+    }
+    fn forward(&mut self, input: &Tensor) -> prism_engine::Result<Tensor> {
+        if input.dim(1)? > 16 {
+            panic!("kernel blew up");
+        }
+        self.0.forward(input)
+    }
+    fn memory(&self) -> MemoryReport {
+        self.0.memory()
+    }
+    fn alignment(&self) -> usize {
+        self.0.alignment()
+    }
+}
+
+#[test]
+fn a_panicking_job_becomes_failed_and_the_engine_keeps_serving() {
+    let (_dir, model) = setup();
+    let backend = Box::new(PanickingBackend(ReferenceBackend::new(model.clone())));
+    let adapters: Vec<PathBuf> = model.shipped_adapters();
+    let engine = EngineHandle::spawn_with_backend(model, backend, adapters, None).unwrap();
+    engine.send(Command::Edit(job(1, 64, 64, None, "tone"))).unwrap();
+    match next_event(&engine, is_final) {
+        Event::Failed { job: 1, error } => assert!(error.contains("kernel blew up"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    engine.send(Command::Edit(job(2, 16, 16, None, "tone"))).unwrap();
+    assert!(matches!(next_event(&engine, is_final), Event::Done { job: 2, .. }));
+}
