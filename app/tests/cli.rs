@@ -1,0 +1,210 @@
+//! The `prism` binary end to end: edits, adapters, and every kind of bad input answered with one
+//! clear line, a non-zero exit, no panic and nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use prism_engine::fixtures::{synthetic_photo, write_tiny_model_dir};
+use prism_engine::imageio::{Picture, png_text_chunks, save_picture};
+use prism_engine::tensorfile::{RawTensor, TensorFile};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+    photo: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tiny_model_dir(&model, 31).unwrap();
+    let photo = dir.path().join("photo.png");
+    let picture = Picture { rgb: synthetic_photo(48, 40, 3), alpha: None, sixteen_bit: false };
+    save_picture(&photo, &picture, &[]).unwrap();
+    Setup { dir, model, photo }
+}
+
+fn prism(setup: &Setup, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(args)
+        .env("PRISM_HOME", setup.dir.path().join("home"))
+        .env("PRISM_MODEL", &setup.model)
+        .output()
+        .unwrap()
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Fails with exactly one `error:` line and no panic.
+fn assert_clean_failure(output: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "expected failure, got success: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].to_lowercase().contains(&expected.to_lowercase()), "expected '{expected}' in: {stderr}");
+}
+
+#[test]
+fn edit_writes_a_png_that_records_the_edit() {
+    let setup = setup();
+    let out = setup.dir.path().join("out.png");
+    let output = prism(&setup, &["edit", s(&setup.photo), "--tool", "tone", "-o", s(&out)]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let chunks = png_text_chunks(&out).unwrap();
+    let get = |k: &str| chunks.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(get("prism:tool"), "tone");
+    assert_eq!(get("prism:backend"), "reference");
+    assert_eq!(get("prism:precision"), "int8");
+    assert_eq!(get("prism:strength"), "1");
+    assert_eq!(get("prism:adapters"), r#"[["tone",1.0]]"#);
+    assert_eq!(get("prism:version"), env!("CARGO_PKG_VERSION"));
+    assert!(get("prism:model").len() == 16 && get("prism:profile").len() == 16);
+
+    // A blend and a masked local edit, through the float reference.
+    let mask = setup.dir.path().join("mask.png");
+    let mut m = prism_engine::imageio::RgbImage::new(48, 40);
+    for y in 10..20 {
+        for x in 10..30 {
+            m.data[(y * 48 + x) * 3..(y * 48 + x) * 3 + 3].fill(1.0);
+        }
+    }
+    save_picture(&mask, &Picture { rgb: m, alpha: None, sixteen_bit: false }, &[]).unwrap();
+    let blended = setup.dir.path().join("blend.webp");
+    let output = prism(&setup, &["edit", s(&setup.photo), "--mix", "tone=0.5,fill=0.5", "--mask", s(&mask), "--precision", "float", "-o", s(&blended)]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(blended.exists());
+}
+
+#[test]
+fn bad_inputs_fail_with_one_clear_line_and_write_nothing() {
+    let setup = setup();
+    let d = setup.dir.path();
+    let out = d.join("result.png");
+
+    assert_clean_failure(&prism(&setup, &["edit", s(&d.join("missing.png")), "--tool", "tone", "-o", s(&out)]), "no such file");
+
+    let png_bytes = std::fs::read(&setup.photo).unwrap();
+    let truncated_png = d.join("truncated.png");
+    std::fs::write(&truncated_png, &png_bytes[..png_bytes.len() / 2]).unwrap();
+    assert_clean_failure(&prism(&setup, &["edit", s(&truncated_png), "--tool", "tone", "-o", s(&out)]), "truncated.png");
+
+    let mut jpeg = Vec::new();
+    let rgb: Vec<u8> = synthetic_photo(64, 64, 1).data.iter().map(|v| (v * 255.0) as u8).collect();
+    image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode(&rgb, 64, 64, image::ExtendedColorType::Rgb8).unwrap();
+    let truncated_jpeg = d.join("truncated.jpg");
+    std::fs::write(&truncated_jpeg, &jpeg[..jpeg.len() / 3]).unwrap();
+    assert_clean_failure(&prism(&setup, &["edit", s(&truncated_jpeg), "--tool", "tone", "-o", s(&out)]), "truncated.jpg");
+
+    let bomb = d.join("bomb.png");
+    std::fs::write(&bomb, png_header_only(60000, 60000)).unwrap();
+    assert_clean_failure(&prism(&setup, &["edit", s(&bomb), "--tool", "tone", "-o", s(&out)]), "60000x60000");
+
+    assert_clean_failure(&prism(&setup, &["edit", s(&setup.photo), "--tool", "nope", "-o", s(&out)]), "no tool named 'nope'");
+    assert_clean_failure(&prism(&setup, &["edit", s(&setup.photo), "--tool", "fill", "-o", s(&out)]), "paint");
+    assert_clean_failure(&prism(&setup, &["edit", s(&setup.photo), "--tool", "tone", "-o", s(&d.join("x.gif"))]), "extension");
+
+    let before = std::fs::read(&setup.photo).unwrap();
+    assert_clean_failure(&prism(&setup, &["edit", s(&setup.photo), "--tool", "tone", "-o", s(&setup.photo)]), "input");
+    assert_eq!(std::fs::read(&setup.photo).unwrap(), before, "the input was touched");
+
+    let no_model = Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(["edit", s(&setup.photo), "--tool", "tone", "--model", s(&d.join("empty")), "-o", s(&out)])
+        .output()
+        .unwrap();
+    assert_clean_failure(&no_model, "no model installed");
+
+    assert!(!out.exists(), "a failed command wrote its output");
+    let leftovers: Vec<_> = std::fs::read_dir(d).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("partial")).collect();
+    assert!(leftovers.is_empty());
+}
+
+/// A PNG whose header claims `w x h` pixels followed by an empty image stream.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend(kind);
+        out.extend(data);
+        out.extend(crc.finalize().to_be_bytes());
+    }
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+#[test]
+fn adapters_are_listed_inspected_and_garbage_is_refused() {
+    let setup = setup();
+    let d = setup.dir.path();
+    let list = prism(&setup, &["adapters", "list"]);
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success() && stdout.contains("fill") && stdout.contains("tone"), "{stdout}");
+
+    let inspect = prism(&setup, &["adapters", "inspect", s(&setup.model.join("adapters/fill.prism-lora"))]);
+    let stdout = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success() && stdout.contains("fits model"), "{stdout}");
+
+    // Bad header length.
+    let bad_header = d.join("bad-header.prism-lora");
+    let mut bytes = u64::MAX.to_le_bytes().to_vec();
+    bytes.extend(b"{}");
+    std::fs::write(&bad_header, bytes).unwrap();
+    assert_clean_failure(&prism(&setup, &["adapters", "install", s(&bad_header)]), "not a valid safetensors");
+
+    // Huge declared sizes: a header promising far more data than the file has.
+    let huge = d.join("huge.prism-lora");
+    let header = br#"{"stem.lora_A":{"dtype":"I8","shape":[1000000,1000000],"data_offsets":[0,1000000000000]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header);
+    std::fs::write(&huge, bytes).unwrap();
+    assert_clean_failure(&prism(&setup, &["adapters", "install", s(&huge)]), "not a valid safetensors");
+
+    // NaN values in an otherwise valid float adapter.
+    let good = TensorFile::read(&setup.model.join("adapters/tone.prism-lora")).unwrap();
+    let mut nan = TensorFile { metadata: good.metadata.clone(), ..Default::default() };
+    nan.metadata.insert("precision".into(), "float".into());
+    for (name, raw) in &good.tensors {
+        let mut values = vec![0.01f32; raw.element_count()];
+        values[0] = f32::NAN;
+        nan.tensors.insert(name.clone(), RawTensor::from_f32(raw.shape.clone(), &values));
+    }
+    let nan_path = d.join("nan.prism-lora");
+    nan.write(&nan_path).unwrap();
+    assert_clean_failure(&prism(&setup, &["adapters", "install", s(&nan_path)]), "NaN");
+
+    // An adapter quantized for another profile.
+    let mut other = TensorFile::read(&setup.model.join("adapters/fill.prism-lora")).unwrap();
+    other.metadata.insert("profile".into(), "ffffffffffffffff".into());
+    let other_path = d.join("other.prism-lora");
+    other.write(&other_path).unwrap();
+    assert_clean_failure(&prism(&setup, &["adapters", "install", s(&other_path)]), "profile ffffffffffffffff");
+
+    assert!(!d.join("home").join("adapters").exists() || std::fs::read_dir(d.join("home/adapters")).unwrap().all(|e| {
+        std::fs::read_dir(e.unwrap().path()).unwrap().next().is_none()
+    }));
+
+    // A float version installs, converted, and is then listed.
+    let mut float = good.clone();
+    float.metadata.insert("name".into(), "tone2".into());
+    float.metadata.insert("precision".into(), "float".into());
+    for raw in float.tensors.values_mut() {
+        *raw = RawTensor::from_f32(raw.shape.clone(), &vec![0.01; raw.element_count()]);
+    }
+    let float_path = d.join("tone2.prism-lora");
+    float.write(&float_path).unwrap();
+    let install = prism(&setup, &["adapters", "install", s(&float_path)]);
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    assert!(String::from_utf8_lossy(&prism(&setup, &["adapters", "list"]).stdout).contains("tone2"));
+}
