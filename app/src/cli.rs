@@ -172,7 +172,7 @@ fn edit(args: EditArgs) -> Result<()> {
         bail!("the {} backend is not part of this build yet; use --backend reference", backend.name());
     }
     let precision = if args.precision == "float" { Precision::Float } else { Precision::Int8 };
-    if !(args.max_megapixels > 0.0) {
+    if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
         bail!("--max-megapixels must be positive");
     }
     let max_pixels = (args.max_megapixels * 1e6) as u64;

@@ -1,6 +1,8 @@
 //! The `prism` binary end to end: edits, adapters, and every kind of bad input answered with one
 //! clear line, a non-zero exit, no panic and nothing written.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -74,7 +76,10 @@ fn edit_writes_a_png_that_records_the_edit() {
     }
     save_picture(&mask, &Picture { rgb: m, alpha: None, sixteen_bit: false }, &[]).unwrap();
     let blended = setup.dir.path().join("blend.webp");
-    let output = prism(&setup, &["edit", s(&setup.photo), "--mix", "tone=0.5,fill=0.5", "--mask", s(&mask), "--precision", "float", "-o", s(&blended)]);
+    let output = prism(
+        &setup,
+        &["edit", s(&setup.photo), "--mix", "tone=0.5,fill=0.5", "--mask", s(&mask), "--precision", "float", "-o", s(&blended)],
+    );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(blended.exists());
 }
@@ -118,7 +123,11 @@ fn bad_inputs_fail_with_one_clear_line_and_write_nothing() {
     assert_clean_failure(&no_model, "no model installed");
 
     assert!(!out.exists(), "a failed command wrote its output");
-    let leftovers: Vec<_> = std::fs::read_dir(d).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("partial")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -191,9 +200,12 @@ fn adapters_are_listed_inspected_and_garbage_is_refused() {
     other.write(&other_path).unwrap();
     assert_clean_failure(&prism(&setup, &["adapters", "install", s(&other_path)]), "profile ffffffffffffffff");
 
-    assert!(!d.join("home").join("adapters").exists() || std::fs::read_dir(d.join("home/adapters")).unwrap().all(|e| {
-        std::fs::read_dir(e.unwrap().path()).unwrap().next().is_none()
-    }));
+    assert!(
+        !d.join("home").join("adapters").exists()
+            || std::fs::read_dir(d.join("home/adapters"))
+                .unwrap()
+                .all(|e| { std::fs::read_dir(e.unwrap().path()).unwrap().next().is_none() })
+    );
 
     // A float version installs, converted, and is then listed.
     let mut float = good.clone();

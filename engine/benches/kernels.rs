@@ -92,7 +92,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::hint::black_box(conv_input_grad(&dy, (batch, h, w, c), &weight, c, geometry));
     });
     let flops = 3.0 * 2.0 * (batch * h * w * 9 * c * c) as f64;
-    println!("\n3x3 [8,64,64,64] forward+backward: {:.1} ms, {:.1} GFLOP/s ({:.0}% of ceiling)", train * 1e3, flops / train / 1e9, 100.0 * flops / train / 1e9 / ceiling);
+    println!(
+        "\n3x3 [8,64,64,64] forward+backward: {:.1} ms, {:.1} GFLOP/s ({:.0}% of ceiling)",
+        train * 1e3,
+        flops / train / 1e9,
+        100.0 * flops / train / 1e9 / ceiling
+    );
 
     println!("\nprism-unet forward at 512x512 (random weights, size candidates):");
     for (channels, blocks) in [(vec![24, 48, 96], vec![1, 1, 2]), (vec![32, 64, 128], vec![1, 2, 2])] {

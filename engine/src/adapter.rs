@@ -504,7 +504,7 @@ pub fn import_peft(path: &Path, name: &str, base_model: &str) -> Result<Adapter>
 pub fn import_kohya(path: &Path, name: &str, base_model: &str, layers: &[String]) -> Result<Adapter> {
     let file = TensorFile::read(path)?;
     let by_kohya: HashMap<String, &String> = layers.iter().map(|l| (format!("lora_unet_{}", l.replace('.', "_")), l)).collect();
-    let mut found: BTreeMap<String, (Option<&RawTensor>, Option<&RawTensor>, Option<f32>)> = BTreeMap::new();
+    let mut found: BTreeMap<String, KohyaParts<'_>> = BTreeMap::new();
     for (key, raw) in &file.tensors {
         let (prefix, part) = key.rsplit_once('.').unwrap_or((key, ""));
         let (prefix, part) = match part {
@@ -537,6 +537,9 @@ pub fn import_kohya(path: &Path, name: &str, base_model: &str, layers: &[String]
         .collect();
     collect_imported(pairs, name, base_model, rank, path)
 }
+
+/// lora_down, lora_up and alpha of one kohya layer.
+type KohyaParts<'a> = (Option<&'a RawTensor>, Option<&'a RawTensor>, Option<f32>);
 
 type ImportedPair<'a> = (String, (Option<&'a RawTensor>, Option<&'a RawTensor>), f32);
 

@@ -75,8 +75,8 @@ pub fn synthetic_photo(width: usize, height: usize, seed: u64) -> RgbImage {
                 }
             }
             let i = (y * width + x) * 3;
-            for c in 0..3 {
-                image.data[i + c] = (p[c] + 0.02 * (rng.random::<f32>() - 0.5)).clamp(0.0, 1.0);
+            for (dst, value) in image.data[i..i + 3].iter_mut().zip(p) {
+                *dst = (value + 0.02 * (rng.random::<f32>() - 0.5)).clamp(0.0, 1.0);
             }
         }
     }

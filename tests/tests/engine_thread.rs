@@ -1,5 +1,7 @@
 //! The engine thread: jobs, progress, cancellation, failures and panics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

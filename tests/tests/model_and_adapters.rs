@@ -1,5 +1,7 @@
 //! Model, quantization and adapter behaviour on small random models built here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
