@@ -41,7 +41,7 @@ impl Model {
         let base_path = dir.join(BASE_FILE);
         if !base_path.exists() {
             return Err(EngineError::Model(format!(
-                "no model installed at {}: it has no {BASE_FILE}. Train one with `prism-adapters` (see assets/README.md) or pass --model DIR",
+                "no model installed at {}: it has no {BASE_FILE} (see assets/README.md for what a model directory holds); pass --model DIR or set PRISM_MODEL",
                 dir.display()
             )));
         }
