@@ -300,6 +300,52 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sixteen_bit_and_alpha_survive_a_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep.png");
+        let mut rgb = RgbImage::new(3, 2);
+        rgb.data.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32 / 20.0 + 0.0001);
+        let picture = Picture { rgb, alpha: Some(vec![0.0, 0.25, 0.5, 0.75, 1.0, 0.1]), sixteen_bit: true };
+        save_picture(&path, &picture, &[("prism:tool".into(), "tone".into())]).unwrap();
+        let back = load_picture(&path, DEFAULT_MAX_PIXELS).unwrap();
+        assert!(back.sixteen_bit);
+        let alpha = back.alpha.unwrap();
+        for (a, b) in picture.alpha.unwrap().iter().zip(&alpha) {
+            assert!((a - b).abs() < 1.0 / 65535.0);
+        }
+        for (a, b) in picture.rgb.data.iter().zip(&back.rgb.data) {
+            // 16-bit keeps detail an 8-bit file would lose (steps of 1/255).
+            assert!((a - b).abs() < 1.0 / 65535.0, "{a} vs {b}");
+        }
+        assert_eq!(png_text_chunks(&path).unwrap(), vec![("prism:tool".to_string(), "tone".to_string())]);
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // A 2x1 JPEG tagged "rotate 90 clockwise" (orientation 6) decodes as 1x2.
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode(&[255, 0, 0, 0, 0, 255], 2, 1, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        // Insert an APP1 Exif segment right after SOI: big-endian TIFF, one IFD entry 0x0112 = 6.
+        let mut tiff = b"MM\x00\x2a\x00\x00\x00\x08".to_vec();
+        tiff.extend([0x00, 0x01, 0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00]);
+        tiff.extend([0x00, 0x00, 0x00, 0x00]);
+        let mut app1 = b"Exif\x00\x00".to_vec();
+        app1.extend(tiff);
+        let mut tagged = jpeg[..2].to_vec();
+        tagged.extend([0xff, 0xe1]);
+        tagged.extend(((app1.len() + 2) as u16).to_be_bytes());
+        tagged.extend(app1);
+        tagged.extend(&jpeg[2..]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rotated.jpg");
+        std::fs::write(&path, tagged).unwrap();
+        let picture = load_picture(&path, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((picture.rgb.width, picture.rgb.height), (1, 2));
+    }
+
+    #[test]
     fn feathering_grows_outwards_only() {
         let mut mask = Mask::filled(9, 9, 0.0);
         mask.data[4 * 9 + 4] = 1.0;
