@@ -150,7 +150,12 @@ impl Engine {
             match command {
                 Command::Shutdown => return,
                 Command::Edit(job) => self.edit(job),
-                Command::Cancel(job) => self.emit(Event::Cancelled { job }),
+                // The job is not running: it already ended (nothing to do) or is still queued.
+                Command::Cancel(job) => {
+                    if remove_queued_edit(&mut self.pending, job) {
+                        self.emit(Event::Cancelled { job });
+                    }
+                }
                 Command::InstallAdapter(path) => self.install(path),
                 Command::RemoveAdapter(name) => {
                     if self.backend.remove(&name) {
@@ -202,6 +207,11 @@ impl Engine {
             loop {
                 match commands.try_recv() {
                     Ok(Command::Cancel(target)) if target == id => return false,
+                    Ok(Command::Cancel(target)) => {
+                        if remove_queued_edit(pending, target) {
+                            let _ = events.send(Event::Cancelled { job: target });
+                        }
+                    }
                     Ok(other) => pending.push_back(other),
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
@@ -220,6 +230,13 @@ impl Engine {
             Err(panic) => self.emit(Event::Failed { job: id, error: format!("internal error: {}", panic_message(&panic)) }),
         }
     }
+}
+
+/// Drops a queued edit; true when there was one.
+fn remove_queued_edit(pending: &mut VecDeque<Command>, id: JobId) -> bool {
+    let before = pending.len();
+    pending.retain(|c| !matches!(c, Command::Edit(job) if job.id == id));
+    pending.len() != before
 }
 
 fn flatten_panic<T>(result: std::thread::Result<Result<T>>) -> std::result::Result<T, String> {

@@ -113,8 +113,21 @@ fn a_long_job_can_be_cancelled_and_reports_progress() {
     engine.send(Command::Edit(job(7, 1100, 1100, None, "tone"))).unwrap();
     let Event::Progress { total, .. } = next_event(&engine, |e| matches!(e, Event::Progress { .. })) else { unreachable!() };
     assert_eq!(total, 9);
+    // A second job queued behind it is cancelled before it starts; a third still runs.
+    engine.send(Command::Edit(job(8, 32, 32, None, "tone"))).unwrap();
+    engine.send(Command::Edit(job(9, 32, 32, None, "tone"))).unwrap();
+    engine.send(Command::Cancel(8)).unwrap();
     engine.send(Command::Cancel(7)).unwrap();
-    assert!(matches!(next_event(&engine, is_final), Event::Cancelled { job: 7 }));
+    let mut finals = Vec::new();
+    while finals.len() < 3 {
+        match next_event(&engine, is_final) {
+            Event::Cancelled { job } => finals.push((job, "cancelled")),
+            Event::Done { job, .. } => finals.push((job, "done")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    finals.sort();
+    assert_eq!(finals, vec![(7, "cancelled"), (8, "cancelled"), (9, "done")]);
 }
 
 /// A backend whose forward panics, standing in for a bug deep in a kernel.
