@@ -3,7 +3,6 @@
 //! against.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -223,11 +222,4 @@ impl Backend for ReferenceBackend {
     fn alignment(&self) -> usize {
         self.model.float.config().alignment()
     }
-}
-
-/// Times a closure (for switch and forward statistics).
-pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
-    let start = Instant::now();
-    let value = f()?;
-    Ok((value, start.elapsed()))
 }

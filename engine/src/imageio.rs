@@ -58,6 +58,8 @@ impl RgbImage {
             return self.clone();
         }
         let buffer = image::Rgb32FImage::from_raw(self.width as u32, self.height as u32, self.data.clone());
+        // from_raw only fails when data.len() != width * height * 3, which every RgbImage
+        // built here upholds; a malformed one yields a blank image rather than a panic.
         let Some(buffer) = buffer else { return Self::new(w, h) };
         let resized = image::imageops::resize(&buffer, w as u32, h as u32, image::imageops::FilterType::CatmullRom);
         Self { width: w, height: h, data: resized.into_raw() }

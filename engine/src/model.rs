@@ -100,10 +100,6 @@ impl Model {
     pub fn int8_bytes(&self) -> usize {
         self.float.convs().map(|s| s.k * s.k * s.cin * s.cout + 8 * s.cout).sum()
     }
-
-    pub fn float_bytes(&self) -> usize {
-        4 * self.float.config().parameter_count()
-    }
 }
 
 /// `*.prism-lora` files directly in `dir`, sorted.

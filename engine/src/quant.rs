@@ -49,12 +49,6 @@ impl Affine {
     pub fn dequantize(&self, q: i8) -> f32 {
         (q as i32 - self.zero_point) as f32 * self.scale
     }
-
-    /// Fake-quant of a tensor (values only, no gradient).
-    pub fn fake_quant(&self, x: &Tensor) -> Result<Tensor> {
-        let q = ((x / self.scale as f64)?.round()? + self.zero_point as f64)?.clamp(-128f32, 127f32)?;
-        Ok(((q - self.zero_point as f64)? * self.scale as f64)?)
-    }
 }
 
 /// Shared LoRA quantizers of one conv.
