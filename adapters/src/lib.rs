@@ -1,4 +1,9 @@
-//! prism-adapters: training of the base model and the tool adapters, QUAD, calibration and
-//! evaluation. The model definition, profile calibration (`prism_engine::calibrate`), the
-//! differentiable NHWC convolution and the adapter format already live in `prism-engine`; the
-//! training commands arrive with the training issue.
+//! Prism's training side: data, the base model, one LoRA adapter per tool, QUAD and evaluation.
+//! It uses the engine's model definition, so what is trained is exactly what runs.
+
+pub mod data;
+pub mod recipe;
+pub mod tasks;
+pub mod train;
+pub mod eval;
+pub mod quad;

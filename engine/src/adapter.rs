@@ -41,7 +41,10 @@ pub enum AdapterPrecision {
 /// Everything an adapter says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdapterMeta {
+    /// The tool's id: what `--tool` and mixes name.
     pub name: String,
+    /// What the editor shows ("Remove object"); the id when the file has none.
+    pub title: String,
     pub task: String,
     pub description: String,
     pub example_prompts: Vec<String>,
@@ -294,6 +297,7 @@ fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
     HashMap::from([
         ("format".into(), ADAPTER_FORMAT.into()),
         ("name".into(), meta.name.clone()),
+        ("title".into(), meta.title.clone()),
         ("task".into(), meta.task.clone()),
         ("description".into(), meta.description.clone()),
         ("example_prompts".into(), serde_json::to_string(&meta.example_prompts).unwrap_or_default()),
@@ -333,6 +337,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         serde_json::from_value(parse("example_prompts", m.get("example_prompts").cloned().unwrap_or("[]".into()))?)
             .map_err(|_| adapter_error(&name, "metadata 'example_prompts' must be a list of strings"))?;
     Ok(AdapterMeta {
+        title: m.get("title").filter(|t| !t.trim().is_empty()).cloned().unwrap_or_else(|| name.clone()),
         task: m.get("task").cloned().unwrap_or_else(|| "custom".into()),
         description: m.get("description").cloned().unwrap_or_default(),
         example_prompts,
@@ -454,6 +459,7 @@ pub fn pooled_lora_quantizers(adapters: &[&Adapter]) -> BTreeMap<String, crate::
 pub fn float_meta(name: &str, base_model: &str, rank: usize, alpha: f32) -> AdapterMeta {
     AdapterMeta {
         name: name.into(),
+        title: name.into(),
         task: "custom".into(),
         description: String::new(),
         example_prompts: Vec::new(),

@@ -71,7 +71,7 @@ pub fn run_edit(
         let start = Instant::now();
         let residual = backend.forward(&tensor)?;
         forward_time += start.elapsed();
-        add_residual(input, &residual)
+        add_residual(&tensor, &residual)
     };
     let image = &job.image;
     let (result, tiles) = match plan.region {
@@ -153,7 +153,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
 }
 
 /// `[1,H,W,4]`: RGB in [-1,1] (masked pixels 0 when hidden) and the binary mask.
-fn model_input(image: &RgbImage, mask: &Mask, hide_masked: bool) -> Result<Tensor> {
+pub fn model_input(image: &RgbImage, mask: &Mask, hide_masked: bool) -> Result<Tensor> {
     let mut data = Vec::with_capacity(image.width * image.height * 4);
     for (pixel, &m) in image.data.chunks_exact(3).zip(&mask.data) {
         let edit = if m > 0.5 { 1.0 } else { 0.0 };
@@ -164,14 +164,17 @@ fn model_input(image: &RgbImage, mask: &Mask, hide_masked: bool) -> Result<Tenso
     Ok(Tensor::from_vec(data, (1, image.height, image.width, 4), &Device::Cpu)?)
 }
 
-/// `input + residual`, back in [0, 1].
-fn add_residual(input: &RgbImage, residual: &Tensor) -> Result<RgbImage> {
+/// The model's view of its input plus the residual, back in [0, 1]. Hidden (masked) pixels are 0
+/// in that view, so there the residual is the whole fill.
+pub fn add_residual(input: &Tensor, residual: &Tensor) -> Result<RgbImage> {
+    let (_, height, width, _) = input.dims4()?;
+    let seen = input.narrow(3, 0, 3)?.flatten_all()?.to_vec1::<f32>()?;
     let values = residual.flatten_all()?.to_vec1::<f32>()?;
-    if values.len() != input.data.len() {
+    if values.len() != seen.len() {
         return Err(EngineError::Model("the model returned a residual of the wrong size".into()));
     }
-    let data = input.data.iter().zip(&values).map(|(x, r)| ((x * 2.0 - 1.0 + r + 1.0) * 0.5).clamp(0.0, 1.0)).collect();
-    Ok(RgbImage { width: input.width, height: input.height, data })
+    let data = seen.iter().zip(&values).map(|(x, r)| ((x + r + 1.0) * 0.5).clamp(0.0, 1.0)).collect();
+    Ok(RgbImage { width, height, data })
 }
 
 type RunFn<'a> = dyn FnMut(&RgbImage, &Mask, bool) -> Result<RgbImage> + 'a;

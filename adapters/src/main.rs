@@ -1,0 +1,136 @@
+//! `prism-adapters`: reproduces Prism's shipped model from scratch.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use prism_adapters::recipe::{shipped_config, train_adapter, train_base};
+use prism_adapters::tasks::{ALL_TASKS, Task};
+use prism_adapters::train::RunSettings;
+
+// glibc's malloc hands large tensors back to the kernel after every step; mimalloc keeps them,
+// which makes the training loop markedly faster (DESIGN.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "prism-adapters", version, about = "Train Prism's base model and tool adapters, quantize them with QUAD, evaluate")]
+struct Cli {
+    /// Working folder for photos, checkpoints and results (never committed).
+    #[arg(long, global = true, default_value = "data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Photos for training and evaluation.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
+    /// Trains the base model on a mixture of every tool's degradations.
+    TrainBase {
+        /// Degradations to train on (comma-separated); all of them by default.
+        #[arg(long, default_value = "all")]
+        tasks: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Trains one tool's float adapter with the base frozen.
+    TrainAdapter {
+        /// remove, denoise, sharpen, colorize, lowlight, upscale, dejpeg, or all
+        #[arg(long)]
+        task: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataAction {
+    /// Downloads the Debian photo packages and PyPI held-out photos into --data.
+    Fetch {
+        /// A folder of your own photos to train on as well (repeatable).
+        #[arg(long)]
+        photos: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[arg(long)]
+    steps: usize,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Side of the square training crops.
+    #[arg(long, default_value_t = 96)]
+    crop: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 50)]
+    checkpoint_every: usize,
+    /// Start over instead of resuming the checkpoint.
+    #[arg(long)]
+    fresh: bool,
+}
+
+impl RunArgs {
+    fn settings(&self, weight_decay: f64) -> RunSettings {
+        RunSettings {
+            steps: self.steps,
+            batch: self.batch,
+            crop: self.crop,
+            lr: self.lr,
+            weight_decay,
+            seed: self.seed,
+            checkpoint_every: self.checkpoint_every.max(1),
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    ).init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// `all` or a comma-separated list of task ids.
+fn parse_tasks(list: &str) -> Result<Vec<Task>> {
+    if list == "all" {
+        return Ok(ALL_TASKS.to_vec());
+    }
+    list.split(',')
+        .map(|id| match Task::parse(id.trim()) {
+            Some(t) => Ok(t),
+            None => bail!("unknown task '{id}'; the tasks are {}", ALL_TASKS.map(|t| t.id()).join(", ")),
+        })
+        .collect()
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Data { action: DataAction::Fetch { photos } } => {
+            prism_adapters::data::fetch(&cli.data, &photos)?;
+        }
+        Command::TrainBase { tasks, run } => {
+            let tasks = parse_tasks(&tasks)?;
+            let model = train_base(&cli.data, &shipped_config()?, &run.settings(1e-4), &tasks, run.fresh)?;
+            println!("base model {} written to {}", model.content_hash()?, prism_adapters::recipe::base_path(&cli.data).display());
+        }
+        Command::TrainAdapter { task, run } => {
+            for task in parse_tasks(&task)? {
+                train_adapter(&cli.data, task, &run.settings(0.0), run.fresh)?;
+                println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! The shipped recipe: model size, base training on every degradation, one LoRA adapter per tool
+//! with the base frozen.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor, Var};
+use prism_engine::adapter::{Adapter, AdapterMeta, AdapterPrecision, LoraTensors};
+use prism_engine::conv::kernel_to_oihw;
+use prism_engine::tensorfile::TensorFile;
+use prism_engine::unet::{FloatActivations, LoraLayer, LoraSet, Unet, UnetConfig};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+use crate::tasks::Task;
+use crate::train::{Run, RunSettings, TrainingSet};
+
+/// Rank of every shipped adapter (and the model's max rank).
+pub const RANK: usize = 8;
+
+/// The shipped model size: ~0.5 M parameters, ~10 GFLOP per 512x512 edit, which stays
+/// interactive on a 2-core laptop CPU (numbers in the model card).
+pub fn shipped_config() -> Result<UnetConfig> {
+    Ok(UnetConfig::new(vec![24, 48, 96], vec![1, 1, 2], RANK)?)
+}
+
+/// Where runs keep their checkpoints and results.
+pub fn runs_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("runs")
+}
+
+pub fn base_path(data_dir: &Path) -> PathBuf {
+    runs_dir(data_dir).join("base.safetensors")
+}
+
+pub fn teacher_path(data_dir: &Path, task: Task) -> PathBuf {
+    runs_dir(data_dir).join("teachers").join(format!("{}.prism-lora", task.id()))
+}
+
+pub fn load_base(data_dir: &Path) -> Result<Unet> {
+    let path = base_path(data_dir);
+    let file = TensorFile::read(&path).with_context(|| format!("{}: run `prism-adapters train-base` first", path.display()))?;
+    Ok(Unet::from_file(&file, &Device::Cpu)?)
+}
+
+/// Trains the base on a mixture of every tool's degradations (a general image prior).
+pub fn train_base(data_dir: &Path, config: &UnetConfig, settings: &RunSettings, tasks: &[Task], fresh: bool) -> Result<Unet> {
+    let set = TrainingSet::load(data_dir)?;
+    let checkpoint = runs_dir(data_dir).join("base.ckpt");
+    if fresh {
+        let _ = std::fs::remove_file(&checkpoint);
+    }
+    let start = Unet::new(config, &Unet::random_tensors(config, settings.seed, &Device::Cpu)?)?;
+    let init: Vec<Tensor> = start.layers().flat_map(|(_, w, b)| [w.clone(), b.clone()]).collect();
+    let info = serde_json::json!({ "kind": "base", "config": config });
+    let mut run = Run::open(&checkpoint, init, settings, info)?;
+    let (batch, crop) = (settings.batch, settings.crop);
+
+    let validation = set.validation_batch(tasks, 4, crop)?;
+    run.train(
+        "base",
+        settings,
+        &validation,
+        &mut |rng| set.batch(tasks, batch, crop, rng),
+        &mut |vars, batch| {
+            let model = model_from_vars(config, vars)?;
+            batch.loss(&model.forward(&batch.input, None, &mut FloatActivations)?)
+        },
+    )?;
+    let model = model_from_vars(config, &run.vars)?;
+    model.to_file()?.write(&base_path(data_dir))?;
+    write_summary(data_dir, "base", &run, &validation)?;
+    Ok(model)
+}
+
+fn model_from_vars(config: &UnetConfig, vars: &[Var]) -> Result<Unet> {
+    let pairs = vars.chunks_exact(2).map(|p| (p[0].as_tensor().clone(), p[1].as_tensor().clone())).collect();
+    Ok(Unet::from_kernel_tensors(config, pairs)?)
+}
+
+/// What a training run reports to the model card.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    pub name: String,
+    pub steps: usize,
+    pub samples: usize,
+    pub seconds: f64,
+    pub samples_per_second: f64,
+    pub first_loss: f64,
+    pub last_loss: f64,
+    /// Loss on the fixed validation batch: doing nothing, then at the end.
+    pub identity_validation: f64,
+    pub last_validation: f64,
+}
+
+fn write_summary(data_dir: &Path, name: &str, run: &Run, validation: &crate::train::Batch) -> Result<()> {
+    let summary = RunSummary {
+        name: name.into(),
+        steps: run.step,
+        samples: run.samples,
+        seconds: run.seconds,
+        samples_per_second: run.samples as f64 / run.seconds.max(1e-9),
+        first_loss: run.losses.first().map_or(f64::NAN, |l| l.1),
+        last_loss: run.losses.last().map_or(f64::NAN, |l| l.1),
+        identity_validation: validation.identity_loss()?,
+        last_validation: run.validation.last().map_or(f64::NAN, |l| l.1),
+    };
+    let dir = runs_dir(data_dir).join("summaries");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&summary)?)?;
+    Ok(())
+}
+
+pub fn read_summaries(data_dir: &Path) -> Result<BTreeMap<String, RunSummary>> {
+    let dir = runs_dir(data_dir).join("summaries");
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        for item in std::fs::read_dir(&dir)? {
+            let path = item?.path();
+            let summary: RunSummary = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            out.insert(summary.name.clone(), summary);
+        }
+    }
+    Ok(out)
+}
+
+/// Fresh LoRA variables: A small random, B zero (the adapter starts as the identity).
+pub fn init_lora(model: &Unet, rank: usize, seed: u64) -> Result<Vec<Tensor>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for spec in model.convs() {
+        let rows = spec.k * spec.k * spec.cin;
+        let normal = Normal::new(0f32, (1.0 / rows as f32).sqrt())?;
+        let a: Vec<f32> = (0..rows * rank).map(|_| normal.sample(&mut rng)).collect();
+        out.push(Tensor::from_vec(a, (rows, rank), &Device::Cpu)?);
+        out.push(Tensor::zeros((rank, spec.cout), candle_core::DType::F32, &Device::Cpu)?);
+    }
+    Ok(out)
+}
+
+/// LoRA side paths from kernel-layout `(A, B)` pairs in conv order, at `alpha`.
+pub fn lora_set(model: &Unet, pairs: &[(Tensor, Tensor)], alpha: f32) -> Result<LoraSet> {
+    let mut set = LoraSet::default();
+    for (spec, (a, b)) in model.convs().zip(pairs) {
+        let rank = a.dim(1)?;
+        let rank_scale = Tensor::full(alpha, rank, &Device::Cpu)?;
+        set.layers.insert(spec.name.clone(), LoraLayer { a: a.clone(), b: b.clone(), rank_scale });
+    }
+    Ok(set)
+}
+
+pub fn var_pairs(vars: &[Var]) -> Vec<(Tensor, Tensor)> {
+    vars.chunks_exact(2).map(|p| (p[0].as_tensor().clone(), p[1].as_tensor().clone())).collect()
+}
+
+/// The metadata every shipped adapter of `task` carries.
+pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profile: &str) -> AdapterMeta {
+    AdapterMeta {
+        name: task.id().into(),
+        title: task.title().into(),
+        task: task.id().into(),
+        description: task.description().into(),
+        example_prompts: task.example_prompts().iter().map(|s| s.to_string()).collect(),
+        rank: RANK,
+        alpha: 1.0,
+        base_model: base_hash.into(),
+        profile: profile.into(),
+        created_by: format!("prism-adapters {}", env!("CARGO_PKG_VERSION")),
+        metrics: serde_json::json!({}),
+        region: task.region(),
+        scale: task.scale(),
+        precision,
+    }
+}
+
+/// Kernel-layout pairs as a float adapter file's tensors.
+pub fn float_adapter(model: &Unet, pairs: &[(Tensor, Tensor)], meta: AdapterMeta) -> Result<Adapter> {
+    let mut layers = BTreeMap::new();
+    for (spec, (a, b)) in model.convs().zip(pairs) {
+        let a_file = kernel_to_oihw(a, spec.k)?;
+        let b_file = b.t()?.contiguous()?;
+        layers.insert(
+            spec.name.clone(),
+            LoraTensors {
+                a_shape: a_file.dims().to_vec(),
+                b_shape: b_file.dims().to_vec(),
+                a: a_file.flatten_all()?.to_vec1()?,
+                b: b_file.flatten_all()?.to_vec1()?,
+                codes: None,
+            },
+        );
+    }
+    Ok(Adapter { meta, layers })
+}
+
+/// Kernel-layout `(A, B)` pairs of a float adapter, in conv order.
+pub fn adapter_pairs(model: &Unet, adapter: &Adapter) -> Result<Vec<(Tensor, Tensor)>> {
+    model
+        .convs()
+        .map(|spec| {
+            let t = adapter.layers.get(&spec.name).with_context(|| format!("adapter lacks layer '{}'", spec.name))?;
+            Ok(t.kernel_tensors(&Device::Cpu)?)
+        })
+        .collect()
+}
+
+/// Trains the float teacher of `task` with the base frozen.
+pub fn train_adapter(data_dir: &Path, task: Task, settings: &RunSettings, fresh: bool) -> Result<Adapter> {
+    let set = TrainingSet::load(data_dir)?;
+    let base = load_base(data_dir)?;
+    let base_hash = base.content_hash()?;
+    let checkpoint = runs_dir(data_dir).join(format!("adapter-{}.ckpt", task.id()));
+    if fresh {
+        let _ = std::fs::remove_file(&checkpoint);
+    }
+    let info = serde_json::json!({ "kind": "adapter", "task": task.id(), "base_model": base_hash });
+    let mut run = Run::open(&checkpoint, init_lora(&base, RANK, settings.seed)?, settings, info)?;
+    let (batch, crop) = (settings.batch, settings.crop);
+    let validation = set.validation_batch(&[task], 16, crop)?;
+    run.train(
+        task.id(),
+        settings,
+        &validation,
+        &mut |rng| set.batch(&[task], batch, crop, rng),
+        &mut |vars, batch| {
+            let lora = lora_set(&base, &var_pairs(vars), 1.0)?;
+            batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
+        },
+    )?;
+    let adapter = float_adapter(&base, &var_pairs(&run.vars), task_meta(task, &base_hash, AdapterPrecision::Float, ""))?;
+    let path = teacher_path(data_dir, task);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    adapter.write(&path)?;
+    write_summary(data_dir, &format!("adapter-{}", task.id()), &run, &validation)?;
+    Ok(adapter)
+}

@@ -1,0 +1,351 @@
+//! The training loop shared by the base model, the adapters and QUAD's students: random crops,
+//! masked L1 loss through the real model graph, Adam, checkpoints that resume exactly.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{D, DType, Device, Tensor, Var};
+use indicatif::{ProgressBar, ProgressStyle};
+use prism_engine::imageio::{Mask, RgbImage};
+use prism_engine::job::model_input;
+use prism_engine::tensorfile::{RawTensor, TensorFile};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::tasks::{Example, Stamp, Task, degrade};
+
+/// Clean training photos and object cut-outs, in memory.
+pub struct TrainingSet {
+    pub photos: Vec<RgbImage>,
+    pub stamps: Vec<Stamp>,
+}
+
+impl TrainingSet {
+    /// Loads `DATA/photos/train/*.png` and `DATA/stamps/*.png` (written by `data fetch`).
+    pub fn load(data_dir: &Path) -> Result<Self> {
+        let photos = crate::data::read_images(&data_dir.join("photos/train"))?;
+        if photos.is_empty() {
+            bail!("no training photos in {}: run `prism-adapters data fetch` first", data_dir.join("photos/train").display());
+        }
+        let stamps = crate::data::read_stamps(&data_dir.join("stamps"))?;
+        Ok(Self { photos, stamps })
+    }
+
+    /// A random `size x size` crop at a random scale (0.5-1x), flipped or turned at random.
+    pub fn random_crop(&self, size: usize, rng: &mut StdRng) -> RgbImage {
+        let areas: Vec<f64> = self.photos.iter().map(|p| (p.width * p.height) as f64).collect();
+        let total: f64 = areas.iter().sum();
+        let mut pick = rng.random_range(0.0..total);
+        let mut index = 0;
+        for (i, a) in areas.iter().enumerate() {
+            if pick < *a {
+                index = i;
+                break;
+            }
+            pick -= a;
+        }
+        let photo = &self.photos[index];
+        let largest = photo.width.min(photo.height);
+        let window = ((size as f32 / rng.random_range(0.5..1.0)) as usize).min(largest).max(size.min(largest));
+        let x0 = rng.random_range(0..=photo.width - window) as isize;
+        let y0 = rng.random_range(0..=photo.height - window) as isize;
+        let crop = photo.crop_clamped(x0, y0, window, window).resized(size, size);
+        let (flip, transpose) = (rng.random_bool(0.5), rng.random_bool(0.5));
+        let mut out = RgbImage::new(size, size);
+        for y in 0..size {
+            for x in 0..size {
+                let (sx, sy) = if transpose { (y, x) } else { (x, y) };
+                let sx = if flip { size - 1 - sx } else { sx };
+                let (d, s) = ((y * size + x) * 3, (sy * size + sx) * 3);
+                out.data[d..d + 3].copy_from_slice(&crop.data[s..s + 3]);
+            }
+        }
+        out
+    }
+
+    /// A fixed batch (its own seed) with `per_task` examples of every task in `tasks`.
+    pub fn validation_batch(&self, tasks: &[Task], per_task: usize, size: usize) -> Result<Batch> {
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let mut examples = Vec::new();
+        for &task in tasks {
+            for _ in 0..per_task {
+                examples.push(degrade(task, &self.random_crop(size, &mut rng), &self.stamps, &mut rng));
+            }
+        }
+        Batch::new(&examples)
+    }
+
+    /// `count` examples of tasks drawn from `tasks`.
+    pub fn batch(&self, tasks: &[Task], count: usize, size: usize, rng: &mut StdRng) -> Result<Batch> {
+        let examples: Vec<Example> = (0..count)
+            .map(|_| {
+                let task = tasks[rng.random_range(0..tasks.len())];
+                degrade(task, &self.random_crop(size, rng), &self.stamps, rng)
+            })
+            .collect();
+        Batch::new(&examples)
+    }
+}
+
+/// Examples stacked as model tensors.
+pub struct Batch {
+    /// `[N,H,W,4]` exactly as the engine feeds the model.
+    pub input: Tensor,
+    /// `[N,H,W,3]` in [-1, 1].
+    pub target: Tensor,
+    /// `[N,H,W,1]`: where the loss counts.
+    pub weight: Tensor,
+}
+
+impl Batch {
+    pub fn new(examples: &[Example]) -> Result<Self> {
+        let device = &Device::Cpu;
+        let mut inputs = Vec::with_capacity(examples.len());
+        let mut targets = Vec::with_capacity(examples.len());
+        let mut weights = Vec::with_capacity(examples.len());
+        for ex in examples {
+            let (w, h) = (ex.target.width, ex.target.height);
+            inputs.push(model_input(&ex.input, &ex.mask, ex.hide_masked)?);
+            let target: Vec<f32> = ex.target.data.iter().map(|v| v * 2.0 - 1.0).collect();
+            targets.push(Tensor::from_vec(target, (1, h, w, 3), device)?);
+            weights.push(Tensor::from_vec(binary(&ex.loss_mask), (1, h, w, 1), device)?);
+        }
+        Ok(Self { input: Tensor::cat(&inputs, 0)?, target: Tensor::cat(&targets, 0)?, weight: Tensor::cat(&weights, 0)? })
+    }
+
+    /// Mean absolute error of `input + residual` against the target where the weight is 1,
+    /// averaged per example first so a small removal mask counts as much as a whole image.
+    pub fn loss(&self, residual: &Tensor) -> Result<Tensor> {
+        let n = self.input.dim(0)?;
+        let seen = self.input.narrow(D::Minus1, 0, 3)?;
+        let error = ((seen + residual)? - &self.target)?.abs()?.broadcast_mul(&self.weight)?;
+        let per_example = error.reshape((n, ()))?.sum(1)?;
+        let counts = (self.weight.reshape((n, ()))?.sum(1)? * 3.0)?.clamp(1.0, f64::MAX)?;
+        Ok((per_example / counts)?.mean_all()?)
+    }
+
+    /// The loss of the unchanged input (a model that does nothing).
+    pub fn identity_loss(&self) -> Result<f64> {
+        let zero = Tensor::zeros(self.target.shape(), DType::F32, &Device::Cpu)?;
+        Ok(self.loss(&zero)?.to_scalar::<f32>()? as f64)
+    }
+}
+
+fn binary(mask: &Mask) -> Vec<f32> {
+    mask.data.iter().map(|&m| if m > 0.5 { 1.0 } else { 0.0 }).collect()
+}
+
+/// Adam with decoupled weight decay. Written here rather than using candle-nn's `AdamW` because
+/// a resumable run must save and restore the moment estimates, which `AdamW` keeps private.
+pub struct Adam {
+    pub lr: f64,
+    pub weight_decay: f64,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    step: usize,
+}
+
+impl Adam {
+    const BETA1: f64 = 0.9;
+    const BETA2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+
+    pub fn new(vars: &[Var], lr: f64, weight_decay: f64) -> Result<Self> {
+        let zeros = |v: &Var| v.zeros_like();
+        Ok(Self {
+            lr,
+            weight_decay,
+            m: vars.iter().map(zeros).collect::<candle_core::Result<_>>()?,
+            v: vars.iter().map(zeros).collect::<candle_core::Result<_>>()?,
+            step: 0,
+        })
+    }
+
+    pub fn step(&mut self, vars: &[Var], grads: &candle_core::backprop::GradStore) -> Result<()> {
+        self.step += 1;
+        let bias1 = 1.0 - Self::BETA1.powi(self.step as i32);
+        let bias2 = 1.0 - Self::BETA2.powi(self.step as i32);
+        for (i, var) in vars.iter().enumerate() {
+            let Some(grad) = grads.get(var) else { continue };
+            // The gradient's own graph is not needed: keep the moments free of it.
+            let grad = &grad.detach();
+            self.m[i] = ((&self.m[i] * Self::BETA1)? + (grad * (1.0 - Self::BETA1))?)?;
+            self.v[i] = ((&self.v[i] * Self::BETA2)? + (grad.sqr()? * (1.0 - Self::BETA2))?)?;
+            let update = ((&self.m[i] / bias1)? / ((&self.v[i] / bias2)?.sqrt()? + Self::EPS)?)?;
+            let decayed = (var.as_tensor() * (1.0 - self.lr * self.weight_decay))?;
+            var.set(&(decayed - (update * self.lr)?)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Cosine decay from `peak` to 5% of it after a short warm-up.
+pub fn learning_rate(peak: f64, step: usize, total: usize) -> f64 {
+    let warmup = (total / 20).clamp(1, 200);
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let t = (step - warmup) as f64 / (total - warmup).max(1) as f64;
+    peak * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+}
+
+/// Settings of one training run.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub steps: usize,
+    pub batch: usize,
+    pub crop: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub checkpoint_every: usize,
+}
+
+/// A run's trainable variables with its optimizer and history; saved as one checkpoint file.
+pub struct Run {
+    pub path: PathBuf,
+    pub vars: Vec<Var>,
+    pub adam: Adam,
+    pub step: usize,
+    pub seconds: f64,
+    pub samples: usize,
+    /// `(step, mean loss over the last interval)`.
+    pub losses: Vec<(usize, f64)>,
+    /// `(step, loss on the fixed validation batch)`.
+    pub validation: Vec<(usize, f64)>,
+    /// Anything the caller needs to rebuild the run (config, task, rank...).
+    pub info: serde_json::Value,
+}
+
+impl Run {
+    /// Resumes the checkpoint at `path` when it exists, else starts from `init`.
+    pub fn open(path: &Path, init: Vec<Tensor>, settings: &RunSettings, info: serde_json::Value) -> Result<Self> {
+        if path.exists() {
+            return Self::resume(path, init.len(), settings);
+        }
+        let vars = init.iter().map(Var::from_tensor).collect::<candle_core::Result<Vec<_>>>()?;
+        let adam = Adam::new(&vars, settings.lr, settings.weight_decay)?;
+        Ok(Self { path: path.to_path_buf(), vars, adam, step: 0, seconds: 0.0, samples: 0, losses: Vec::new(), validation: Vec::new(), info })
+    }
+
+    fn resume(path: &Path, count: usize, settings: &RunSettings) -> Result<Self> {
+        let file = TensorFile::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+        let tensor = |name: String| -> Result<Tensor> {
+            let raw = file.tensors.get(&name).with_context(|| format!("checkpoint {} lacks '{name}'", path.display()))?;
+            Ok(Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), &Device::Cpu)?)
+        };
+        let mut vars = Vec::with_capacity(count);
+        let mut m = Vec::with_capacity(count);
+        let mut v = Vec::with_capacity(count);
+        for i in 0..count {
+            vars.push(Var::from_tensor(&tensor(format!("param.{i}"))?)?);
+            m.push(tensor(format!("adam_m.{i}"))?);
+            v.push(tensor(format!("adam_v.{i}"))?);
+        }
+        let number = |key: &str| -> Result<f64> {
+            file.meta(key).and_then(|s| s.parse().ok()).with_context(|| format!("checkpoint {} lacks '{key}'", path.display()))
+        };
+        let step = number("step")? as usize;
+        let adam = Adam { lr: settings.lr, weight_decay: settings.weight_decay, m, v, step };
+        let losses = serde_json::from_str(file.meta("losses").unwrap_or("[]"))?;
+        let validation = serde_json::from_str(file.meta("validation").unwrap_or("[]"))?;
+        let info = serde_json::from_str(file.meta("info").unwrap_or("null"))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            vars,
+            adam,
+            step,
+            seconds: number("seconds")?,
+            samples: number("samples")? as usize,
+            losses,
+            validation,
+            info,
+        })
+    }
+
+    pub fn save(&self) -> Result<()> {
+        let mut file = TensorFile::default();
+        let raw = |t: &Tensor| -> Result<RawTensor> { Ok(RawTensor::from_f32(t.dims().to_vec(), &t.flatten_all()?.to_vec1()?)) };
+        for (i, var) in self.vars.iter().enumerate() {
+            file.tensors.insert(format!("param.{i}"), raw(var.as_tensor())?);
+            file.tensors.insert(format!("adam_m.{i}"), raw(&self.adam.m[i])?);
+            file.tensors.insert(format!("adam_v.{i}"), raw(&self.adam.v[i])?);
+        }
+        file.metadata.insert("step".into(), self.step.to_string());
+        file.metadata.insert("seconds".into(), self.seconds.to_string());
+        file.metadata.insert("samples".into(), self.samples.to_string());
+        file.metadata.insert("losses".into(), serde_json::to_string(&self.losses)?);
+        file.metadata.insert("validation".into(), serde_json::to_string(&self.validation)?);
+        file.metadata.insert("info".into(), self.info.to_string());
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        file.write(&self.path)?;
+        Ok(())
+    }
+
+    pub fn tensors(&self) -> Vec<Tensor> {
+        self.vars.iter().map(|v| v.as_tensor().clone()).collect()
+    }
+
+    /// Trains until `settings.steps`, checkpointing as it goes. `batch_for(step, rng)` makes the
+    /// step's data (seeded by step, so a resumed run sees what it would have seen);
+    /// `loss_for(vars, batch)` runs the model. At every checkpoint the loss on the fixed
+    /// `validation` batch is recorded (next to the loss of doing nothing).
+    pub fn train(
+        &mut self,
+        label: &str,
+        settings: &RunSettings,
+        validation: &Batch,
+        batch_for: &mut dyn FnMut(&mut StdRng) -> Result<Batch>,
+        loss_for: &mut dyn FnMut(&[Var], &Batch) -> Result<Tensor>,
+    ) -> Result<()> {
+        let identity = validation.identity_loss()?;
+        let bar = ProgressBar::new(settings.steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} (eta {eta}) {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(label.to_string());
+        bar.set_position(self.step as u64);
+        let mut interval_loss = 0f64;
+        let mut interval_steps = 0usize;
+        let mut interval_start = Instant::now();
+        let mut interval_samples = 0usize;
+        while self.step < settings.steps {
+            let started = Instant::now();
+            let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(1_000_003).wrapping_add(self.step as u64));
+            let batch = batch_for(&mut rng)?;
+            let loss = loss_for(&self.vars, &batch)?;
+            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !value.is_finite() {
+                bail!("{label}: the loss became {value} at step {}; lower the learning rate", self.step);
+            }
+            let grads = loss.backward()?;
+            self.adam.lr = learning_rate(settings.lr, self.step, settings.steps);
+            self.adam.step(&self.vars, &grads)?;
+            self.step += 1;
+            self.samples += settings.batch;
+            self.seconds += started.elapsed().as_secs_f64();
+            interval_loss += value;
+            interval_steps += 1;
+            interval_samples += settings.batch;
+            bar.set_position(self.step as u64);
+            if self.step % settings.checkpoint_every == 0 || self.step == settings.steps {
+                let rate = interval_samples as f64 / interval_start.elapsed().as_secs_f64();
+                let mean = interval_loss / interval_steps as f64;
+                self.losses.push((self.step, mean));
+                let held = loss_for(&self.vars, validation)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                self.validation.push((self.step, held));
+                bar.set_message(format!("loss {mean:.4}, validation {held:.4} (identity {identity:.4}), {rate:.1} samples/s"));
+                tracing::info!(run = label, step = self.step, loss = mean, validation = held, identity, samples_per_second = rate, "checkpoint");
+                self.save()?;
+                (interval_loss, interval_steps, interval_samples) = (0.0, 0, 0);
+                interval_start = Instant::now();
+            }
+        }
+        bar.finish();
+        Ok(())
+    }
+}
