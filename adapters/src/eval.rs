@@ -66,7 +66,8 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
         for (i, (name, photo)) in photos.iter().enumerate() {
             let side_w = EVAL_CROP.min(photo.width) / 2 * 2;
             let side_h = EVAL_CROP.min(photo.height) / 2 * 2;
-            let clean = photo.crop_clamped(((photo.width - side_w) / 2) as isize, ((photo.height - side_h) / 2) as isize, side_w, side_h);
+            let clean =
+                photo.crop_clamped(((photo.width - side_w) / 2) as isize, ((photo.height - side_h) / 2) as isize, side_w, side_h);
             let example = degrade_for_eval(task, &clean, &mut StdRng::seed_from_u64(1000 + i as u64));
             save(&dir.join(format!("{name}_clean.png")), &clean)?;
             save(&dir.join(format!("{name}_input.png")), &example.input)?;
@@ -153,7 +154,8 @@ fn write_samples(data_dir: &Path, assets: &Path) -> Result<()> {
         let image = image::open(&source).with_context(|| format!("reading {}", source.display()))?.to_rgb8();
         let (w, h) = image.dimensions();
         let f = (768.0 / w.max(h) as f32).min(1.0);
-        let image = image::imageops::resize(&image, (w as f32 * f) as u32, (h as f32 * f) as u32, image::imageops::FilterType::Lanczos3);
+        let image =
+            image::imageops::resize(&image, (w as f32 * f) as u32, (h as f32 * f) as u32, image::imageops::FilterType::Lanczos3);
         let mut bytes = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 92).encode_image(&image)?;
         std::fs::write(dir.join(format!("{name}.jpg")), bytes)?;
@@ -168,7 +170,9 @@ fn notice(credits: &[Credit]) -> String {
          derived from them. Licences are those stated in each Debian package's copyright file or the\n\
          PyPI package's data README.\n\n",
     );
-    for (title, split) in [("Training photos", Split::Train), ("Held-out photos (evaluation only, never trained on)", Split::Heldout)] {
+    for (title, split) in
+        [("Training photos", Split::Train), ("Held-out photos (evaluation only, never trained on)", Split::Heldout)]
+    {
         let _ = writeln!(out, "{title}\n{}", "-".repeat(title.len()));
         for c in credits.iter().filter(|c| c.split == split) {
             let _ = writeln!(out, "- {}: {} — {} ({})", c.id, c.author, c.licence, c.source);
@@ -189,7 +193,8 @@ fn model_card(data_dir: &Path, model: &Model, scores: &[TaskScores], latency: &L
     let config = model.float.config();
     let summaries = read_summaries(data_dir)?;
     let quad: QuadReport = serde_json::from_str(
-        &std::fs::read_to_string(crate::recipe::runs_dir(data_dir).join("quad.json")).context("run `prism-adapters quad` first")?,
+        &std::fs::read_to_string(crate::recipe::runs_dir(data_dir).join("quad.json"))
+            .context("run `prism-adapters quad` first")?,
     )?;
     let train_count = credits.iter().filter(|c| c.split == Split::Train).count();
     let heldout: Vec<&str> = credits.iter().filter(|c| c.split == Split::Heldout).map(|c| c.id.as_str()).collect();
@@ -202,7 +207,11 @@ fn model_card(data_dir: &Path, model: &Model, scores: &[TaskScores], latency: &L
         today()
     );
     let _ = writeln!(s, "## Model\n");
-    let _ = writeln!(s, "- Architecture: prism-unet, channels {:?}, blocks {:?}, LoRA rank {} on every conv", config.channels, config.blocks, config.max_rank);
+    let _ = writeln!(
+        s,
+        "- Architecture: prism-unet, channels {:?}, blocks {:?}, LoRA rank {} on every conv",
+        config.channels, config.blocks, config.max_rank
+    );
     let _ = writeln!(s, "- Parameters: {} (base); each adapter: {} LoRA values", config.parameter_count(), adapter_values(model));
     let _ = writeln!(s, "- FLOPs per 512x512 edit: {:.2} GFLOP (multiply-add = 2)", config.flops(512, 512) as f64 / 1e9);
     let _ = writeln!(
@@ -282,7 +291,15 @@ fn model_card(data_dir: &Path, model: &Model, scores: &[TaskScores], latency: &L
         let all: Vec<String> = t
             .scores
             .iter()
-            .map(|x| format!("{} {:.2}/{:.3}{}", x.method, x.psnr, x.ssim, if x.note.is_empty() { String::new() } else { format!(" ({})", x.note) }))
+            .map(|x| {
+                format!(
+                    "{} {:.2}/{:.3}{}",
+                    x.method,
+                    x.psnr,
+                    x.ssim,
+                    if x.note.is_empty() { String::new() } else { format!(" ({})", x.note) }
+                )
+            })
             .collect();
         let _ = writeln!(
             s,
@@ -300,7 +317,10 @@ fn model_card(data_dir: &Path, model: &Model, scores: &[TaskScores], latency: &L
             all.join("; ")
         );
     }
-    let _ = writeln!(s, "\nReproduce: `prism-adapters data fetch && prism-adapters train-base ... && prism-adapters train-adapter --task all ... && prism-adapters quad ... && prism-adapters eval` (exact settings in the README).");
+    let _ = writeln!(
+        s,
+        "\nReproduce: `prism-adapters data fetch && prism-adapters train-base ... && prism-adapters train-adapter --task all ... && prism-adapters quad ... && prism-adapters eval` (exact settings in the README)."
+    );
     Ok(s)
 }
 

@@ -2,8 +2,8 @@
 //! It uses the engine's model definition, so what is trained is exactly what runs.
 
 pub mod data;
+pub mod eval;
+pub mod quad;
 pub mod recipe;
 pub mod tasks;
 pub mod train;
-pub mod eval;
-pub mod quad;

@@ -14,7 +14,11 @@ use prism_adapters::train::RunSettings;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "prism-adapters", version, about = "Train Prism's base model and tool adapters, quantize them with QUAD, evaluate")]
+#[command(
+    name = "prism-adapters",
+    version,
+    about = "Train Prism's base model and tool adapters, quantize them with QUAD, evaluate"
+)]
 struct Cli {
     /// Working folder for photos, checkpoints and results (never committed).
     #[arg(long, global = true, default_value = "data")]
@@ -46,6 +50,22 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// QUAD: one shared profile, every adapter distilled onto it; writes the shipped model.
+    Quad {
+        /// Where the shipped model goes.
+        #[arg(long, default_value = "assets")]
+        assets: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Scores every tool on the held-out photos beside OpenCV; writes MODEL_CARD.md and NOTICE.
+    Eval {
+        #[arg(long, default_value = "assets")]
+        assets: PathBuf,
+        /// Python with opencv-python-headless and scikit-image.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,35 +87,41 @@ struct RunArgs {
     /// Side of the square training crops.
     #[arg(long, default_value_t = 96)]
     crop: usize,
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
+    /// Peak learning rate (defaults: base 2.5e-4, adapters 3e-4, QUAD 2e-5).
+    #[arg(long)]
+    lr: Option<f64>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[arg(long, default_value_t = 50)]
     checkpoint_every: usize,
+    /// Stop after this many steps (checkpointed); run the same command again to go on.
+    #[arg(long)]
+    stop_after: Option<usize>,
     /// Start over instead of resuming the checkpoint.
     #[arg(long)]
     fresh: bool,
 }
 
 impl RunArgs {
-    fn settings(&self, weight_decay: f64) -> RunSettings {
+    fn settings(&self, default_lr: f64, weight_decay: f64) -> RunSettings {
         RunSettings {
             steps: self.steps,
             batch: self.batch,
             crop: self.crop,
-            lr: self.lr,
+            lr: self.lr.unwrap_or(default_lr),
             weight_decay,
             seed: self.seed,
             checkpoint_every: self.checkpoint_every.max(1),
+            stop_after: self.stop_after,
         }
     }
 }
 
 fn main() {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -122,14 +148,32 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::TrainBase { tasks, run } => {
             let tasks = parse_tasks(&tasks)?;
-            let model = train_base(&cli.data, &shipped_config()?, &run.settings(1e-4), &tasks, run.fresh)?;
-            println!("base model {} written to {}", model.content_hash()?, prism_adapters::recipe::base_path(&cli.data).display());
+            let model = train_base(&cli.data, &shipped_config()?, &run.settings(2.5e-4, 1e-4), &tasks, run.fresh)?;
+            println!(
+                "base model {} written to {}",
+                model.content_hash()?,
+                prism_adapters::recipe::base_path(&cli.data).display()
+            );
         }
         Command::TrainAdapter { task, run } => {
             for task in parse_tasks(&task)? {
-                train_adapter(&cli.data, task, &run.settings(0.0), run.fresh)?;
+                train_adapter(&cli.data, task, &run.settings(3e-4, 0.0), run.fresh)?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
+        }
+        Command::Quad { assets, run } => {
+            let report = prism_adapters::quad::quad(&cli.data, &assets, &run.settings(2e-5, 0.0))?;
+            println!(
+                "shared profile ({}, anchor {}) and {} adapters written to {}",
+                report.mode,
+                report.anchor,
+                report.rows.len(),
+                assets.display()
+            );
+        }
+        Command::Eval { assets, python } => {
+            prism_adapters::eval::run_eval(&cli.data, &assets, &python)?;
+            println!("wrote {}", assets.join("MODEL_CARD.md").display());
         }
     }
     Ok(())

@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::recipe::{adapter_pairs, float_adapter, lora_set, load_base, runs_dir, task_meta, teacher_path, var_pairs};
+use crate::recipe::{adapter_pairs, float_adapter, load_base, lora_set, runs_dir, task_meta, teacher_path, var_pairs};
 use crate::tasks::{ALL_TASKS, Example, Task, degrade, degrade_for_eval, upscale_input};
 use crate::train::{Batch, Run, RunSettings, TrainingSet};
 
@@ -162,12 +162,15 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings) -> Result<Qu
         ALL_TASKS.iter().map(|&t| (t, training_examples(&set, t, 6, 77 + t as u64))).collect();
     let all_inputs: Vec<Tensor> = calibration.values().map(|e| inputs_of(e)).collect::<Result<Vec<_>>>()?.concat();
     let teacher_refs: Vec<&Adapter> = teachers.values().collect();
-    let activations: BTreeMap<String, f32> =
-        calibrate_activations(&base, &all_inputs, &teacher_refs, 16)?.into_iter().map(|(k, s)| (k, s * ACTIVATION_HEADROOM)).collect();
+    let activations: BTreeMap<String, f32> = calibrate_activations(&base, &all_inputs, &teacher_refs, 16)?
+        .into_iter()
+        .map(|(k, s)| (k, s * ACTIVATION_HEADROOM))
+        .collect();
     let pooled = pooled_lora_quantizers(&teacher_refs);
     let calibrated = Profile::new(&hash, 16, activations, pooled.clone(), "ptq-pooled")?;
     let quantized = quantized_weights_model(&base)?;
-    let mut model = Model { dir: assets.to_path_buf(), float: base.clone(), quantized, hash: hash.clone(), profile: calibrated.clone() };
+    let mut model =
+        Model { dir: assets.to_path_buf(), float: base.clone(), quantized, hash: hash.clone(), profile: calibrated.clone() };
 
     eprintln!("measuring sensitivity");
     let mut own_profiles = BTreeMap::new();
@@ -183,20 +186,30 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings) -> Result<Qu
     let (mode, reason, shared_lora) = if most / least.max(1e-18) <= EQUAL_SENSITIVITY {
         (
             "pooled",
-            format!("sensitivities lie within {:.2}x of each other (<= {EQUAL_SENSITIVITY}x): grids pooled over all adapters", most / least),
+            format!(
+                "sensitivities lie within {:.2}x of each other (<= {EQUAL_SENSITIVITY}x): grids pooled over all adapters",
+                most / least
+            ),
             pooled.clone(),
         )
     } else {
         (
             "anchor",
-            format!("'{}' is {:.1}x more sensitive than the least sensitive adapter: its own grids are shared", anchor.id(), most / least),
+            format!(
+                "'{}' is {:.1}x more sensitive than the least sensitive adapter: its own grids are shared",
+                anchor.id(),
+                most / least
+            ),
             own_profiles[&anchor].lora.clone(),
         )
     };
     let mut shared = with_lora(&calibrated, shared_lora, &format!("quad-{mode}:{}", anchor.id()))?;
     // Convs no adapter touches still need a grid in the profile.
     for spec in base.convs() {
-        shared.lora.entry(spec.name.clone()).or_insert(LoraQuant { a: Affine::covering(-0.5, 0.5), b: Affine::covering(-0.05, 0.05) });
+        shared
+            .lora
+            .entry(spec.name.clone())
+            .or_insert(LoraQuant { a: Affine::covering(-0.5, 0.5), b: Affine::covering(-0.05, 0.05) });
     }
     let shared = with_lora(&shared, shared.lora.clone(), &shared.method.clone())?;
     model.profile = shared.clone();
@@ -222,7 +235,14 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings) -> Result<Qu
             "{:9} own PTQ {own_ptq_db:.2} dB, shared PTQ {shared_ptq_db:.2} dB, QUAD {quad_db:.2} dB (W8A8 {quad_w8a8_db:.2} dB)",
             task.id()
         );
-        rows.push(QuadRow { task: task.id().into(), sensitivity: sensitivity[&task], own_ptq_db, shared_ptq_db, quad_db, quad_w8a8_db });
+        rows.push(QuadRow {
+            task: task.id().into(),
+            sensitivity: sensitivity[&task],
+            own_ptq_db,
+            shared_ptq_db,
+            quad_db,
+            quad_w8a8_db,
+        });
     }
 
     Model::save(assets, &base, &shared)?;
@@ -249,7 +269,14 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings) -> Result<Qu
 }
 
 /// Fine-tunes `teacher`'s LoRA weights as a fake-quantized student on the int8 base.
-fn distill(data_dir: &Path, set: &TrainingSet, model: &Model, task: Task, teacher: &Adapter, settings: &RunSettings) -> Result<Adapter> {
+fn distill(
+    data_dir: &Path,
+    set: &TrainingSet,
+    model: &Model,
+    task: Task,
+    teacher: &Adapter,
+    settings: &RunSettings,
+) -> Result<Adapter> {
     let profile = &model.profile;
     let base = &model.float;
     let teacher_pairs = adapter_pairs(base, teacher)?;

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use crate::tasks::Task;
-use crate::train::{Run, RunSettings, TrainingSet};
+use crate::train::{Batch, Run, RunSettings, TrainingSet};
 
 /// Rank of every shipped adapter (and the model's max rank).
 pub const RANK: usize = 8;
@@ -51,30 +51,35 @@ pub fn train_base(data_dir: &Path, config: &UnetConfig, settings: &RunSettings, 
     if fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }
-    let start = Unet::new(config, &Unet::random_tensors(config, settings.seed, &Device::Cpu)?)?;
-    let init: Vec<Tensor> = start.layers().flat_map(|(_, w, b)| [w.clone(), b.clone()]).collect();
-    let info = serde_json::json!({ "kind": "base", "config": config });
-    let mut run = Run::open(&checkpoint, init, settings, info)?;
-    let (batch, crop) = (settings.batch, settings.crop);
-
-    let validation = set.validation_batch(tasks, 4, crop)?;
-    run.train(
-        "base",
-        settings,
-        &validation,
-        &mut |rng| set.batch(tasks, batch, crop, rng),
-        &mut |vars, batch| {
-            let model = model_from_vars(config, vars)?;
-            batch.loss(&model.forward(&batch.input, None, &mut FloatActivations)?)
-        },
-    )?;
+    let (run, validation) = base_run(&set, config, settings, tasks, &checkpoint)?;
     let model = model_from_vars(config, &run.vars)?;
     model.to_file()?.write(&base_path(data_dir))?;
     write_summary(data_dir, "base", &run, &validation)?;
     Ok(model)
 }
 
-fn model_from_vars(config: &UnetConfig, vars: &[Var]) -> Result<Unet> {
+/// The base-model run behind [`train_base`], on any photos and config; resumes `checkpoint`.
+pub fn base_run(
+    set: &TrainingSet,
+    config: &UnetConfig,
+    settings: &RunSettings,
+    tasks: &[Task],
+    checkpoint: &Path,
+) -> Result<(Run, Batch)> {
+    let start = Unet::new(config, &Unet::random_tensors(config, settings.seed, &Device::Cpu)?)?;
+    let init: Vec<Tensor> = start.layers().flat_map(|(_, w, b)| [w.clone(), b.clone()]).collect();
+    let info = serde_json::json!({ "kind": "base", "config": config });
+    let mut run = Run::open(checkpoint, init, settings, info)?;
+    let (batch, crop) = (settings.batch, settings.crop);
+    let validation = set.validation_batch(tasks, 4, crop)?;
+    run.train("base", settings, &validation, &mut |rng| set.batch(tasks, batch, crop, rng), &mut |vars, batch| {
+        let model = model_from_vars(config, vars)?;
+        batch.loss(&model.forward(&batch.input, None, &mut FloatActivations)?)
+    })?;
+    Ok((run, validation))
+}
+
+pub fn model_from_vars(config: &UnetConfig, vars: &[Var]) -> Result<Unet> {
     let pairs = vars.chunks_exact(2).map(|p| (p[0].as_tensor().clone(), p[1].as_tensor().clone())).collect();
     Ok(Unet::from_kernel_tensors(config, pairs)?)
 }
@@ -94,7 +99,7 @@ pub struct RunSummary {
     pub last_validation: f64,
 }
 
-fn write_summary(data_dir: &Path, name: &str, run: &Run, validation: &crate::train::Batch) -> Result<()> {
+fn write_summary(data_dir: &Path, name: &str, run: &Run, validation: &Batch) -> Result<()> {
     let summary = RunSummary {
         name: name.into(),
         steps: run.step,
@@ -218,16 +223,10 @@ pub fn train_adapter(data_dir: &Path, task: Task, settings: &RunSettings, fresh:
     let mut run = Run::open(&checkpoint, init_lora(&base, RANK, settings.seed)?, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
     let validation = set.validation_batch(&[task], 16, crop)?;
-    run.train(
-        task.id(),
-        settings,
-        &validation,
-        &mut |rng| set.batch(&[task], batch, crop, rng),
-        &mut |vars, batch| {
-            let lora = lora_set(&base, &var_pairs(vars), 1.0)?;
-            batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
-        },
-    )?;
+    run.train(task.id(), settings, &validation, &mut |rng| set.batch(&[task], batch, crop, rng), &mut |vars, batch| {
+        let lora = lora_set(&base, &var_pairs(vars), 1.0)?;
+        batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
+    })?;
     let adapter = float_adapter(&base, &var_pairs(&run.vars), task_meta(task, &base_hash, AdapterPrecision::Float, ""))?;
     let path = teacher_path(data_dir, task);
     if let Some(dir) = path.parent() {

@@ -295,9 +295,15 @@ pub fn jpeg_roundtrip(image: &RgbImage, quality: u8) -> RgbImage {
     let bytes: Vec<u8> = image.data.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
     let mut encoded = Vec::new();
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, quality);
-    let decoded = image::ImageEncoder::write_image(encoder, &bytes, image.width as u32, image.height as u32, image::ExtendedColorType::Rgb8)
-        .ok()
-        .and_then(|_| image::load_from_memory_with_format(&encoded, image::ImageFormat::Jpeg).ok());
+    let decoded = image::ImageEncoder::write_image(
+        encoder,
+        &bytes,
+        image.width as u32,
+        image.height as u32,
+        image::ExtendedColorType::Rgb8,
+    )
+    .ok()
+    .and_then(|_| image::load_from_memory_with_format(&encoded, image::ImageFormat::Jpeg).ok());
     // Encoding an in-memory RGB buffer cannot fail; if it ever did, the clean image is returned.
     match decoded {
         Some(img) => {

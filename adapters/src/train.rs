@@ -200,6 +200,8 @@ pub struct RunSettings {
     pub weight_decay: f64,
     pub seed: u64,
     pub checkpoint_every: usize,
+    /// Stop (with a checkpoint) after this many steps in this invocation; the run resumes later.
+    pub stop_after: Option<usize>,
 }
 
 /// A run's trainable variables with its optimizer and history; saved as one checkpoint file.
@@ -226,7 +228,17 @@ impl Run {
         }
         let vars = init.iter().map(Var::from_tensor).collect::<candle_core::Result<Vec<_>>>()?;
         let adam = Adam::new(&vars, settings.lr, settings.weight_decay)?;
-        Ok(Self { path: path.to_path_buf(), vars, adam, step: 0, seconds: 0.0, samples: 0, losses: Vec::new(), validation: Vec::new(), info })
+        Ok(Self {
+            path: path.to_path_buf(),
+            vars,
+            adam,
+            step: 0,
+            seconds: 0.0,
+            samples: 0,
+            losses: Vec::new(),
+            validation: Vec::new(),
+            info,
+        })
     }
 
     fn resume(path: &Path, count: usize, settings: &RunSettings) -> Result<Self> {
@@ -302,6 +314,7 @@ impl Run {
         loss_for: &mut dyn FnMut(&[Var], &Batch) -> Result<Tensor>,
     ) -> Result<()> {
         let identity = validation.identity_loss()?;
+        let stop_at = settings.stop_after.map_or(settings.steps, |n| (self.step + n).min(settings.steps));
         let bar = ProgressBar::new(settings.steps as u64);
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} (eta {eta}) {msg}")
@@ -313,7 +326,7 @@ impl Run {
         let mut interval_steps = 0usize;
         let mut interval_start = Instant::now();
         let mut interval_samples = 0usize;
-        while self.step < settings.steps {
+        while self.step < stop_at {
             let started = Instant::now();
             let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(1_000_003).wrapping_add(self.step as u64));
             let batch = batch_for(&mut rng)?;
@@ -332,14 +345,22 @@ impl Run {
             interval_steps += 1;
             interval_samples += settings.batch;
             bar.set_position(self.step as u64);
-            if self.step % settings.checkpoint_every == 0 || self.step == settings.steps {
+            if self.step.is_multiple_of(settings.checkpoint_every) || self.step == stop_at {
                 let rate = interval_samples as f64 / interval_start.elapsed().as_secs_f64();
                 let mean = interval_loss / interval_steps as f64;
                 self.losses.push((self.step, mean));
                 let held = loss_for(&self.vars, validation)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 self.validation.push((self.step, held));
                 bar.set_message(format!("loss {mean:.4}, validation {held:.4} (identity {identity:.4}), {rate:.1} samples/s"));
-                tracing::info!(run = label, step = self.step, loss = mean, validation = held, identity, samples_per_second = rate, "checkpoint");
+                tracing::info!(
+                    run = label,
+                    step = self.step,
+                    loss = mean,
+                    validation = held,
+                    identity,
+                    samples_per_second = rate,
+                    "checkpoint"
+                );
                 self.save()?;
                 (interval_loss, interval_steps, interval_samples) = (0.0, 0, 0);
                 interval_start = Instant::now();

@@ -296,9 +296,19 @@ impl CustomOp2 for ConvNhwc {
         let x_data = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let w_data = weight.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let dy = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let dw = conv_weight_grad(&x_data, dims, &dy, cout, self.0);
-        let dx = conv_input_grad(&dy, dims, &w_data, cout, self.0);
-        Ok((Some(Tensor::from_vec(dx, x.shape(), x.device())?), Some(Tensor::from_vec(dw, weight.shape(), weight.device())?)))
+        // A frozen weight (the base under LoRA training) or the raw input needs no gradient:
+        // skipping it saves a third of the backward pass.
+        let dw = if weight.track_op() {
+            Some(Tensor::from_vec(conv_weight_grad(&x_data, dims, &dy, cout, self.0), weight.shape(), weight.device())?)
+        } else {
+            None
+        };
+        let dx = if x.track_op() {
+            Some(Tensor::from_vec(conv_input_grad(&dy, dims, &w_data, cout, self.0), x.shape(), x.device())?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
     }
 }
 
@@ -330,10 +340,17 @@ impl CustomOp2 for BiasAdd {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, _x: &Tensor, bias: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let channels = bias.dim(0)?;
         let dy = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let db = dy
+        // Partial sums per block, added in order: the same bits on every run (resumable training).
+        let partials: Vec<Vec<f32>> = dy
             .par_chunks(channels * 1024)
             .map(|block| {
                 let mut sum = vec![0f32; channels];
@@ -344,7 +361,13 @@ impl CustomOp2 for BiasAdd {
                 }
                 sum
             })
-            .reduce(|| vec![0f32; channels], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
+            .collect();
+        let mut db = vec![0f32; channels];
+        for partial in partials {
+            for (s, p) in db.iter_mut().zip(partial) {
+                *s += p;
+            }
+        }
         Ok((Some(grad_res.clone()), Some(Tensor::from_vec(db, channels, bias.device())?)))
     }
 }

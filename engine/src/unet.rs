@@ -525,7 +525,9 @@ mod tests {
             let layers = vars
                 .iter()
                 .zip(direction)
-                .map(|((w, b), (dw, db))| ((w.as_tensor() + (dw * shift).unwrap()).unwrap(), (b.as_tensor() + (db * shift).unwrap()).unwrap()))
+                .map(|((w, b), (dw, db))| {
+                    ((w.as_tensor() + (dw * shift).unwrap()).unwrap(), (b.as_tensor() + (db * shift).unwrap()).unwrap())
+                })
                 .collect();
             let model = Unet::from_kernel_tensors(&config, layers).unwrap();
             let y = model.forward(&x, None, &mut FloatActivations).unwrap();
@@ -533,9 +535,12 @@ mod tests {
         };
         let direction: Vec<(Tensor, Tensor)> = vars
             .iter()
-            .map(|(w, b)| (Tensor::randn(0f32, 1.0, w.shape(), &dev).unwrap(), Tensor::randn(0f32, 1.0, b.shape(), &dev).unwrap()))
+            .map(|(w, b)| {
+                (Tensor::randn(0f32, 1.0, w.shape(), &dev).unwrap(), Tensor::randn(0f32, 1.0, b.shape(), &dev).unwrap())
+            })
             .collect();
-        let zero: Vec<(Tensor, Tensor)> = direction.iter().map(|(w, b)| (w.zeros_like().unwrap(), b.zeros_like().unwrap())).collect();
+        let zero: Vec<(Tensor, Tensor)> =
+            direction.iter().map(|(w, b)| (w.zeros_like().unwrap(), b.zeros_like().unwrap())).collect();
         // Gradients with respect to the variables themselves (shift 0 keeps them in the graph).
         let layers = vars.iter().map(|(w, b)| (w.as_tensor().clone(), b.as_tensor().clone())).collect();
         let model = Unet::from_kernel_tensors(&config, layers).unwrap();

@@ -1,0 +1,129 @@
+//! The model shipped in `assets/`: it loads, every tool is there with its metadata, and each tool
+//! does its job on a held-out sample photo better than doing nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use prism_engine::adapter::{AdapterPrecision, Region};
+use prism_engine::backend::{Backend, Precision, ReferenceBackend};
+use prism_engine::imageio::{Mask, RgbImage, load_picture};
+use prism_engine::job::{EditJob, run_edit};
+use prism_engine::model::Model;
+
+const TOOLS: [&str; 7] = ["colorize", "dejpeg", "denoise", "lowlight", "remove", "sharpen", "upscale"];
+
+fn assets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
+}
+
+fn sample(name: &str, side: usize) -> RgbImage {
+    let picture = load_picture(&assets().join("samples").join(name), 64_000_000).unwrap();
+    let image = picture.rgb;
+    image.crop_clamped(((image.width - side) / 2) as isize, ((image.height - side) / 2) as isize, side, side)
+}
+
+fn psnr(a: &RgbImage, b: &RgbImage, mask: Option<&Mask>) -> f64 {
+    let (mut sum, mut count) = (0f64, 0usize);
+    for (i, (pa, pb)) in a.data.chunks_exact(3).zip(b.data.chunks_exact(3)).enumerate() {
+        if mask.is_some_and(|m| m.data[i] < 0.5) {
+            continue;
+        }
+        for c in 0..3 {
+            sum += ((pa[c] - pb[c]) as f64).powi(2);
+        }
+        count += 3;
+    }
+    10.0 * (1.0 / (sum / count as f64).max(1e-12)).log10()
+}
+
+fn backend() -> ReferenceBackend {
+    let model = Model::load(&assets()).unwrap();
+    let mut backend = ReferenceBackend::new(model.clone());
+    for path in model.shipped_adapters() {
+        backend.install(&model.read_adapter(&path).unwrap()).unwrap();
+    }
+    backend
+}
+
+fn edit(backend: &mut ReferenceBackend, tool: &str, image: &RgbImage, mask: Option<Mask>) -> RgbImage {
+    let job = EditJob {
+        id: 1,
+        image: Arc::new(image.clone()),
+        mask: mask.map(Arc::new),
+        mix: vec![(tool.into(), 1.0)],
+        strength: 1.0,
+        precision: Precision::Int8,
+    };
+    run_edit(backend, &job, &mut |_, _| true).unwrap().0
+}
+
+#[test]
+fn every_tool_is_shipped_int8_on_the_shared_profile_with_its_float_teacher() {
+    let backend = backend();
+    let model = backend.model();
+    let infos = backend.installed();
+    let names: Vec<&str> = infos.iter().map(|i| i.meta.name.as_str()).collect();
+    assert_eq!(names, TOOLS);
+    for info in &infos {
+        let meta = &info.meta;
+        assert_eq!(meta.precision, AdapterPrecision::Int8, "{}", meta.name);
+        assert_eq!(meta.profile, model.profile.id, "{}", meta.name);
+        assert!(!info.quantized_on_load, "{} was not QUAD-quantized", meta.name);
+        assert!(!meta.title.is_empty() && meta.title != meta.name, "{} has no human name", meta.name);
+        assert!(!meta.description.is_empty() && !meta.example_prompts.is_empty(), "{} lacks its description", meta.name);
+        let teacher = model.dir.join("adapters/float").join(format!("{}.prism-lora", meta.name));
+        assert_eq!(model.read_adapter(&teacher).unwrap().meta.precision, AdapterPrecision::Float);
+    }
+    assert_eq!(infos.iter().find(|i| i.meta.name == "remove").unwrap().meta.region, Region::Local);
+    assert_eq!(infos.iter().find(|i| i.meta.name == "upscale").unwrap().meta.scale, 2);
+}
+
+#[test]
+fn denoise_and_remove_beat_doing_nothing_on_a_held_out_photo() {
+    let mut backend = backend();
+    let clean = sample("coffee.jpg", 128);
+
+    // Noise of sigma 20/255 from a fixed pseudo-random sequence.
+    let mut state = 12345u64;
+    let mut noise = || {
+        let mut sum = 0f32;
+        for _ in 0..12 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            sum += (state >> 40) as f32 / (1u64 << 24) as f32;
+        }
+        (sum - 6.0) * 20.0 / 255.0
+    };
+    let noisy = RgbImage {
+        width: clean.width,
+        height: clean.height,
+        data: clean.data.iter().map(|v| ((v + noise()).clamp(0.0, 1.0) * 255.0).round() / 255.0).collect(),
+    };
+    let denoised = edit(&mut backend, "denoise", &noisy, None);
+    let (before, after) = (psnr(&noisy, &clean, None), psnr(&denoised, &clean, None));
+    assert!(after > before + 1.0, "denoise: {before:.2} dB in, {after:.2} dB out");
+
+    // A 24x24 hole: the fill must be closer to the photo than the grey a blank fill would give.
+    let mut mask = Mask::filled(128, 128, 0.0);
+    for y in 52..76 {
+        for x in 52..76 {
+            mask.data[y * 128 + x] = 1.0;
+        }
+    }
+    let filled = edit(&mut backend, "remove", &clean, Some(mask.clone()));
+    let grey = RgbImage { width: 128, height: 128, data: vec![0.5; 128 * 128 * 3] };
+    let (fill, blank) = (psnr(&filled, &clean, Some(&mask)), psnr(&grey, &clean, Some(&mask)));
+    assert!(fill > blank + 3.0, "remove: fill {fill:.2} dB vs grey {blank:.2} dB inside the hole");
+    let outside = mask.data.iter().map(|m| 1.0 - m).collect();
+    let far = Mask { width: 128, height: 128, data: outside };
+    assert!(psnr(&filled, &clean, Some(&far)) > 40.0, "remove changed pixels far outside the mask");
+}
+
+#[test]
+fn upscale_doubles_the_size() {
+    let mut backend = backend();
+    let small = sample("chelsea.jpg", 64);
+    let big = edit(&mut backend, "upscale", &small, None);
+    assert_eq!((big.width, big.height), (128, 128));
+}
