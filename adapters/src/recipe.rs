@@ -59,6 +59,11 @@ pub fn train_base(data_dir: &Path, config: &UnetConfig, settings: &RunSettings, 
 }
 
 /// The base-model run behind [`train_base`], on any photos and config; resumes `checkpoint`.
+///
+/// Weights are trained weight-normalized (`W = g * V / |V|` per output channel, Salimans &
+/// Kingma 2016) and folded back to plain convolutions for inference. Without it, Adam grew the
+/// gains of the deep, normalization-free layers until activations reached 1e6 and the decoder's
+/// ReLUs died; with it each layer's gain moves only as fast as its one scale `g` learns.
 pub fn base_run(
     set: &TrainingSet,
     config: &UnetConfig,
@@ -67,8 +72,13 @@ pub fn base_run(
     checkpoint: &Path,
 ) -> Result<(Run, Batch)> {
     let start = Unet::new(config, &Unet::random_tensors(config, settings.seed, &Device::Cpu)?)?;
-    let init: Vec<Tensor> = start.layers().flat_map(|(_, w, b)| [w.clone(), b.clone()]).collect();
-    let info = serde_json::json!({ "kind": "base", "config": config });
+    let mut init = Vec::new();
+    for (_, weight, bias) in start.layers() {
+        init.push(weight.clone());
+        init.push(column_norms(weight)?);
+        init.push(bias.clone());
+    }
+    let info = serde_json::json!({ "kind": "base", "config": config, "parametrization": "weight-norm" });
     let mut run = Run::open(checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
     let validation = set.validation_batch(tasks, 4, crop)?;
@@ -79,9 +89,25 @@ pub fn base_run(
     Ok((run, validation))
 }
 
+/// `|V|` of every output channel (column) of a kernel-layout weight `[rows, cout]`.
+fn column_norms(weight: &Tensor) -> Result<Tensor> {
+    Ok(weight.sqr()?.sum(0)?.sqrt()?)
+}
+
+/// The model a weight-normalized base run stands for: `(V, g, bias)` triplets in conv order.
 pub fn model_from_vars(config: &UnetConfig, vars: &[Var]) -> Result<Unet> {
-    let pairs = vars.chunks_exact(2).map(|p| (p[0].as_tensor().clone(), p[1].as_tensor().clone())).collect();
-    Ok(Unet::from_kernel_tensors(config, pairs)?)
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    model_from_tensors(config, &tensors)
+}
+
+pub fn model_from_tensors(config: &UnetConfig, tensors: &[Tensor]) -> Result<Unet> {
+    let mut layers = Vec::with_capacity(tensors.len() / 3);
+    for t in tensors.chunks_exact(3) {
+        let (direction, gain, bias) = (&t[0], &t[1], &t[2]);
+        let scale = (gain / column_norms(direction)?.clamp(1e-12, f64::MAX)?)?;
+        layers.push((direction.broadcast_mul(&scale)?, bias.clone()));
+    }
+    Ok(Unet::from_kernel_tensors(config, layers)?)
 }
 
 /// What a training run reports to the model card.

@@ -7,7 +7,7 @@
 //! - Activations: static symmetric per-tensor scales from calibration, int16 (W8A16, default) or
 //!   int8 (W8A8). At each point named by [`ActivationHook::visit`] the stored value is
 //!   `s * clamp(round(x / s), -2^(b-1), 2^(b-1)-1)`. The points are `input`, every `<conv>.out`
-//!   (after bias, LoRA and ReLU), every residual `<block>.add`, and `<conv>.lora_mid` (the rank-r
+//!   (after bias, LoRA and the leaky ReLU), every residual `<block>.add`, and `<conv>.lora_mid` (the rank-r
 //!   intermediate `A(x)`, before the per-rank scale). Concat, upsample and pixel (un)shuffle move
 //!   values without changing them and are not quantization points.
 //! - LoRA tensors: int8 affine, ONE scale/zero-point per tensor kind (A or B) and layer, shared by
