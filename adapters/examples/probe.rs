@@ -1,36 +1,36 @@
-use prism_adapters::quad::heldout_examples;
-use prism_adapters::recipe::load_base;
-use prism_adapters::tasks::Task;
-use prism_engine::quant::RangeObserver;
+//! Diagnostics for a training checkpoint or the trained base: activation ranges and, per task,
+//! the held-out loss against doing nothing. `cargo run --release -p prism-adapters --example probe [CKPT]`
 use std::path::Path;
+
+use prism_adapters::quad::heldout_examples;
+use prism_adapters::recipe::{load_base, model_from_tensors, shipped_config};
+use prism_adapters::tasks::ALL_TASKS;
+use prism_adapters::train::Batch;
+use prism_engine::quant::RangeObserver;
 
 fn main() -> anyhow::Result<()> {
     let data = Path::new("data");
-    let base = if std::env::args().nth(1).as_deref() == Some("init") {
-        let config = prism_adapters::recipe::shipped_config()?;
-        prism_engine::unet::Unet::new(&config, &prism_engine::unet::Unet::random_tensors(&config, 1, &candle_core::Device::Cpu)?)?
-    } else if let Some(path) = std::env::args().nth(1) {
-        let file = prism_engine::tensorfile::TensorFile::read(Path::new(&path))?;
-        let config = prism_adapters::recipe::shipped_config()?;
-        let count = config.convs().len() * 3;
-        let tensors: Vec<candle_core::Tensor> = (0..count)
-            .map(|i| {
-                let raw = &file.tensors[&format!("param.{i}")];
-                candle_core::Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), &candle_core::Device::Cpu).unwrap()
-            })
-            .collect();
-        prism_adapters::recipe::model_from_tensors(&config, &tensors)?
-    } else {
-        load_base(data)?
+    let base = match std::env::args().nth(1) {
+        Some(path) => {
+            let file = prism_engine::tensorfile::TensorFile::read(Path::new(&path))?;
+            let config = shipped_config()?;
+            let tensors = (0..config.convs().len() * 3)
+                .map(|i| {
+                    let raw = &file.tensors[&format!("param.{i}")];
+                    Ok(candle_core::Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), &candle_core::Device::Cpu)?)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            model_from_tensors(&config, &tensors)?
+        }
+        None => load_base(data)?,
     };
-    let ex = &heldout_examples(data, Task::Denoise, 128)?[0];
-    let input = prism_engine::job::model_input(&ex.input, &ex.mask, ex.hide_masked)?;
-    let mut obs = RangeObserver::default();
-    let res = base.forward(&input, None, &mut obs)?;
-    for (k, v) in &obs.absmax {
-        println!("{k} {v}");
+    for task in ALL_TASKS {
+        let examples = heldout_examples(data, task, 128)?;
+        let batch = Batch::new(&examples)?;
+        let mut observer = RangeObserver::default();
+        let loss = batch.loss(&base.forward(&batch.input, None, &mut observer)?)?.to_scalar::<f32>()?;
+        let largest = observer.absmax.values().cloned().fold(0f32, f32::max);
+        println!("{:9} loss {loss:.4} identity {:.4} largest activation {largest:.1}", task.id(), batch.identity_loss()?);
     }
-    println!("residual mean {} var {}", res.mean_all()?, res.var(3)?.mean_all()?);
-
     Ok(())
 }

@@ -87,7 +87,7 @@ struct RunArgs {
     /// Side of the square training crops.
     #[arg(long, default_value_t = 96)]
     crop: usize,
-    /// Peak learning rate (defaults: base 2.5e-4, adapters 3e-4, QUAD 2e-5).
+    /// Peak learning rate (defaults: base 3e-4, adapters 3e-3, QUAD 2e-5).
     #[arg(long)]
     lr: Option<f64>,
     #[arg(long, default_value_t = 1)]
@@ -148,7 +148,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::TrainBase { tasks, run } => {
             let tasks = parse_tasks(&tasks)?;
-            let model = train_base(&cli.data, &shipped_config()?, &run.settings(2.5e-4, 1e-4), &tasks, run.fresh)?;
+            let model = train_base(&cli.data, &shipped_config()?, &run.settings(3e-4, 1e-4), &tasks, run.fresh)?;
             println!(
                 "base model {} written to {}",
                 model.content_hash()?,
@@ -157,7 +157,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::TrainAdapter { task, run } => {
             for task in parse_tasks(&task)? {
-                train_adapter(&cli.data, task, &run.settings(3e-4, 0.0), run.fresh)?;
+                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), run.fresh)?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
         }
