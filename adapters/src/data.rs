@@ -144,7 +144,7 @@ const HELDOUT_WHEELS: [(&str, &str, &str, &str, &str); 11] = [
     ("scikit-image==0.26.0", "skimage/data/astronaut.png", "astronaut", "NASA (Eileen Collins)", "public domain"),
     ("scikit-image==0.26.0", "skimage/data/chelsea.png", "chelsea", "Stéfan van der Walt", "CC0"),
     ("scikit-image==0.26.0", "skimage/data/coffee.png", "coffee", "Rachel Michetti", "CC0"),
-    ("scikit-image==0.26.0", "skimage/data/rocket.jpg", "rocket", "SpaceX", "CC0"),
+    ("scikit-image==0.26.0", "skimage/data/rocket.jpg", "rocket", "SpaceX", "public domain"),
     ("sporco==0.2.2.post1", "sporco/data/barbara.png", "barbara", "sporco test image (USC-SIPI)", "see sporco data README"),
     ("sporco==0.2.2.post1", "sporco/data/monarch.png", "monarch", "sporco test image", "see sporco data README"),
     ("sporco==0.2.2.post1", "sporco/data/kodim23.png", "kodim23", "Kodak (kodim23)", "free for research use"),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
+use prism_adapters::quad::GridChoice;
 use prism_adapters::recipe::{shipped_config, train_adapter, train_base};
 use prism_adapters::tasks::{ALL_TASKS, Task};
 use prism_adapters::train::RunSettings;
@@ -55,6 +56,9 @@ enum Command {
         /// Where the shipped model goes.
         #[arg(long, default_value = "assets")]
         assets: PathBuf,
+        /// Shared LoRA grids: auto (the anchor's unless all are about equally sensitive), anchor, pooled.
+        #[arg(long, default_value = "auto")]
+        grids: String,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -161,8 +165,14 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
         }
-        Command::Quad { assets, run } => {
-            let report = prism_adapters::quad::quad(&cli.data, &assets, &run.settings(2e-5, 0.0))?;
+        Command::Quad { assets, grids, run } => {
+            let grids = match grids.as_str() {
+                "auto" => GridChoice::Auto,
+                "anchor" => GridChoice::Anchor,
+                "pooled" => GridChoice::Pooled,
+                other => bail!("--grids is auto, anchor or pooled, not '{other}'"),
+            };
+            let report = prism_adapters::quad::quad(&cli.data, &assets, &run.settings(2e-5, 0.0), grids)?;
             println!(
                 "shared profile ({}, anchor {}) and {} adapters written to {}",
                 report.mode,

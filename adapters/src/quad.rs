@@ -143,8 +143,19 @@ fn with_bits(profile: &Profile, bits: u32) -> Result<Profile> {
     Ok(Profile::new(&profile.base_model, bits, activations, profile.lora.clone(), &profile.method)?)
 }
 
+/// How the shared LoRA grids are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GridChoice {
+    /// The paper's rule: the anchor's grids unless the adapters are about equally sensitive.
+    Auto,
+    /// Always the anchor's grids.
+    Anchor,
+    /// Always grids covering every adapter.
+    Pooled,
+}
+
 /// Runs QUAD on the teachers in `data_dir` and writes the shipped model into `assets`.
-pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings) -> Result<QuadReport> {
+pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridChoice) -> Result<QuadReport> {
     let started = std::time::Instant::now();
     let set = TrainingSet::load(data_dir)?;
     let base = load_base(data_dir)?;
@@ -183,7 +194,22 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings) -> Result<Qu
     }
     let (&anchor, &most) = sensitivity.iter().max_by(|a, b| a.1.total_cmp(b.1)).context("no adapters")?;
     let least = sensitivity.values().cloned().fold(f64::INFINITY, f64::min);
-    let (mode, reason, shared_lora) = if most / least.max(1e-18) <= EQUAL_SENSITIVITY {
+    let ratio = most / least.max(1e-18);
+    let pooled_wanted = match grids {
+        GridChoice::Auto => ratio <= EQUAL_SENSITIVITY,
+        GridChoice::Anchor => false,
+        GridChoice::Pooled => true,
+    };
+    let (mode, reason, shared_lora) = if pooled_wanted && grids == GridChoice::Pooled {
+        (
+            "pooled",
+            format!(
+                "grids pooled over all adapters, chosen by --grids pooled ('{}' is the most sensitive, {ratio:.1}x the least; its own grids clip the others' tensors)",
+                anchor.id()
+            ),
+            pooled.clone(),
+        )
+    } else if pooled_wanted {
         (
             "pooled",
             format!(

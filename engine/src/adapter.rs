@@ -368,6 +368,10 @@ pub struct ResidentAdapter {
 
 impl ResidentAdapter {
     pub fn new(adapter: &Adapter, profile: Option<&Profile>, device: &Device) -> Result<Self> {
+        // What the file is (an int8 adapter stays int8 in the listing, though its values are
+        // dequantized below for the float path).
+        let meta = adapter.meta.clone();
+        let stored_bytes = adapter.stored_bytes();
         let dequantized;
         let adapter = match (adapter.meta.precision, profile) {
             (AdapterPrecision::Int8, Some(profile)) => {
@@ -383,7 +387,7 @@ impl ResidentAdapter {
         for (layer, t) in &adapter.layers {
             float.insert(layer.clone(), t.kernel_tensors(device)?);
         }
-        let (quantized, quantized_on_load) = match (adapter.meta.precision, profile) {
+        let (quantized, quantized_on_load) = match (meta.precision, profile) {
             (AdapterPrecision::Int8, _) => (float.clone(), false),
             (AdapterPrecision::Float, Some(profile)) => {
                 let q = adapter.quantize(profile)?;
@@ -395,7 +399,7 @@ impl ResidentAdapter {
             }
             (AdapterPrecision::Float, None) => (float.clone(), false),
         };
-        Ok(Self { meta: adapter.meta.clone(), quantized_on_load, float, quantized, stored_bytes: adapter.stored_bytes() })
+        Ok(Self { meta, quantized_on_load, float, quantized, stored_bytes })
     }
 }
 
