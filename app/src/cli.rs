@@ -259,9 +259,9 @@ fn adapters(command: AdapterCommand) -> Result<()> {
             for file in files {
                 match model.read_adapter(&file) {
                     Ok(a) => println!(
-                        "{:<14} {:<10} {:<7} {:<6} rank {:<3} {:>8} bytes  {}",
+                        "{:<14} {:<22} {:<7} {:<6} rank {:<3} {:>8} bytes  {}",
                         a.meta.name,
-                        a.meta.task,
+                        a.meta.title,
                         format!("{:?}", a.meta.region).to_lowercase(),
                         if a.meta.precision == AdapterPrecision::Int8 { "int8" } else { "float" },
                         a.meta.rank,
@@ -283,7 +283,7 @@ fn adapters(command: AdapterCommand) -> Result<()> {
                 None => prism_engine::adapter::Adapter::read(&file)?,
             };
             let meta = &adapter.meta;
-            println!("name:        {}", meta.name);
+            println!("name:        {} ({})", meta.name, meta.title);
             println!("task:        {} ({:?}, output x{})", meta.task, meta.region, meta.scale);
             println!("description: {}", meta.description);
             println!("prompts:     {}", meta.example_prompts.join(" | "));
