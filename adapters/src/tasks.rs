@@ -236,46 +236,31 @@ pub fn gaussian_blur(image: &RgbImage, sigma: f32) -> RgbImage {
     let radius = (3.0 * sigma).ceil() as isize;
     let weights: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
     let total: f32 = weights.iter().sum();
-    let weights: Vec<f32> = weights.iter().map(|w| w / total).collect();
-    let pass = |src: &RgbImage, horizontal: bool| {
-        let mut out = RgbImage::new(src.width, src.height);
-        for y in 0..src.height as isize {
-            for x in 0..src.width as isize {
-                let mut acc = [0f32; 3];
-                for (k, w) in weights.iter().enumerate() {
-                    let d = k as isize - radius;
-                    let (sx, sy) = if horizontal { (x + d, y) } else { (x, y + d) };
-                    let sx = sx.clamp(0, src.width as isize - 1) as usize;
-                    let sy = sy.clamp(0, src.height as isize - 1) as usize;
-                    let p = src.pixel(sx, sy);
-                    for c in 0..3 {
-                        acc[c] += w * p[c];
-                    }
-                }
-                let o = (y as usize * src.width + x as usize) * 3;
-                out.data[o..o + 3].copy_from_slice(&acc);
-            }
-        }
-        out
-    };
-    pass(&pass(image, true), false)
+    let horizontal: Vec<(isize, isize, f32)> = (-radius..=radius).zip(&weights).map(|(d, w)| (d, 0, w / total)).collect();
+    let vertical: Vec<(isize, isize, f32)> = horizontal.iter().map(|&(d, _, w)| (0, d, w)).collect();
+    filter(&filter(image, &horizontal), &vertical)
 }
 
 /// Linear motion blur of `length` pixels at `angle` radians.
 pub fn motion_blur(image: &RgbImage, length: f32, angle: f32) -> RgbImage {
     let steps = (length * 2.0).ceil() as usize;
-    let taps: Vec<(isize, isize)> = (0..=steps)
+    let weight = 1.0 / (steps + 1) as f32;
+    let taps: Vec<(isize, isize, f32)> = (0..=steps)
         .map(|i| {
             let t = i as f32 / steps as f32 - 0.5;
-            ((t * length * angle.cos()).round() as isize, (t * length * angle.sin()).round() as isize)
+            ((t * length * angle.cos()).round() as isize, (t * length * angle.sin()).round() as isize, weight)
         })
         .collect();
-    let weight = 1.0 / taps.len() as f32;
+    filter(image, &taps)
+}
+
+/// `sum of weight x pixel(x + dx, y + dy)` over `taps`, edges clamped.
+fn filter(image: &RgbImage, taps: &[(isize, isize, f32)]) -> RgbImage {
     let mut out = RgbImage::new(image.width, image.height);
     for y in 0..image.height as isize {
         for x in 0..image.width as isize {
             let mut acc = [0f32; 3];
-            for &(dx, dy) in &taps {
+            for &(dx, dy, weight) in taps {
                 let sx = (x + dx).clamp(0, image.width as isize - 1) as usize;
                 let sy = (y + dy).clamp(0, image.height as isize - 1) as usize;
                 let p = image.pixel(sx, sy);
@@ -379,7 +364,7 @@ fn paste_stamp(target: &RgbImage, stamp: &Stamp, rng: &mut StdRng) -> (RgbImage,
     let fit = side / stamp.rgb.width.max(stamp.rgb.height) as f32;
     let (w, h) = (((stamp.rgb.width as f32 * fit) as usize).max(4), ((stamp.rgb.height as f32 * fit) as usize).max(4));
     let rgb = stamp.rgb.resized(w, h);
-    let alpha = resize_mask(&stamp.alpha, w, h);
+    let alpha = stamp.alpha.resized(w, h);
     let x0 = rng.random_range(0..=target.width.saturating_sub(w)) as isize;
     let y0 = rng.random_range(0..=target.height.saturating_sub(h)) as isize;
     let mut input = target.clone();
@@ -399,12 +384,6 @@ fn paste_stamp(target: &RgbImage, stamp: &Stamp, rng: &mut StdRng) -> (RgbImage,
         }
     }
     (quantize8(&input), dilate(&mask, 3))
-}
-
-fn resize_mask(mask: &Mask, w: usize, h: usize) -> Mask {
-    let as_rgb = RgbImage { width: mask.width, height: mask.height, data: mask.data.iter().flat_map(|&m| [m, m, m]).collect() };
-    let resized = as_rgb.resized(w, h);
-    Mask { width: w, height: h, data: resized.data.chunks_exact(3).map(|p| p[0]).collect() }
 }
 
 /// PSNR in dB of `a` against `b` over the pixels where `mask` > 0.5 (all pixels when None).

@@ -67,6 +67,14 @@ impl RgbImage {
 }
 
 impl Mask {
+    /// Resampled to `w x h` the way [`RgbImage::resized`] resamples pixels.
+    pub fn resized(&self, w: usize, h: usize) -> Self {
+        let as_rgb =
+            RgbImage { width: self.width, height: self.height, data: self.data.iter().flat_map(|&m| [m, m, m]).collect() };
+        let resized = as_rgb.resized(w, h);
+        Self { width: w, height: h, data: resized.data.chunks_exact(3).map(|p| p[0]).collect() }
+    }
+
     pub fn filled(width: usize, height: usize, value: f32) -> Self {
         Self { width, height, data: vec![value; width * height] }
     }

@@ -201,7 +201,7 @@ fn local_edit(
     let round_up = |v: f32| ((v.round() as usize).max(1)).div_ceil(alignment) * alignment;
     let (ww, wh) = (round_up(cw as f32 * shrink), round_up(ch as f32 * shrink));
     let work = crop.resized(ww, wh);
-    let work_mask = resize_mask(&crop_mask, ww, wh);
+    let work_mask = crop_mask.resized(ww, wh);
     if !progress(0, 1) {
         return Err(EngineError::Cancelled);
     }
@@ -220,12 +220,6 @@ fn local_edit(
         }
     }
     Ok(out)
-}
-
-fn resize_mask(mask: &Mask, w: usize, h: usize) -> Mask {
-    let as_rgb = RgbImage { width: mask.width, height: mask.height, data: mask.data.iter().flat_map(|&m| [m, m, m]).collect() };
-    let resized = as_rgb.resized(w, h);
-    Mask { width: w, height: h, data: resized.data.chunks_exact(3).map(|p| p[0]).collect() }
 }
 
 /// Start offsets of tiles of `tile` covering `[0, len)` with at least `OVERLAP` overlap.
