@@ -18,7 +18,7 @@ use prism_engine::adapter::{Adapter, AdapterPrecision, ResidentAdapter, bind_mix
 use prism_engine::calibrate::calibrate_activations;
 use prism_engine::job::add_residual;
 use prism_engine::model::{ADAPTERS_DIR, Model};
-use prism_engine::quant::{Affine, LoraQuant, Profile, QuantSim, fake_quant_symmetric, quantized_weights_model};
+use prism_engine::quant::{Affine, LoraQuant, Profile, QuantSim, quantized_weights_model};
 use prism_engine::unet::{ActivationHook, FloatActivations, Unet};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -70,9 +70,8 @@ struct QuantSimTraining<'a> {
 
 impl ActivationHook for QuantSimTraining<'_> {
     fn visit(&mut self, point: &str, x: Tensor) -> prism_engine::Result<Tensor> {
-        let scale = *self.profile.activations.get(point).ok_or_else(|| prism_engine::EngineError::Model(point.into()))?;
-        let qmax = ((1i64 << (self.profile.activation_bits - 1)) - 1) as f32;
-        let q = fake_quant_symmetric(&x, scale, qmax)?;
+        // The engine's own QuantSim gives the forward value (and its error for a missing scale).
+        let q = QuantSim { profile: self.profile }.visit(point, x.clone())?;
         Ok((&x + (q - &x)?.detach())?)
     }
 }
