@@ -4,15 +4,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use prism_engine::adapter::{ADAPTER_EXTENSION, AdapterPrecision};
+use prism_engine::adapter::AdapterPrecision;
 use prism_engine::backend::{BackendKind, Precision};
 use prism_engine::engine::{Command, EngineHandle, Event};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, OutputFormat, Picture, load_mask, load_picture, save_picture};
 use prism_engine::job::EditJob;
-use prism_engine::model::{Model, adapter_files_in, read_any_adapter};
+use prism_engine::model::{Model, read_any_adapter};
+
+use crate::library::{all_adapter_files, default_model_dir, edit_record, install_adapter};
 
 #[derive(Parser, Debug)]
 #[command(name = "prism", version, about = "Local image editing with one shared quantized model and LoRA tools")]
@@ -97,40 +99,18 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Some(Commands::Edit(edit_args)) => edit(edit_args),
         Some(Commands::Adapters { command }) => adapters(command),
-        None => bail!(
-            "the editor window is not part of this build yet; use `prism edit IMAGE --tool NAME -o OUT` (see `prism --help`)"
-        ),
+        None => crate::editor::run_editor(crate::editor::EditorOptions::for_command_line(args.image)),
     }
 }
 
 fn model_dir(args: &ModelArgs) -> PathBuf {
-    args.model
-        .clone()
-        .or_else(|| std::env::var_os("PRISM_MODEL").map(PathBuf::from))
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("assets"))
+    args.model.clone().unwrap_or_else(default_model_dir)
 }
 
 fn load_model(args: &ModelArgs) -> Result<Model> {
     let dir = model_dir(args);
     let _span = tracing::info_span!("load_model", dir = %dir.display()).entered();
     Ok(Model::load(&dir)?)
-}
-
-/// Where the user's own adapters for `model` live: `$PRISM_HOME/adapters/<model hash>/`.
-fn user_adapter_dir(model: &Model) -> Result<PathBuf> {
-    let home = match std::env::var_os("PRISM_HOME") {
-        Some(home) => PathBuf::from(home),
-        None => directories::ProjectDirs::from("org", "Prism", "prism")
-            .map(|d| d.data_dir().to_path_buf())
-            .ok_or_else(|| anyhow!("cannot find a data folder for installed adapters; set PRISM_HOME"))?,
-    };
-    Ok(home.join("adapters").join(&model.hash))
-}
-
-fn all_adapter_files(model: &Model) -> Result<Vec<PathBuf>> {
-    let mut files = model.shipped_adapters();
-    files.extend(adapter_files_in(&user_adapter_dir(model)?));
-    Ok(files)
 }
 
 fn parse_mix(tool: Option<&str>, mix: Option<&str>) -> Result<Vec<(String, f32)>> {
@@ -180,8 +160,7 @@ fn edit(args: EditArgs) -> Result<()> {
     let picture = load_picture(&args.input, max_pixels)?;
     let mask = args.mask.as_deref().map(|m| load_mask(m, max_pixels)).transpose()?;
     let adapters = all_adapter_files(&model)?;
-    let (model_hash, profile_id) = (model.hash.clone(), model.profile.id.clone());
-    let engine = EngineHandle::spawn(model, adapters, None)?;
+    let engine = EngineHandle::spawn(model.clone(), adapters, None)?;
     let job = EditJob {
         id: 1,
         image: Arc::new(picture.rgb.clone()),
@@ -219,17 +198,7 @@ fn edit(args: EditArgs) -> Result<()> {
                 // The alpha channel only fits when the tool kept the image size.
                 let alpha = picture.alpha.filter(|a| a.len() == width * height);
                 let out = Picture { rgb: Arc::unwrap_or_clone(image), alpha, sixteen_bit: picture.sixteen_bit };
-                let record = vec![
-                    ("prism:tool".to_string(), mix.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")),
-                    ("prism:adapters".to_string(), serde_json::to_string(&mix).unwrap_or_default()),
-                    ("prism:strength".to_string(), args.strength.to_string()),
-                    ("prism:backend".to_string(), stats.backend.clone()),
-                    ("prism:device".to_string(), stats.device.clone()),
-                    ("prism:precision".to_string(), stats.precision.name().to_string()),
-                    ("prism:model".to_string(), model_hash),
-                    ("prism:profile".to_string(), profile_id),
-                    ("prism:version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-                ];
+                let record = edit_record(&model, &mix, args.strength, &stats);
                 save_picture(&args.output, &out, &record)?;
                 eprintln!(
                     "wrote {} ({width}x{height}) with {} on {} [{}]: switch {:.2} ms, forward {:.0} ms, total {:.0} ms",
@@ -304,21 +273,7 @@ fn adapters(command: AdapterCommand) -> Result<()> {
         }
         AdapterCommand::Install { file, overwrite, model: model_args } => {
             let model = load_model(&model_args)?;
-            if !file.exists() {
-                bail!("{}: no such file", file.display());
-            }
-            let adapter = model.read_adapter(&file)?;
-            let dir = user_adapter_dir(&model)?;
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            let target = dir.join(format!("{}.{ADAPTER_EXTENSION}", adapter.meta.name));
-            if target.exists() && !overwrite {
-                bail!(
-                    "an adapter named '{}' is already installed ({}); pass --overwrite to replace it",
-                    adapter.meta.name,
-                    target.display()
-                );
-            }
-            adapter.write(&target)?;
+            let (target, adapter) = install_adapter(&model, &file, overwrite)?;
             let note = if adapter.meta.precision == AdapterPrecision::Float {
                 " (float: quantized onto the shared profile when loaded, plain PTQ)"
             } else {

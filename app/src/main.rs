@@ -1,6 +1,6 @@
-//! `prism`: the editor (issue 5, not in this build yet) and the headless CLI.
+//! `prism`: the editor and the headless CLI.
 
-mod cli;
+use prism::cli;
 
 use std::process::ExitCode;
 

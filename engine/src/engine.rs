@@ -23,6 +23,8 @@ pub enum Command {
     Edit(EditJob),
     Cancel(JobId),
     InstallAdapter(PathBuf),
+    /// Installs a float teacher under its tool's name + [`TEACHER_SUFFIX`], beside the int8 tool.
+    InstallTeacher(PathBuf),
     RemoveAdapter(String),
     SetBackend(BackendKind),
     Shutdown,
@@ -42,6 +44,9 @@ pub enum Event {
     Cancelled { job: JobId },
     Memory(MemoryReport),
 }
+
+/// A teacher of tool `denoise` is installed as `denoise@float`.
+pub const TEACHER_SUFFIX: &str = "@float";
 
 /// Called after every event so a UI can repaint (eframe's `request_repaint`).
 pub type Waker = Box<dyn Fn() + Send>;
@@ -157,6 +162,7 @@ impl Engine {
                     }
                 }
                 Command::InstallAdapter(path) => self.install(path),
+                Command::InstallTeacher(path) => self.install_teacher(path),
                 Command::RemoveAdapter(name) => {
                     if self.backend.remove(&name) {
                         self.emit(Event::AdapterRemoved { name });
@@ -178,6 +184,20 @@ impl Engine {
                 self.emit(Event::AdapterInstalled(info));
                 self.emit(Event::Memory(self.backend.memory()));
             }
+            Err(error) => self.emit(Event::AdapterRejected { path, error }),
+        }
+    }
+
+    fn install_teacher(&mut self, path: PathBuf) {
+        let backend = &mut self.backend;
+        let model = &self.model;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut teacher = model.read_adapter(&path)?;
+            teacher.meta.name.push_str(TEACHER_SUFFIX);
+            backend.install(&teacher)
+        }));
+        match flatten_panic(result) {
+            Ok(info) => self.emit(Event::AdapterInstalled(info)),
             Err(error) => self.emit(Event::AdapterRejected { path, error }),
         }
     }

@@ -273,6 +273,7 @@ pub fn encode_picture(picture: &Picture, format: OutputFormat, record: &[(String
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
                 .encode(&rgb, w as u32, h as u32, image::ExtendedColorType::Rgb8)
                 .map_err(|e| encode_error(&e))?;
+            insert_jpeg_comment(&mut out, record);
         }
         OutputFormat::Webp => {
             let bytes: Vec<u8> = interleaved.iter().map(to_u8).collect();
@@ -283,6 +284,39 @@ pub fn encode_picture(picture: &Picture, format: OutputFormat, record: &[(String
         }
     }
     Ok(out)
+}
+
+/// Puts the edit record into a JPEG comment (COM) segment right after the start-of-image marker,
+/// one `key=value` line per entry. The image crate's encoder has no comment option; the segment
+/// layout is fixed by the JPEG standard (marker FFFE, big-endian length including itself).
+fn insert_jpeg_comment(jpeg: &mut Vec<u8>, record: &[(String, String)]) {
+    if record.is_empty() || jpeg.len() < 2 {
+        return;
+    }
+    let mut text: Vec<u8> = record.iter().flat_map(|(k, v)| format!("{k}={v}\n").into_bytes()).collect();
+    text.truncate(usize::from(u16::MAX) - 2);
+    let length = (text.len() + 2) as u16;
+    let mut segment = vec![0xFF, 0xFE];
+    segment.extend_from_slice(&length.to_be_bytes());
+    segment.extend_from_slice(&text);
+    jpeg.splice(2..2, segment);
+}
+
+/// The `key=value` lines of a JPEG's first comment segment (what Prism writes there).
+pub fn jpeg_comment(bytes: &[u8]) -> Option<String> {
+    let mut at = 2;
+    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+        let marker = bytes[at + 1];
+        let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        if marker == 0xFE {
+            return bytes.get(at + 4..at + 2 + length).map(|t| String::from_utf8_lossy(t).into_owned());
+        }
+        if marker == 0xDA || length < 2 {
+            return None;
+        }
+        at += 2 + length;
+    }
+    None
 }
 
 /// Writes `picture` to `path` (format from the extension) atomically.
@@ -328,6 +362,18 @@ mod tests {
             assert!((a - b).abs() < 1.0 / 65535.0, "{a} vs {b}");
         }
         assert_eq!(png_text_chunks(&path).unwrap(), vec![("prism:tool".to_string(), "tone".to_string())]);
+    }
+
+    #[test]
+    fn a_jpeg_carries_the_record_in_a_comment_and_still_decodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edited.jpg");
+        let picture = Picture { rgb: RgbImage::new(4, 3), alpha: None, sixteen_bit: false };
+        save_picture(&path, &picture, &[("prism:tool".into(), "denoise".into()), ("prism:strength".into(), "1".into())]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(jpeg_comment(&bytes).as_deref(), Some("prism:tool=denoise\nprism:strength=1\n"));
+        let back = load_picture(&path, DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!((back.rgb.width, back.rgb.height), (4, 3));
     }
 
     #[test]

@@ -86,6 +86,12 @@ impl Model {
         adapter_files_in(&self.dir.join(ADAPTERS_DIR))
     }
 
+    /// The float teachers of the shipped adapters (`DIR/adapters/float/*.prism-lora`): the
+    /// editor's quantized-vs-float view runs the same edit through them.
+    pub fn teacher_adapters(&self) -> Vec<PathBuf> {
+        adapter_files_in(&self.dir.join(ADAPTERS_DIR).join("float"))
+    }
+
     /// Reads an adapter in any supported layout and checks it fits this model.
     pub fn read_adapter(&self, path: &Path) -> Result<Adapter> {
         let adapter = read_any_adapter(path, &self.hash, &self.float)?;

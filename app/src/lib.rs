@@ -1,0 +1,5 @@
+//! Prism's front ends: the egui editor and the headless command line, both on `prism-engine`.
+
+pub mod cli;
+pub mod editor;
+pub mod library;
