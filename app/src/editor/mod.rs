@@ -93,6 +93,8 @@ pub struct ToolChoice {
     pub prompt: String,
     /// What the prompt chose last, shown under the box.
     pub prompt_matches: Option<Vec<PromptMatch>>,
+    /// The user picked a tool; until then the default follows the tools as they install.
+    pub picked: bool,
 }
 
 /// The adapter lightbox: one image and mask through several adapters and a no-adapter baseline.
@@ -408,7 +410,7 @@ impl PrismApp {
                 self.tools.retain(|t| t.meta.name != name);
                 self.tools.push(info);
                 self.tools.sort_by(|a, b| a.meta.title.cmp(&b.meta.title));
-                if self.tool.mix.is_empty() {
+                if !self.tool.picked {
                     self.tool.mix = vec![(self.default_tool(), 1.0)];
                 }
             }
@@ -621,12 +623,14 @@ impl PrismApp {
             Action::PickTool(name) => {
                 self.tool.mix = vec![(name, 1.0)];
                 self.tool.prompt_matches = None;
+                self.tool.picked = true;
             }
             Action::ApplyPrompt => {
                 let metas: Vec<_> = self.tools.iter().map(|t| t.meta.clone()).collect();
                 let matches = prompt::match_prompt(&self.tool.prompt, &metas);
                 if !matches.is_empty() {
                     self.tool.mix = matches.iter().map(|m| (m.name.clone(), m.weight)).collect();
+                    self.tool.picked = true;
                 }
                 self.tool.prompt_matches = Some(matches);
             }

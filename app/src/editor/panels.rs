@@ -279,7 +279,7 @@ impl PrismApp {
         for (index, (_, weight)) in self.tool.mix.iter_mut().enumerate() {
             ui.horizontal(|ui| {
                 ui.add(egui::Slider::new(weight, 0.0..=1.5).text(&titles[index]));
-                if ui.small_button("✕").on_hover_text(format!("Take {} out of the mix", titles[index])).clicked() {
+                if ui.small_button("Remove").on_hover_text(format!("Take {} out of the mix", titles[index])).clicked() {
                     remove = Some(index);
                 }
             });
@@ -298,6 +298,7 @@ impl PrismApp {
                 for (name, title) in available {
                     if ui.selectable_label(false, title).clicked() {
                         self.tool.mix.push((name, 0.5));
+                        self.tool.picked = true;
                     }
                 }
             });
@@ -394,7 +395,7 @@ impl PrismApp {
         for (index, notice) in self.notices.iter().enumerate() {
             ui.horizontal(|ui| {
                 if notice.error {
-                    ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {}", notice.text));
+                    ui.colored_label(ui.visuals().error_fg_color, format!("Error: {}", notice.text));
                 } else {
                     ui.label(&notice.text);
                 }
@@ -607,7 +608,7 @@ impl PrismApp {
                 ui.add(egui::Slider::new(&mut view.heat_scale, 1.0..=64.0).logarithmic(true).text("White at (of 255)"));
             }
             if let Some(error) = &view.error {
-                ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {error}"));
+                ui.colored_label(ui.visuals().error_fg_color, format!("Error: {error}"));
             }
             match &view.agreement {
                 Some(a) => {
@@ -661,7 +662,7 @@ impl PrismApp {
                     ui.label(&meta.name);
                     let precision = match (meta.precision, info.quantized_on_load) {
                         (AdapterPrecision::Int8, _) => "int8 (QUAD)",
-                        (AdapterPrecision::Float, true) => "float → int8 (PTQ)",
+                        (AdapterPrecision::Float, true) => "float, int8 on load (PTQ)",
                         (AdapterPrecision::Float, false) => "float",
                     };
                     ui.label(format!("{precision}, rank {}", meta.rank));
@@ -695,15 +696,20 @@ impl PrismApp {
             return;
         }
         let mut open = true;
-        egui::Window::new("Keyboard shortcuts").open(&mut open).collapsible(false).show(ctx, |ui| {
-            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
-                for (keys, what) in SHORTCUTS {
-                    ui.label(RichText::new(*keys).monospace());
-                    ui.label(*what);
-                    ui.end_row();
-                }
+        egui::Window::new("Keyboard shortcuts")
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+            .show(ctx, |ui| {
+                egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                    for (keys, what) in SHORTCUTS {
+                        ui.label(RichText::new(*keys).monospace());
+                        ui.label(*what);
+                        ui.end_row();
+                    }
+                });
             });
-        });
         self.show_shortcuts = open;
     }
 

@@ -1,0 +1,237 @@
+//! The editor driven through egui_kittest, by accessible labels, on the shipped model: rendering
+//! goes through wgpu (lavapipe in CI). Photos are small crops so every edit takes a moment.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eframe::egui::{self, Key, Modifiers, Pos2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use prism::editor::{EditorOptions, PrismApp};
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("assets")
+}
+
+/// A 160x120 crop of a shipped sample, written as a PNG.
+fn small_photo(dir: &Path) -> PathBuf {
+    let photo = image::open(assets().join("samples").join("coffee.jpg")).expect("shipped sample").to_rgb8();
+    let crop = image::imageops::crop_imm(&photo, 200, 120, 160, 120).to_image();
+    let path = dir.join("cup.png");
+    crop.save(&path).expect("write the test photo");
+    path
+}
+
+fn editor(image: Option<PathBuf>, config: &Path) -> Harness<'static, PrismApp> {
+    let options = EditorOptions { image, model_dir: assets(), config_dir: Some(config.to_path_buf()) };
+    Harness::builder().with_size(egui::vec2(1100.0, 720.0)).wgpu().build_eframe(move |cc| PrismApp::new(&cc.egui_ctx, options))
+}
+
+/// Steps the UI until `done` holds (the engine and loader answer from other threads).
+fn wait_for(harness: &mut Harness<'_, PrismApp>, what: &str, done: impl Fn(&PrismApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done(harness.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; notices: {:?}", harness.state().notices);
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.step();
+}
+
+fn ready(harness: &mut Harness<'_, PrismApp>) {
+    wait_for(harness, "the photo and the seven tools", |app| app.document.is_some() && app.tools.len() == 7 && !app.is_loading());
+}
+
+fn canvas_point(harness: &Harness<'_, PrismApp>, fx: f32, fy: f32) -> Pos2 {
+    // Where image fraction (fx, fy) is on screen: the canvas fits the image, centred.
+    let rect = harness.get_by_label("Canvas").rect();
+    let app = harness.state();
+    let image = app.document.as_ref().expect("a document").image();
+    let zoom = (rect.width() / image.width as f32).min(rect.height() / image.height as f32) * 0.96;
+    rect.center() + egui::vec2((fx - 0.5) * image.width as f32 * zoom, (fy - 0.5) * image.height as f32 * zoom)
+}
+
+fn drag(harness: &mut Harness<'_, PrismApp>, points: &[Pos2]) {
+    harness.hover_at(points[0]);
+    harness.step();
+    harness.drag_at(points[0]);
+    harness.step();
+    for p in &points[1..] {
+        harness.hover_at(*p);
+        harness.step();
+    }
+    harness.drop_at(*points.last().expect("a point"));
+    harness.step();
+    harness.step();
+}
+
+/// Clicks the widget labelled `label`, giving a window or menu that is opening a few frames.
+fn click(harness: &mut Harness<'_, PrismApp>, label: &str) {
+    for _ in 0..20 {
+        if harness.query_by_label(label).is_some() {
+            break;
+        }
+        harness.step();
+    }
+    harness.get_by_label(label).click();
+    harness.step();
+    harness.step();
+}
+
+fn mean_abs_difference(a: &[f32], b: &[f32], pixels: impl Iterator<Item = usize>) -> f32 {
+    let (mut sum, mut n) = (0.0, 0);
+    for p in pixels {
+        for c in 0..3 {
+            sum += (a[p * 3 + c] - b[p * 3 + c]).abs();
+        }
+        n += 3;
+    }
+    sum / n.max(1) as f32
+}
+
+#[test]
+fn paint_run_undo_switch_and_lightbox() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = small_photo(dir.path());
+    let mut harness = editor(Some(photo), &dir.path().join("config"));
+    ready(&mut harness);
+
+    // Pick the object-removal tool and paint a stroke across the middle of the photo.
+    click(&mut harness, "Remove object");
+    assert_eq!(harness.state().tool.mix, vec![("remove".to_string(), 1.0)]);
+    let stroke: Vec<Pos2> = (0..=6).map(|i| canvas_point(&harness, 0.35 + 0.05 * i as f32, 0.5)).collect();
+    drag(&mut harness, &stroke);
+    let (original, mask) = {
+        let doc = harness.state().document.as_ref().expect("document");
+        assert_eq!(doc.steps().last().map(|s| s.label.as_str()), Some("Brush stroke"));
+        (doc.image().clone(), doc.mask.clone())
+    };
+    let painted: Vec<usize> = (0..mask.data.len()).filter(|&p| mask.data[p] == 255).collect();
+    assert!(painted.len() > 500, "the stroke painted {} pixels", painted.len());
+    // Far from the stroke: more than 12 pixels from any painted pixel (feathering reaches 3).
+    let far: Vec<usize> = (0..mask.data.len())
+        .filter(|&p| {
+            let (x, y) = ((p % mask.width) as i64, (p / mask.width) as i64);
+            painted.iter().all(|&q| ((q % mask.width) as i64 - x).abs() > 12 || ((q / mask.width) as i64 - y).abs() > 12)
+        })
+        .collect();
+    assert!(far.len() > 5000);
+
+    click(&mut harness, "Run");
+    assert!(harness.state().is_busy());
+    wait_for(&mut harness, "the removal", |app| !app.is_busy());
+    let edited = harness.state().document.as_ref().expect("document").image().clone();
+    let inside = mean_abs_difference(&edited.data, &original.data, painted.iter().copied());
+    let outside = mean_abs_difference(&edited.data, &original.data, far.iter().copied());
+    assert!(inside > 0.01, "pixels under the mask changed: {inside}");
+    assert_eq!(outside, 0.0, "pixels away from the mask stay exactly as they were");
+    let steps = harness.state().document.as_ref().expect("document").steps().len();
+    assert_eq!(steps, 3);
+
+    // Undo restores the photo; the mask stays for another try.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    harness.step();
+    let doc = harness.state().document.as_ref().expect("document");
+    assert_eq!(doc.image().data, original.data);
+    assert!(!doc.mask.is_empty());
+
+    // Switch to another tool and run again: a new edit step replaces the undone one.
+    click(&mut harness, "Denoise");
+    click(&mut harness, "Run");
+    wait_for(&mut harness, "the denoise", |app| !app.is_busy());
+    let doc = harness.state().document.as_ref().expect("document");
+    assert_eq!(doc.steps().len(), 3);
+    assert_eq!(doc.steps()[2].record.as_ref().map(|r| r.adapters[0].0.as_str()), Some("denoise"));
+    assert!(mean_abs_difference(&doc.image().data, &original.data, painted.iter().copied()) > 0.0);
+    assert_eq!(mean_abs_difference(&doc.image().data, &original.data, far.iter().copied()), 0.0);
+    let switch_shown = harness.query_by_label_contains("Switch ").is_some();
+    assert!(switch_shown, "the status bar reports switch and forward times");
+
+    // The lightbox: baseline plus the ticked tools; number keys flip between them.
+    click(&mut harness, "Lightbox");
+    click(&mut harness, "Run lightbox");
+    wait_for(&mut harness, "the lightbox", |app| {
+        !app.is_busy()
+            && app.lightbox.as_ref().is_some_and(|l| l.entries.len() > 2 && l.entries.iter().all(|e| e.result.is_some()))
+    });
+    let entries = harness.state().lightbox.as_ref().map(|l| l.entries.len()).unwrap_or(0);
+    assert_eq!(entries, 1 + 5, "baseline + the five same-size global tools");
+    harness.key_press(Key::Num2);
+    harness.step();
+    assert_eq!(harness.state().lightbox.as_ref().map(|l| l.selected), Some(2));
+    let lightbox = harness.state().lightbox.as_ref().expect("lightbox");
+    let (base, two) =
+        (lightbox.entries[0].result.clone().expect("baseline"), lightbox.entries[2].result.clone().expect("result"));
+    assert_ne!(base.data, two.data, "an adapter changes the base model's output");
+}
+
+#[test]
+fn a_bad_adapter_file_gets_a_plain_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("broken.prism-lora");
+    std::fs::write(&bad, b"this is not a safetensors file").expect("write");
+    // Installed adapters go under PRISM_HOME; keep them out of the user's folder.
+    let mut harness = editor(None, &dir.path().join("config"));
+    wait_for(&mut harness, "the tools", |app| app.tools.len() == 7);
+    click(&mut harness, "Adapters");
+    click(&mut harness, "Adapter manager…");
+    click(&mut harness, "Adapter file");
+    harness.get_by_label("Adapter file").type_text(&bad.display().to_string());
+    harness.step();
+    click(&mut harness, "Install");
+    let error = harness.state().notices.iter().find(|n| n.error).map(|n| n.text.clone()).unwrap_or_default();
+    assert!(error.contains("was not installed"), "{error}");
+    assert!(harness.query_by_label_contains("was not installed").is_some(), "the error is on screen");
+    assert_eq!(harness.state().tools.len(), 7, "nothing was installed");
+}
+
+#[test]
+fn a_killed_session_is_offered_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = small_photo(dir.path());
+    let config = dir.path().join("config");
+    {
+        let mut harness = editor(Some(photo), &config);
+        ready(&mut harness);
+        harness.key_press(Key::R);
+        harness.step();
+        let corners = [canvas_point(&harness, 0.2, 0.2), canvas_point(&harness, 0.6, 0.7)];
+        drag(&mut harness, &corners);
+        let steps = harness.state().document.as_ref().map(|d| d.steps().len());
+        assert_eq!(steps, Some(2));
+        let manifest = config.join("autosave").join("document.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&manifest).is_ok_and(|t| t.contains("Rectangle")) {
+            assert!(Instant::now() < deadline, "no autosave");
+            harness.step();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Dropped without on_exit: what a kill leaves behind.
+    }
+    let mut harness = editor(None, &config);
+    harness.step();
+    assert!(harness.query_by_label("Restore").is_some(), "the restart offers the autosaved document");
+    click(&mut harness, "Restore");
+    wait_for(&mut harness, "the restored document", |app| app.document.is_some());
+    let doc = harness.state().document.as_ref().expect("document");
+    assert_eq!(doc.steps().len(), 2);
+    assert_eq!(doc.steps()[1].label, "Rectangle");
+    assert!(doc.mask.coverage() > 0.1);
+}
+
+#[test]
+fn layout_snapshots() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = small_photo(dir.path());
+    let mut harness = editor(Some(photo), &dir.path().join("config"));
+    ready(&mut harness);
+    harness.remove_cursor();
+    harness.step();
+    harness.snapshot("editor_with_photo");
+    harness.event(egui::Event::Text("?".into()));
+    // A new window sizes itself over a few frames.
+    harness.run_steps(6);
+    assert!(harness.state().show_shortcuts);
+    harness.snapshot("shortcut_sheet");
+}
