@@ -293,6 +293,7 @@ impl PrismApp {
         };
         app.start_engine();
         if let Some(summary) = app.autosaver.as_ref().and_then(|a| autosave::pending(a.dir())) {
+            tracing::info!(name = %summary.name, steps = summary.steps, "offering the autosaved document");
             app.modal = Some(Modal::RestoreAutosave(summary));
         }
         if let Some(path) = app.options.image.clone() {
