@@ -235,3 +235,55 @@ fn layout_snapshots() {
     assert!(harness.state().show_shortcuts);
     harness.snapshot("shortcut_sheet");
 }
+
+#[test]
+fn quantized_against_float_and_saving_without_losing_the_original() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = small_photo(dir.path());
+    let original_bytes = std::fs::read(&photo).expect("read");
+    let mut harness = editor(Some(photo.clone()), &dir.path().join("config"));
+    ready(&mut harness);
+
+    // The same denoise through the int8 model and through its float teacher.
+    click(&mut harness, "Denoise");
+    click(&mut harness, "Quantized vs float");
+    wait_for(&mut harness, "both precisions", |app| {
+        app.quantized.as_ref().is_some_and(|q| q.agreement.is_some() || q.error.is_some())
+    });
+    let view = harness.state().quantized.as_ref().expect("the comparison");
+    assert!(view.error.is_none(), "{:?}", view.error);
+    assert!(view.notes.is_empty(), "every shipped tool has a float teacher: {:?}", view.notes);
+    let agreement = view.agreement.expect("measured");
+    let psnr = agreement.psnr_outside.expect("whole image");
+    assert!(agreement.psnr_inside.is_none(), "no mask painted: one region");
+    assert!(psnr > 30.0 && psnr < 99.0, "int8 and float differ a little: {psnr:.1} dB");
+    assert!(harness.query_by_label_contains("Whole image").is_some());
+    assert_ne!(view.int8.as_ref().map(|i| i.data.clone()), view.float.as_ref().map(|i| i.data.clone()));
+
+    click(&mut harness, "Run");
+    wait_for(&mut harness, "the denoise", |app| !app.is_busy());
+
+    // Saving over the opened photo asks first, and "Keep the original" keeps it.
+    harness.state_mut().act(prism::editor::Action::Save);
+    harness.run_steps(6);
+    assert!(harness.query_by_label("Overwrite the original?").is_some(), "a confirmation is shown");
+    assert_eq!(std::fs::read(&photo).expect("read"), original_bytes);
+    click(&mut harness, "Keep the original");
+    assert_eq!(std::fs::read(&photo).expect("read"), original_bytes);
+
+    // Save as another file: the PNG records the edit.
+    let copy = dir.path().join("cup-denoised.png");
+    harness.state_mut().act(prism::editor::Action::SaveTo { path: copy.clone(), confirmed: false });
+    harness.run_steps(2);
+    let record = prism_engine::imageio::png_text_chunks(&copy).expect("written");
+    let tool = record.iter().find(|(k, _)| k == "prism:tool").map(|(_, v)| v.as_str());
+    assert_eq!(tool, Some("denoise"));
+    assert!(record.iter().any(|(k, v)| k == "prism:history" && v.contains("Denoise")));
+
+    // Overwriting after the explicit confirmation replaces the original.
+    harness.state_mut().act(prism::editor::Action::Save);
+    harness.run_steps(3);
+    click(&mut harness, "Overwrite");
+    assert_ne!(std::fs::read(&photo).expect("read"), original_bytes);
+    assert!(harness.state().document.as_ref().is_some_and(|d| !d.has_unsaved_changes()));
+}

@@ -166,6 +166,7 @@ pub enum Action {
     MaskOp(MaskOp),
     PickTool(String),
     ApplyPrompt,
+    SetBackend(String),
     InstallDialog,
     Install(PathBuf),
     RemoveAdapter(String),
@@ -323,6 +324,11 @@ impl PrismApp {
             Ok(engine) => {
                 for teacher in model.teacher_adapters() {
                     let _ = engine.send(Command::InstallTeacher(teacher));
+                }
+                if let Some(kind) = prism_engine::backend::BackendKind::parse(&self.settings.backend)
+                    && kind != prism_engine::backend::BackendKind::Auto
+                {
+                    let _ = engine.send(Command::SetBackend(kind));
                 }
                 self.engine = Some(engine);
                 self.model = Some(model);
@@ -635,6 +641,13 @@ impl PrismApp {
                 }
                 self.tool.prompt_matches = Some(matches);
             }
+            Action::SetBackend(name) => {
+                let kind = prism_engine::backend::BackendKind::parse(&name)
+                    .ok_or_else(|| anyhow!("there is no backend named '{name}'"))?;
+                self.settings.backend = name;
+                self.save_settings();
+                self.engine.as_ref().ok_or_else(|| anyhow!("the engine is not running"))?.send(Command::SetBackend(kind))?;
+            }
             Action::InstallDialog => {
                 if let Some(path) = rfd::FileDialog::new()
                     .add_filter("Adapters", &["prism-lora", "safetensors"])
@@ -941,19 +954,31 @@ impl PrismApp {
         let (dropped, pasted) = ctx.input(|i| {
             let dropped: Vec<PathBuf> =
                 i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| p.is_absolute()).collect();
-            let pasted: Vec<egui::Event> = i.events.iter().filter(|e| matches!(e, egui::Event::PasteImage(_))).cloned().collect();
+            let pasted: Vec<egui::Event> =
+                i.events.iter().filter(|e| matches!(e, egui::Event::PasteImage(_) | egui::Event::Paste(_))).cloned().collect();
             (dropped, pasted)
         });
         if let Some(path) = dropped.into_iter().next() {
             self.act(Action::Open(path));
         }
+        let typing = ctx.egui_wants_keyboard_input();
         for event in pasted {
-            if let egui::Event::PasteImage(image) = event {
-                let data = image.pixels.iter().flat_map(|c| [c.r(), c.g(), c.b()]).map(|v| f32::from(v) / 255.0).collect();
-                self.act(Action::OpenPasted(RgbImage { width: image.width(), height: image.height(), data }));
+            match event {
+                egui::Event::PasteImage(image) => {
+                    let data = image.pixels.iter().flat_map(|c| [c.r(), c.g(), c.b()]).map(|v| f32::from(v) / 255.0).collect();
+                    self.act(Action::OpenPasted(RgbImage { width: image.width(), height: image.height(), data }));
+                }
+                // A copied file is pasted as its path (file managers put it on the clipboard so).
+                egui::Event::Paste(text) if !typing => {
+                    let path = PathBuf::from(text.trim().trim_start_matches("file://"));
+                    if path.is_file() {
+                        self.act(Action::Open(path));
+                    }
+                }
+                _ => {}
             }
         }
-        if ctx.egui_wants_keyboard_input() {
+        if typing {
             return;
         }
         let command = Modifiers::COMMAND;

@@ -240,6 +240,19 @@ impl PrismApp {
                 self.save_settings();
             }
         });
+        let backend = self.settings.backend.clone();
+        egui::ComboBox::from_label("Backend").selected_text(&backend).show_ui(ui, |ui| {
+            for (name, what) in [
+                ("auto", "auto (GPU when there is one)"),
+                ("reference", "reference (CPU)"),
+                ("wgpu", "wgpu (GPU)"),
+                ("ort", "ONNX Runtime"),
+            ] {
+                if ui.selectable_label(backend == name, what).clicked() && backend != name {
+                    self.act(Action::SetBackend(name.to_string()));
+                }
+            }
+        });
         ui.add_space(6.0);
         ui.horizontal(|ui| {
             let can_run = self.document.is_some() && !self.tool.mix.is_empty() && !self.is_busy();
