@@ -274,7 +274,7 @@ mod tests {
         doc.commit_mask("Rectangle");
         let mut edited = (**doc.image()).clone();
         edited.data.iter_mut().for_each(|v| *v = 1.0 - *v);
-        doc.commit_edit(Arc::new(edited), super::super::document::tests_support::record("Denoise"));
+        doc.commit_edit(Arc::new(edited), super::super::document::tests_support::record("Denoise"), false);
         doc.undo();
 
         let saver = Autosaver::new(autosave_dir.clone());

@@ -154,10 +154,14 @@ impl Document {
     }
 
     /// Records an edit's result. The mask is kept when the size did not change (so the user can
-    /// rerun with another tool) and resized with the image otherwise.
-    pub fn commit_edit(&mut self, image: Arc<RgbImage>, record: EditRecord) {
+    /// rerun with another tool) and resized with the image otherwise; `clear_mask` starts the
+    /// new step with an empty one (after an object removal the filled hole should be visible).
+    pub fn commit_edit(&mut self, image: Arc<RgbImage>, record: EditRecord, clear_mask: bool) {
         let current = self.current();
-        let (mask, mask_id) = if (image.width, image.height) == (current.image.width, current.image.height) {
+        let same_size = (image.width, image.height) == (current.image.width, current.image.height);
+        let (mask, mask_id) = if clear_mask {
+            (Arc::new(MaskLayer::new(image.width, image.height)), u64::MAX)
+        } else if same_size {
             (current.mask.clone(), current.mask_id)
         } else {
             (Arc::new(current.mask.resized(image.width, image.height)), u64::MAX)
@@ -241,7 +245,7 @@ mod tests {
         doc.commit_mask("Rectangle");
         let mut edited = RgbImage::new(8, 8);
         edited.data.fill(0.5);
-        doc.commit_edit(Arc::new(edited), record("Denoise"));
+        doc.commit_edit(Arc::new(edited), record("Denoise"), false);
         assert_eq!(doc.steps().len(), 3);
         assert_eq!(doc.image().data[0], 0.5);
         assert!(!doc.mask.is_empty(), "the mask survives an edit of the same size");
@@ -264,8 +268,14 @@ mod tests {
     #[test]
     fn an_upscale_resizes_the_mask_and_history_is_bounded() {
         let mut doc = Document::new(RgbImage::new(8, 8), None, "test".into());
-        doc.commit_edit(Arc::new(RgbImage::new(16, 16)), record("Upscale"));
+        doc.commit_edit(Arc::new(RgbImage::new(16, 16)), record("Upscale"), false);
         assert_eq!((doc.mask.width, doc.mask.height), (16, 16));
+        doc.mask.fill_rect((0.0, 0.0), (4.0, 4.0), false);
+        doc.commit_mask("Rectangle");
+        doc.commit_edit(Arc::new(RgbImage::new(16, 16)), record("Remove object"), true);
+        assert!(doc.mask.is_empty());
+        doc.undo();
+        assert!(!doc.mask.is_empty(), "undo brings the mask back");
         for i in 0..MAX_STEPS + 5 {
             doc.mask.dab(i as f32 % 16.0, 3.0, super::super::mask::Brush { radius: 1.0, hardness: 1.0, erase: i % 2 == 1 });
             doc.commit_mask("Brush stroke");

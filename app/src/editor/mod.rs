@@ -222,8 +222,8 @@ pub struct PrismApp {
     pub status: EngineStatus,
     /// Installed tools (teachers excluded), sorted by title.
     pub tools: Vec<AdapterInfo>,
-    /// Tools whose float teacher is installed.
-    teachers: BTreeSet<String>,
+    /// Tools whose float teacher is installed, and the teacher's size.
+    teachers: BTreeMap<String, usize>,
     pub document: Option<Document>,
     /// Alpha channel and bit depth of the opened file, kept for saving.
     source_format: Option<(Option<Vec<f32>>, bool)>,
@@ -264,7 +264,7 @@ impl PrismApp {
             engine: None,
             status: EngineStatus::default(),
             tools: Vec::new(),
-            teachers: BTreeSet::new(),
+            teachers: BTreeMap::new(),
             document: None,
             source_format: None,
             canvas: canvas::CanvasState::default(),
@@ -410,7 +410,7 @@ impl PrismApp {
             Event::BackendUnavailable { reason, .. } => self.error(reason),
             Event::AdapterInstalled(info) => {
                 if let Some(tool) = info.meta.name.strip_suffix(TEACHER_SUFFIX) {
-                    self.teachers.insert(tool.to_string());
+                    self.teachers.insert(tool.to_string(), info.stored_bytes);
                     return;
                 }
                 let name = info.meta.name.clone();
@@ -482,8 +482,12 @@ impl PrismApp {
                         forward_ms: stats.forward_time.as_secs_f64() * 1e3,
                         total_ms: stats.total_time.as_secs_f64() * 1e3,
                     };
+                    let fills_hole = record
+                        .adapters
+                        .iter()
+                        .any(|(name, _)| self.tools.iter().any(|t| t.meta.name == *name && t.meta.region == Region::Local));
                     if let Some(document) = &mut self.document {
-                        document.commit_edit(image, record);
+                        document.commit_edit(image, record, fills_hole);
                         self.overlay = None;
                     }
                     self.info(format!("{title} done in {:.0} ms.", stats.total_time.as_secs_f64() * 1e3));
@@ -693,7 +697,7 @@ impl PrismApp {
                         forward_ms: 0.0,
                         total_ms: 0.0,
                     };
-                    document.commit_edit(image.clone(), record);
+                    document.commit_edit(image.clone(), record, false);
                 }
             }
             Action::RunQuantized => self.run_quantized()?,
@@ -899,7 +903,7 @@ impl PrismApp {
         let float_mix: Vec<(String, f32)> = mix
             .iter()
             .map(|(name, w)| {
-                if self.teachers.contains(name) {
+                if self.teachers.contains_key(name) {
                     (format!("{name}{TEACHER_SUFFIX}"), *w)
                 } else {
                     notes.push(format!("{} has no float teacher: its own tensors run in float.", self.tool_title(name)));

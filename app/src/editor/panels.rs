@@ -383,14 +383,15 @@ impl PrismApp {
                     stats.forward_time.as_secs_f64() * 1e3
                 ));
             }
+            // The engine counts the float teachers too; they are loaded for the QA view only.
             let m = status.memory;
-            ui.label(format!(
-                "Resident: base {:.2} MB + {} adapters {:.2} MB",
-                m.base_bytes as f64 / 1e6,
-                m.adapters,
-                m.adapter_bytes as f64 / 1e6
-            ))
-            .on_hover_text("One shared int8 model; every tool is a small adapter bound at run time");
+            let teacher_bytes: usize = self.teachers.values().sum();
+            let tool_bytes = m.adapter_bytes.saturating_sub(teacher_bytes);
+            ui.label(format!("Resident: base {:.2} MB + {} tools {:.2} MB", m.base_bytes as f64 / 1e6, self.tools.len(), tool_bytes as f64 / 1e6)).on_hover_text(format!(
+                "One shared int8 model; every tool is a small adapter bound at run time.\nAlso loaded for the quantized-vs-float view: {} float teachers, {:.2} MB.",
+                self.teachers.len(),
+                teacher_bytes as f64 / 1e6
+            ));
             if let Some(document) = &self.document {
                 let image = document.image();
                 ui.label(format!(
@@ -565,39 +566,42 @@ impl PrismApp {
         let mut actions = Vec::new();
         let tools: Vec<(String, String, bool)> =
             self.tools.iter().map(|t| (t.meta.name.clone(), t.meta.title.clone(), t.meta.scale == 1)).collect();
-        egui::Window::new("Adapter lightbox").open(&mut open).default_width(280.0).show(ctx, |ui| {
-            ui.label("The same image and mask through each ticked tool, plus the base model alone.");
-            for (name, title, same_size) in &tools {
-                let mut ticked = lightbox.chosen.contains(name);
-                let response = ui.add_enabled(*same_size, egui::Checkbox::new(&mut ticked, title.as_str()));
-                if !same_size {
-                    response.on_disabled_hover_text("Changes the image size; compare it on its own");
+        egui::Window::new("Adapter lightbox").open(&mut open).default_pos(window_corner(ctx)).default_width(280.0).show(
+            ctx,
+            |ui| {
+                ui.label("The same image and mask through each ticked tool, plus the base model alone.");
+                for (name, title, same_size) in &tools {
+                    let mut ticked = lightbox.chosen.contains(name);
+                    let response = ui.add_enabled(*same_size, egui::Checkbox::new(&mut ticked, title.as_str()));
+                    if !same_size {
+                        response.on_disabled_hover_text("Changes the image size; compare it on its own");
+                    }
+                    if ticked {
+                        lightbox.chosen.insert(name.clone());
+                    } else {
+                        lightbox.chosen.remove(name);
+                    }
                 }
-                if ticked {
-                    lightbox.chosen.insert(name.clone());
-                } else {
-                    lightbox.chosen.remove(name);
+                if ui.button("Run lightbox").clicked() {
+                    actions.push(Action::RunLightbox);
                 }
-            }
-            if ui.button("Run lightbox").clicked() {
-                actions.push(Action::RunLightbox);
-            }
-            ui.separator();
-            for (index, entry) in lightbox.entries.iter().enumerate() {
-                let state = match (&entry.result, &entry.error) {
-                    (Some(_), _) => String::new(),
-                    (None, Some(error)) => format!(" — failed: {error}"),
-                    (None, None) => " — running…".into(),
-                };
-                ui.selectable_value(&mut lightbox.selected, index, format!("{index} · {}{state}", entry.label));
-            }
-            if !lightbox.entries.is_empty() {
-                ui.label(RichText::new("Number keys flip; zoom and pan stay in sync.").small().weak());
-                if ui.button("Keep this result").clicked() {
-                    actions.push(Action::KeepLightboxResult);
+                ui.separator();
+                for (index, entry) in lightbox.entries.iter().enumerate() {
+                    let state = match (&entry.result, &entry.error) {
+                        (Some(_), _) => String::new(),
+                        (None, Some(error)) => format!(" — failed: {error}"),
+                        (None, None) => " — running…".into(),
+                    };
+                    ui.selectable_value(&mut lightbox.selected, index, format!("{index} · {}{state}", entry.label));
                 }
-            }
-        });
+                if !lightbox.entries.is_empty() {
+                    ui.label(RichText::new("Number keys flip; zoom and pan stay in sync.").small().weak());
+                    if ui.button("Keep this result").clicked() {
+                        actions.push(Action::KeepLightboxResult);
+                    }
+                }
+            },
+        );
         if !open {
             actions.push(Action::CloseLightbox);
         }
@@ -607,51 +611,54 @@ impl PrismApp {
     fn quantized_window(&mut self, ctx: &egui::Context) {
         let Some(view) = &mut self.quantized else { return };
         let mut open = true;
-        egui::Window::new("Quantized vs float").open(&mut open).default_width(300.0).show(ctx, |ui| {
-            ui.label(format!("{}: int8 (shared QUAD profile) against the float teachers.", view.title));
-            for note in &view.notes {
-                ui.label(RichText::new(note).small().weak());
-            }
-            ui.horizontal(|ui| {
-                ui.selectable_value(&mut view.show, QuantShow::Int8, "int8");
-                ui.selectable_value(&mut view.show, QuantShow::Float, "float");
-                ui.selectable_value(&mut view.show, QuantShow::Difference, "Difference");
-            });
-            if view.show == QuantShow::Difference {
-                ui.add(egui::Slider::new(&mut view.heat_scale, 1.0..=64.0).logarithmic(true).text("White at (of 255)"));
-            }
-            if let Some(error) = &view.error {
-                ui.colored_label(ui.visuals().error_fg_color, format!("Error: {error}"));
-            }
-            match &view.agreement {
-                Some(a) => {
-                    let db = |v: Option<f64>| v.map(|v| format!("{v:.1} dB")).unwrap_or_else(|| "-".into());
-                    let ssim = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
-                    egui::Grid::new("agreement").striped(true).show(ui, |ui| {
-                        ui.label("");
-                        ui.label("PSNR");
-                        ui.label("SSIM");
-                        ui.end_row();
-                        ui.label("Inside mask");
-                        ui.label(db(a.psnr_inside));
-                        ui.label(ssim(a.ssim_inside));
-                        ui.end_row();
-                        ui.label(if a.psnr_inside.is_some() { "Outside mask" } else { "Whole image" });
-                        ui.label(db(a.psnr_outside));
-                        ui.label(ssim(a.ssim_outside));
-                        ui.end_row();
-                    });
-                    ui.label(format!("Largest difference: {:.1} of 255", a.max_difference));
+        egui::Window::new("Quantized vs float").open(&mut open).default_pos(window_corner(ctx)).default_width(300.0).show(
+            ctx,
+            |ui| {
+                ui.label(format!("{}: int8 (shared QUAD profile) against the float teachers.", view.title));
+                for note in &view.notes {
+                    ui.label(RichText::new(note).small().weak());
                 }
-                None if view.error.is_none() => {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label("Running both…");
-                    });
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut view.show, QuantShow::Int8, "int8");
+                    ui.selectable_value(&mut view.show, QuantShow::Float, "float");
+                    ui.selectable_value(&mut view.show, QuantShow::Difference, "Difference");
+                });
+                if view.show == QuantShow::Difference {
+                    ui.add(egui::Slider::new(&mut view.heat_scale, 1.0..=64.0).logarithmic(true).text("White at (of 255)"));
                 }
-                None => {}
-            }
-        });
+                if let Some(error) = &view.error {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("Error: {error}"));
+                }
+                match &view.agreement {
+                    Some(a) => {
+                        let db = |v: Option<f64>| v.map(|v| format!("{v:.1} dB")).unwrap_or_else(|| "-".into());
+                        let ssim = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+                        egui::Grid::new("agreement").striped(true).show(ui, |ui| {
+                            ui.label("");
+                            ui.label("PSNR");
+                            ui.label("SSIM");
+                            ui.end_row();
+                            ui.label("Inside mask");
+                            ui.label(db(a.psnr_inside));
+                            ui.label(ssim(a.ssim_inside));
+                            ui.end_row();
+                            ui.label(if a.psnr_inside.is_some() { "Outside mask" } else { "Whole image" });
+                            ui.label(db(a.psnr_outside));
+                            ui.label(ssim(a.ssim_outside));
+                            ui.end_row();
+                        });
+                        ui.label(format!("Largest difference: {:.1} of 255", a.max_difference));
+                    }
+                    None if view.error.is_none() => {
+                        ui.horizontal(|ui| {
+                            ui.spinner();
+                            ui.label("Running both…");
+                        });
+                    }
+                    None => {}
+                }
+            },
+        );
         if !open {
             self.act(Action::CloseQuantized);
         }
@@ -663,43 +670,46 @@ impl PrismApp {
         }
         let mut open = true;
         let mut actions = Vec::new();
-        egui::Window::new("Adapter manager").open(&mut open).default_width(420.0).show(ctx, |ui| {
-            egui::Grid::new("adapters").striped(true).show(ui, |ui| {
-                for heading in ["Tool", "Id", "Kind", "Size", ""] {
-                    ui.label(RichText::new(heading).strong());
-                }
-                ui.end_row();
-                for info in &self.tools {
-                    let meta = &info.meta;
-                    ui.label(&meta.title).on_hover_text(&meta.description);
-                    ui.label(&meta.name);
-                    let precision = match (meta.precision, info.quantized_on_load) {
-                        (AdapterPrecision::Int8, _) => "int8 (QUAD)",
-                        (AdapterPrecision::Float, true) => "float, int8 on load (PTQ)",
-                        (AdapterPrecision::Float, false) => "float",
-                    };
-                    ui.label(format!("{precision}, rank {}", meta.rank));
-                    ui.label(format!("{:.1} KB", info.stored_bytes as f64 / 1e3));
-                    if ui.small_button(format!("Remove {}", meta.name)).clicked() {
-                        actions.push(Action::RemoveAdapter(meta.name.clone()));
+        egui::Window::new("Adapter manager").open(&mut open).default_pos(window_corner(ctx)).default_width(420.0).show(
+            ctx,
+            |ui| {
+                egui::Grid::new("adapters").striped(true).show(ui, |ui| {
+                    for heading in ["Tool", "Id", "Kind", "Size", ""] {
+                        ui.label(RichText::new(heading).strong());
                     }
                     ui.end_row();
+                    for info in &self.tools {
+                        let meta = &info.meta;
+                        ui.label(&meta.title).on_hover_text(&meta.description);
+                        ui.label(&meta.name);
+                        let precision = match (meta.precision, info.quantized_on_load) {
+                            (AdapterPrecision::Int8, _) => "int8 (QUAD)",
+                            (AdapterPrecision::Float, true) => "float, int8 on load (PTQ)",
+                            (AdapterPrecision::Float, false) => "float",
+                        };
+                        ui.label(format!("{precision}, rank {}", meta.rank));
+                        ui.label(format!("{:.1} KB", info.stored_bytes as f64 / 1e3));
+                        if ui.small_button(format!("Remove {}", meta.name)).clicked() {
+                            actions.push(Action::RemoveAdapter(meta.name.clone()));
+                        }
+                        ui.end_row();
+                    }
+                });
+                ui.separator();
+                ui.label("Install an adapter (.prism-lora, PEFT or kohya safetensors):");
+                ui.horizontal(|ui| {
+                    let label = ui.label("Adapter file");
+                    ui.add(egui::TextEdit::singleline(&mut self.install_path).hint_text("path to the file").desired_width(220.0))
+                        .labelled_by(label.id);
+                    if ui.button("Install").clicked() && !self.install_path.trim().is_empty() {
+                        actions.push(Action::Install(self.install_path.trim().into()));
+                    }
+                });
+                if ui.button("Choose a file…").clicked() {
+                    actions.push(Action::InstallDialog);
                 }
-            });
-            ui.separator();
-            ui.label("Install an adapter (.prism-lora, PEFT or kohya safetensors):");
-            ui.horizontal(|ui| {
-                let label = ui.label("Adapter file");
-                ui.add(egui::TextEdit::singleline(&mut self.install_path).hint_text("path to the file").desired_width(220.0))
-                    .labelled_by(label.id);
-                if ui.button("Install").clicked() && !self.install_path.trim().is_empty() {
-                    actions.push(Action::Install(self.install_path.trim().into()));
-                }
-            });
-            if ui.button("Choose a file…").clicked() {
-                actions.push(Action::InstallDialog);
-            }
-        });
+            },
+        );
         self.show_adapters = open;
         self.actions.extend(actions);
     }
@@ -774,6 +784,12 @@ impl PrismApp {
         }
         self.actions.extend(actions);
     }
+}
+
+/// Where the tool windows open: over the canvas's top-right corner, clear of the side panels.
+fn window_corner(ctx: &egui::Context) -> egui::Pos2 {
+    let screen = ctx.content_rect();
+    egui::pos2((screen.right() - 620.0).max(screen.left() + 320.0), screen.top() + 80.0)
 }
 
 struct Shown {
