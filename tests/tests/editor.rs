@@ -96,6 +96,15 @@ fn paint_run_undo_switch_and_lightbox() {
     let mut harness = editor(Some(photo), &dir.path().join("config"));
     ready(&mut harness);
 
+    // ] and [ size the brush.
+    let radius = harness.state().settings.brush_radius;
+    harness.key_press(Key::CloseBracket);
+    harness.step();
+    assert!(harness.state().settings.brush_radius > radius);
+    harness.key_press(Key::OpenBracket);
+    harness.step();
+    assert!((harness.state().settings.brush_radius - radius).abs() < 1e-3);
+
     // Pick the object-removal tool and paint a stroke across the middle of the photo.
     click(&mut harness, "Remove object");
     assert_eq!(harness.state().tool.mix, vec![("remove".to_string(), 1.0)]);

@@ -487,8 +487,13 @@ impl PrismApp {
                         .iter()
                         .any(|(name, _)| self.tools.iter().any(|t| t.meta.name == *name && t.meta.region == Region::Local));
                     if let Some(document) = &mut self.document {
+                        let resized = (image.width, image.height) != (document.image().width, document.image().height);
                         document.commit_edit(image, record, fills_hole);
                         self.overlay = None;
+                        if resized {
+                            // An upscale: the view's centre is in image pixels, so fit again.
+                            self.canvas.view.follow_fit = true;
+                        }
                     }
                     self.info(format!("{title} done in {:.0} ms.", stats.total_time.as_secs_f64() * 1e3));
                 }

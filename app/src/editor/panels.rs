@@ -36,7 +36,7 @@ impl PrismApp {
     pub(super) fn frame_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::Panel::left("tools").resizable(true).default_size(300.0).show(ui, |ui| {
+        egui::Panel::left("tools").resizable(true).default_size(300.0).min_size(260.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 self.mask_panel_ui(ui);
                 ui.separator();
@@ -44,7 +44,7 @@ impl PrismApp {
             });
         });
         if self.show_history {
-            egui::Panel::right("history").resizable(true).default_size(240.0).show(ui, |ui| self.history_ui(ui));
+            egui::Panel::right("history").resizable(true).default_size(220.0).min_size(180.0).show(ui, |ui| self.history_ui(ui));
         }
         egui::CentralPanel::default().show(ui, |ui| {
             self.notices_ui(ui);
@@ -386,7 +386,7 @@ impl PrismApp {
             // The engine counts the float teachers too; they are loaded for the QA view only.
             let m = status.memory;
             let teacher_bytes: usize = self.teachers.values().sum();
-            let tool_bytes = m.adapter_bytes.saturating_sub(teacher_bytes);
+            let tool_bytes: usize = self.tools.iter().map(|t| t.stored_bytes).sum();
             ui.label(format!("Resident: base {:.2} MB + {} tools {:.2} MB", m.base_bytes as f64 / 1e6, self.tools.len(), tool_bytes as f64 / 1e6)).on_hover_text(format!(
                 "One shared int8 model; every tool is a small adapter bound at run time.\nAlso loaded for the quantized-vs-float view: {} float teachers, {:.2} MB.",
                 self.teachers.len(),
