@@ -16,6 +16,9 @@ pub enum EngineError {
     Adapter(String),
     #[error("{0}")]
     Job(String),
+    /// A backend could not start or run (no GPU, a device lost, a limit exceeded).
+    #[error("{0}")]
+    Backend(String),
     #[error("the job was cancelled")]
     Cancelled,
     #[error("tensor computation failed: {0}")]

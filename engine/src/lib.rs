@@ -8,6 +8,7 @@ pub mod conv;
 pub mod engine;
 pub mod error;
 pub mod fixtures;
+pub mod gpu;
 pub mod imageio;
 pub mod job;
 pub mod model;
