@@ -148,9 +148,6 @@ fn edit(args: EditArgs) -> Result<()> {
         bail!("{}: already exists; pass --overwrite to replace it", args.output.display());
     }
     let backend = BackendKind::parse(&args.backend).unwrap_or_default();
-    if matches!(backend, BackendKind::Wgpu | BackendKind::Ort) {
-        bail!("the {} backend is not part of this build yet; use --backend reference", backend.name());
-    }
     let precision = if args.precision == "float" { Precision::Float } else { Precision::Int8 };
     if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
         bail!("--max-megapixels must be positive");
@@ -160,7 +157,7 @@ fn edit(args: EditArgs) -> Result<()> {
     let picture = load_picture(&args.input, max_pixels)?;
     let mask = args.mask.as_deref().map(|m| load_mask(m, max_pixels)).transpose()?;
     let adapters = all_adapter_files(&model)?;
-    let engine = EngineHandle::spawn(model.clone(), adapters, None)?;
+    let engine = EngineHandle::spawn_kind(model.clone(), backend, adapters, None)?;
     let job = EditJob {
         id: 1,
         image: Arc::new(picture.rgb.clone()),

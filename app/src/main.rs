@@ -7,8 +7,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_gpu_probe();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PRISM_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PRISM_LOG")
+                .unwrap_or_else(|_| "warn,wgpu_hal=off,wgpu_core=error,naga=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     quiet_on_closed_stdout();
@@ -20,6 +24,19 @@ fn main() -> ExitCode {
             eprintln!("error: {}", format!("{error:#}").replace('\n', " "));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's Vulkan device-select layer connects to Wayland while wgpu lists adapters; without a
+/// session (`XDG_RUNTIME_DIR` unset: SSH, CI) libwayland prints an error line per probe, which
+/// would break the CLI's promise of one clear line per error. The layer only reorders devices,
+/// so it is switched off there through its documented variable.
+#[allow(unsafe_code)]
+fn quiet_gpu_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: called first thing in main, before any thread exists, so nothing can read the
+        // environment concurrently.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 

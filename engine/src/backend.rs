@@ -97,6 +97,26 @@ pub trait Backend: Send {
     fn alignment(&self) -> usize;
 }
 
+/// Builds the backend `kind` names. `Auto` takes wgpu on a hardware GPU and the reference CPU
+/// backend otherwise (a software GPU adapter is slower than the CPU backend); an explicit
+/// `Wgpu` takes a software adapter too, and fails with what to do when there is none.
+pub fn create_backend(kind: BackendKind, model: &Model) -> Result<Box<dyn Backend>> {
+    match kind {
+        BackendKind::Reference => Ok(Box::new(ReferenceBackend::new(model.clone()))),
+        BackendKind::Wgpu => Ok(Box::new(crate::gpu::WgpuBackend::new(model.clone(), true)?)),
+        BackendKind::Auto => match crate::gpu::WgpuBackend::new(model.clone(), false) {
+            Ok(backend) => Ok(Box::new(backend)),
+            Err(error) => {
+                tracing::info!(%error, "no hardware GPU; using the reference CPU backend");
+                Ok(Box::new(ReferenceBackend::new(model.clone())))
+            }
+        },
+        BackendKind::Ort => Err(EngineError::Backend(
+            "the ort (ONNX Runtime) backend is not part of this build yet; use --backend reference or wgpu".into(),
+        )),
+    }
+}
+
 /// Every installed adapter, resident and ready to bind.
 #[derive(Default)]
 pub struct AdapterBank {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
 
-use crate::backend::{AdapterInfo, Backend, BackendKind, MemoryReport, ReferenceBackend};
+use crate::backend::{AdapterInfo, Backend, BackendKind, MemoryReport, ReferenceBackend, create_backend};
 use crate::error::{EngineError, Result};
 use crate::imageio::RgbImage;
 use crate::job::{EditJob, JobId, JobStats, run_edit};
@@ -63,6 +63,12 @@ impl EngineHandle {
     /// rejected).
     pub fn spawn(model: Model, adapters: Vec<PathBuf>, waker: Option<Waker>) -> Result<Self> {
         let backend = Box::new(ReferenceBackend::new(model.clone()));
+        Self::spawn_with_backend(model, backend, adapters, waker)
+    }
+
+    /// As [`EngineHandle::spawn`], on the backend `kind` names (see [`create_backend`]).
+    pub fn spawn_kind(model: Model, kind: BackendKind, adapters: Vec<PathBuf>, waker: Option<Waker>) -> Result<Self> {
+        let backend = create_backend(kind, &model)?;
         Self::spawn_with_backend(model, backend, adapters, waker)
     }
 
@@ -120,6 +126,9 @@ struct Engine {
     waker: Option<Waker>,
     /// Commands that arrived while a job ran and were not for it.
     pending: VecDeque<Command>,
+    /// Installed adapter files (whether each is a teacher, its name), to install again on a new
+    /// backend.
+    installed: Vec<(PathBuf, bool, String)>,
 }
 
 impl Engine {
@@ -130,7 +139,7 @@ impl Engine {
         events: Sender<Event>,
         waker: Option<Waker>,
     ) -> Self {
-        let engine = Self { backend, model, commands, events, waker, pending: VecDeque::new() };
+        let engine = Self { backend, model, commands, events, waker, pending: VecDeque::new(), installed: Vec::new() };
         engine.emit(Event::BackendReady { backend: engine.backend.kind(), device: engine.backend.device() });
         engine
     }
@@ -165,6 +174,7 @@ impl Engine {
                 Command::InstallTeacher(path) => self.install_teacher(path),
                 Command::RemoveAdapter(name) => {
                     if self.backend.remove(&name) {
+                        self.installed.retain(|(_, _, installed)| *installed != name);
                         self.emit(Event::AdapterRemoved { name });
                         self.emit(Event::Memory(self.backend.memory()));
                     }
@@ -180,6 +190,7 @@ impl Engine {
         let result = catch_unwind(AssertUnwindSafe(|| model.read_adapter(&path).and_then(|a| backend.install(&a))));
         match flatten_panic(result) {
             Ok(info) => {
+                self.installed.push((path, false, info.meta.name.clone()));
                 tracing::info!(adapter = %info.meta.name, "adapter installed");
                 self.emit(Event::AdapterInstalled(info));
                 self.emit(Event::Memory(self.backend.memory()));
@@ -197,19 +208,38 @@ impl Engine {
             backend.install(&teacher)
         }));
         match flatten_panic(result) {
-            Ok(info) => self.emit(Event::AdapterInstalled(info)),
+            Ok(info) => {
+                self.installed.push((path, true, info.meta.name.clone()));
+                self.emit(Event::AdapterInstalled(info));
+            }
             Err(error) => self.emit(Event::AdapterRejected { path, error }),
         }
     }
 
+    /// Moves to the backend `kind` names; every installed adapter is installed on it again. When
+    /// it cannot start, the current backend stays and the UI is told why.
     fn set_backend(&mut self, kind: BackendKind) {
-        match kind {
-            BackendKind::Auto | BackendKind::Reference => {
+        let model = &self.model;
+        match flatten_panic(catch_unwind(AssertUnwindSafe(|| create_backend(kind, model)))) {
+            // Already on the CPU backend: nothing to move.
+            Ok(backend) if backend.kind() == BackendKind::Reference && self.backend.kind() == BackendKind::Reference => {
                 self.emit(Event::BackendReady { backend: self.backend.kind(), device: self.backend.device() });
             }
-            BackendKind::Wgpu | BackendKind::Ort => self.emit(Event::BackendUnavailable {
+            Ok(backend) => {
+                self.backend = backend;
+                for (path, teacher, _) in std::mem::take(&mut self.installed) {
+                    if teacher {
+                        self.install_teacher(path);
+                    } else {
+                        self.install(path);
+                    }
+                }
+                self.emit(Event::BackendReady { backend: self.backend.kind(), device: self.backend.device() });
+                self.emit(Event::Memory(self.backend.memory()));
+            }
+            Err(error) => self.emit(Event::BackendUnavailable {
                 requested: kind,
-                reason: format!("the {} backend is not part of this build yet; using the reference CPU backend", kind.name()),
+                reason: format!("{error}; staying on the {} backend ({})", self.backend.kind().name(), self.backend.device()),
             }),
         }
     }

@@ -325,11 +325,10 @@ impl PrismApp {
                 for teacher in model.teacher_adapters() {
                     let _ = engine.send(Command::InstallTeacher(teacher));
                 }
-                if let Some(kind) = prism_engine::backend::BackendKind::parse(&self.settings.backend)
-                    && kind != prism_engine::backend::BackendKind::Auto
-                {
-                    let _ = engine.send(Command::SetBackend(kind));
-                }
+                // The engine starts on the CPU backend; this moves it to the one chosen (auto: a
+                // hardware GPU when there is one).
+                let kind = prism_engine::backend::BackendKind::parse(&self.settings.backend).unwrap_or_default();
+                let _ = engine.send(Command::SetBackend(kind));
                 self.engine = Some(engine);
                 self.model = Some(model);
             }

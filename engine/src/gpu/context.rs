@@ -22,8 +22,13 @@ impl Gpu {
     /// Opens the first GPU adapter. A software one (llvmpipe/lavapipe) is taken only when
     /// `allow_software`: it is correct but far slower than the CPU backend.
     pub fn open(allow_software: bool) -> Result<Self> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        // Vulkan, Metal and DX12 only (WGPU_BACKEND overrides): compute needs no GL, and probing
+        // GL through EGL prints driver noise on machines without a display.
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        descriptor.backends = backends;
+        let instance = wgpu::Instance::new(descriptor);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
         let mut found: Vec<String> = Vec::new();
         let mut chosen = None;
         for adapter in adapters {
