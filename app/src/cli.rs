@@ -29,6 +29,8 @@ pub struct Args {
 enum Commands {
     /// Apply a tool (or a blend of tools) to an image and write the result.
     Edit(EditArgs),
+    /// Measure tool switching, memory and forward times on the shipped model (wgpu backend).
+    Bench(BenchArgs),
     /// List, inspect and install adapters.
     Adapters {
         #[command(subcommand)]
@@ -75,6 +77,21 @@ struct EditArgs {
     model: ModelArgs,
 }
 
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Input side in pixels (a multiple of the model's alignment). Software GPUs are slow: try 128.
+    #[arg(long, default_value_t = 512)]
+    size: usize,
+    /// Timed runs per forward (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
 #[derive(Subcommand, Debug)]
 enum AdapterCommand {
     /// Installed adapters: shipped with the model and installed by the user.
@@ -99,6 +116,16 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Some(Commands::Edit(edit_args)) => edit(edit_args),
         Some(Commands::Adapters { command }) => adapters(command),
+        Some(Commands::Bench(bench)) => {
+            let model = load_model(&bench.model)?;
+            let report = crate::bench::run_bench(&model, bench.size, bench.repeat, &|step| eprintln!("bench: {step}…"))?;
+            if bench.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                crate::bench::print_report(&report);
+            }
+            Ok(())
+        }
         None => crate::editor::run_editor(crate::editor::EditorOptions::for_command_line(args.image)),
     }
 }

@@ -1,5 +1,6 @@
 //! Prism's front ends: the egui editor and the headless command line, both on `prism-engine`.
 
+pub mod bench;
 pub mod cli;
 pub mod editor;
 pub mod library;

@@ -269,7 +269,7 @@ pub struct Layouts {
     pub shuffle_io: wgpu::BindGroupLayout,
 }
 
-fn entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
+pub fn layout_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -288,11 +288,23 @@ impl Layouts {
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries })
         };
         Self {
-            conv_io: layout("conv io", &[entry(0, UNIFORM), entry(1, READ), entry(2, READ), entry(3, READ), entry(4, WRITE)]),
-            conv_weights: layout("conv weights", &[entry(0, READ), entry(1, READ)]),
-            conv_lora: layout("conv lora", &[entry(0, READ), entry(1, UNIFORM)]),
-            add_io: layout("add io", &[entry(0, UNIFORM), entry(1, READ), entry(2, READ), entry(3, WRITE)]),
-            shuffle_io: layout("shuffle io", &[entry(0, UNIFORM), entry(1, READ), entry(2, WRITE)]),
+            conv_io: layout(
+                "conv io",
+                &[
+                    layout_entry(0, UNIFORM),
+                    layout_entry(1, READ),
+                    layout_entry(2, READ),
+                    layout_entry(3, READ),
+                    layout_entry(4, WRITE),
+                ],
+            ),
+            conv_weights: layout("conv weights", &[layout_entry(0, READ), layout_entry(1, READ)]),
+            conv_lora: layout("conv lora", &[layout_entry(0, READ), layout_entry(1, UNIFORM)]),
+            add_io: layout(
+                "add io",
+                &[layout_entry(0, UNIFORM), layout_entry(1, READ), layout_entry(2, READ), layout_entry(3, WRITE)],
+            ),
+            shuffle_io: layout("shuffle io", &[layout_entry(0, UNIFORM), layout_entry(1, READ), layout_entry(2, WRITE)]),
         }
     }
 }

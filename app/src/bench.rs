@@ -1,0 +1,239 @@
+//! `prism bench`: the paper's effects measured side by side in one run, on the shipped model and
+//! every shipped tool: hot-swap against rebuilding a merged model, memory of one shared model
+//! against one merged model per tool, the LoRA side path's cost, int8 against f32 on wgpu, the
+//! reference CPU backend, and the conv kernels against a matrix-multiply ceiling on the device.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use candle_core::{Device, Tensor};
+use prism_engine::backend::{Backend, Precision, ReferenceBackend};
+use prism_engine::gpu::{SwapMode, WgpuBackend, matmul_seconds, merged_model};
+use prism_engine::imageio::{DEFAULT_MAX_PIXELS, load_picture};
+use prism_engine::model::Model;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct KernelRate {
+    pub conv: String,
+    pub ms: f64,
+    pub gflops: f64,
+    pub of_ceiling: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub tools: usize,
+    pub backend: String,
+    pub device: String,
+    pub size: usize,
+    pub switch_us_p50: f64,
+    pub switch_us_p99: f64,
+    pub switch_single_slot_us_p50: f64,
+    pub switch_blend_us_p50: f64,
+    pub rebuild_ms_p50: f64,
+    pub resident_bytes_unified: usize,
+    pub resident_bytes_merged_int8: usize,
+    pub resident_bytes_merged_f32: usize,
+    pub forward_ms_base: f64,
+    pub forward_ms_lora: f64,
+    pub forward_ms_int8_wgpu: f64,
+    pub forward_ms_f32_wgpu: f64,
+    pub forward_ms_reference: f64,
+    pub matmul_gflops: f64,
+    pub kernels: Vec<KernelRate>,
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples.get(index).copied().unwrap_or(f64::NAN)
+}
+
+fn median_ms(repeats: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
+    let mut samples = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        run()?;
+        samples.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(percentile(&mut samples, 0.5))
+}
+
+/// A `size x size` crop of a shipped sample as model input (mask all ones: a global edit).
+fn bench_input(model: &Model, size: usize) -> Result<Tensor> {
+    let sample = model.dir.join("samples").join("coffee.jpg");
+    let photo = load_picture(&sample, DEFAULT_MAX_PIXELS).with_context(|| format!("the bench photo {}", sample.display()))?.rgb;
+    let side = photo.width.min(photo.height);
+    let square = photo
+        .crop_clamped(((photo.width - side) / 2) as isize, ((photo.height - side) / 2) as isize, side, side)
+        .resized(size, size);
+    let data: Vec<f32> =
+        square.data.chunks_exact(3).flat_map(|p| [p[0] * 2.0 - 1.0, p[1] * 2.0 - 1.0, p[2] * 2.0 - 1.0, 1.0]).collect();
+    Ok(Tensor::from_vec(data, (1, size, size, 4), &Device::Cpu)?)
+}
+
+pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&str)) -> Result<BenchReport> {
+    let align = model.float.config().alignment();
+    if size == 0 || size % align != 0 {
+        bail!("--size must be a positive multiple of {align}");
+    }
+    let files = model.shipped_adapters();
+    let adapters: Vec<_> = files.iter().map(|f| model.read_adapter(f)).collect::<prism_engine::Result<_>>()?;
+    if adapters.is_empty() {
+        bail!("the model in {} has no adapters to measure", model.dir.display());
+    }
+    let tools: Vec<String> = adapters.iter().filter(|a| a.meta.scale == 1).map(|a| a.meta.name.clone()).collect();
+    let first = tools.first().cloned().ok_or_else(|| anyhow!("no same-size tool to measure"))?;
+    progress("compiling the model on the GPU");
+    let mut wgpu = WgpuBackend::new(model.clone(), true)?;
+    let gpu = wgpu.gpu().clone();
+    for adapter in &adapters {
+        wgpu.install(adapter)?;
+    }
+    let input = bench_input(model, size)?;
+
+    progress("tool switches");
+    let mut switch = |mode: SwapMode, mixes: &[Vec<(String, f32)>], count: usize| -> Result<Vec<f64>> {
+        wgpu.swap = mode;
+        let mut samples = Vec::with_capacity(count);
+        for i in 0..count {
+            let mix = &mixes[i % mixes.len()];
+            let start = Instant::now();
+            wgpu.bind(mix, 1.0, Precision::Int8)?;
+            // Flush what the switch queued (uniform or tensor writes, copies).
+            gpu.queue.submit([]);
+            samples.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(samples)
+    };
+    let singles: Vec<Vec<(String, f32)>> = tools.iter().map(|t| vec![(t.clone(), 1.0)]).collect();
+    let blends: Vec<Vec<(String, f32)>> = tools.windows(2).map(|w| vec![(w[0].clone(), 0.6), (w[1].clone(), 0.4)]).collect();
+    let mut rebind = switch(SwapMode::Rebind, &singles, 400)?;
+    let mut slot = switch(SwapMode::SingleSlot, &singles, 200)?;
+    let mut blend = switch(SwapMode::Rebind, &blends, 200)?;
+    gpu.wait()?;
+    wgpu.swap = SwapMode::Rebind;
+
+    progress("forwards");
+    let mut forward = |mix: &[(String, f32)], precision: Precision| -> Result<f64> {
+        wgpu.bind(mix, 1.0, precision)?;
+        wgpu.forward(&input)?; // plan and warm-up
+        median_ms(repeats, || wgpu.forward(&input).map(|_| ()).map_err(Into::into))
+    };
+    let one = vec![(first.clone(), 1.0)];
+    let forward_ms_base = forward(&[], Precision::Int8)?;
+    let forward_ms_lora = forward(&one, Precision::Int8)?;
+    let forward_ms_f32_wgpu = forward(&one, Precision::Float)?;
+
+    progress("conv kernels and the matmul ceiling");
+    wgpu.bind(&one, 1.0, Precision::Int8)?;
+    let matmul_n = 512;
+    let matmul = matmul_seconds(&gpu, matmul_n, repeats.max(2))?;
+    let matmul_gflops = 2.0 * (matmul_n as f64).powi(3) / matmul / 1e9;
+    let mut kernels = Vec::new();
+    for conv in ["stem", "enc0.res0.conv1", "enc1.res0.conv1", "dec0.fuse", "head"] {
+        let (seconds, flops) = wgpu.time_conv(size, size, conv, repeats.max(2))?;
+        let gflops = flops as f64 / seconds / 1e9;
+        kernels.push(KernelRate { conv: conv.into(), ms: seconds * 1e3, gflops, of_ceiling: gflops / matmul_gflops });
+    }
+
+    progress("reference CPU backend");
+    let mut reference = ReferenceBackend::new(model.clone());
+    reference.install(&adapters[files.iter().position(|f| f.file_stem().is_some_and(|s| s == first.as_str())).unwrap_or(0)])?;
+    reference.bind(&one, 1.0, Precision::Int8)?;
+    reference.forward(&input)?;
+    let forward_ms_reference = median_ms(repeats, || reference.forward(&input).map(|_| ()).map_err(Into::into))?;
+
+    progress("rebuilding a merged model per tool");
+    let adapter = &adapters[0];
+    let rebuild_ms_p50 = median_ms(repeats, || {
+        let merged = merged_model(model, adapter, 1.0)?;
+        let mut compiled = WgpuBackend::on(gpu.clone(), merged)?;
+        compiled.prepare(size, size, Precision::Int8)?;
+        gpu.wait()?;
+        Ok(())
+    })?;
+
+    let memory = wgpu.gpu_memory();
+    Ok(BenchReport {
+        tools: adapters.len(),
+        backend: "wgpu".into(),
+        device: wgpu.device(),
+        size,
+        switch_us_p50: percentile(&mut rebind, 0.5),
+        switch_us_p99: percentile(&mut rebind, 0.99),
+        switch_single_slot_us_p50: percentile(&mut slot, 0.5),
+        switch_blend_us_p50: percentile(&mut blend, 0.5),
+        rebuild_ms_p50,
+        resident_bytes_unified: memory.base_int8 + memory.adapters_int8,
+        resident_bytes_merged_int8: adapters.len() * memory.base_int8,
+        resident_bytes_merged_f32: adapters.len() * memory.base_f32,
+        forward_ms_base,
+        forward_ms_lora,
+        forward_ms_int8_wgpu: forward_ms_lora,
+        forward_ms_f32_wgpu,
+        forward_ms_reference,
+        matmul_gflops,
+        kernels,
+    })
+}
+
+/// The readable table, with the ratios the targets are stated in.
+pub fn print_report(r: &BenchReport) {
+    let n = r.tools as f64;
+    println!("prism bench: {} tools, {}x{} input, {} on {}", r.tools, r.size, r.size, r.backend, r.device);
+    println!();
+    println!("| measure | value | ratio | target |");
+    println!("|---|---:|---:|---|");
+    println!("| switch (rebind), p50 / p99 | {:.1} / {:.1} µs | | p50 ≤ 1000 µs |", r.switch_us_p50, r.switch_us_p99);
+    println!("| switch (single slot: tensors written), p50 | {:.1} µs | | |", r.switch_single_slot_us_p50);
+    println!("| switch to a blend of two (GPU copies), p50 | {:.1} µs | | |", r.switch_blend_us_p50);
+    println!(
+        "| rebuild a merged model (merge, requantize, upload, pipelines), p50 | {:.1} ms | {:.0}x the switch | ≥ 100x |",
+        r.rebuild_ms_p50,
+        r.rebuild_ms_p50 * 1e3 / r.switch_us_p50
+    );
+    println!("| resident: unified (base + {} adapters) | {:.3} MB | | |", r.tools, r.resident_bytes_unified as f64 / 1e6);
+    println!(
+        "| resident: {} merged int8 models | {:.3} MB | {:.2}x unified | ≥ {:.2}x (0.85 N) |",
+        r.tools,
+        r.resident_bytes_merged_int8 as f64 / 1e6,
+        r.resident_bytes_merged_int8 as f64 / r.resident_bytes_unified as f64,
+        0.85 * n
+    );
+    println!(
+        "| resident: {} merged f32 models | {:.3} MB | {:.2}x unified | |",
+        r.tools,
+        r.resident_bytes_merged_f32 as f64 / 1e6,
+        r.resident_bytes_merged_f32 as f64 / r.resident_bytes_unified as f64
+    );
+    println!("| forward, base (no adapter) | {:.1} ms | | |", r.forward_ms_base);
+    println!(
+        "| forward, one adapter bound | {:.1} ms | {:.3}x base | ≤ 1.10x |",
+        r.forward_ms_lora,
+        r.forward_ms_lora / r.forward_ms_base
+    );
+    println!(
+        "| forward int8 / f32 on wgpu | {:.1} / {:.1} ms | {:.3}x | ≤ 1.00x |",
+        r.forward_ms_int8_wgpu,
+        r.forward_ms_f32_wgpu,
+        r.forward_ms_int8_wgpu / r.forward_ms_f32_wgpu
+    );
+    println!(
+        "| forward, reference CPU backend (int8 QuantSim) | {:.1} ms | {:.2}x wgpu int8 | |",
+        r.forward_ms_reference,
+        r.forward_ms_reference / r.forward_ms_int8_wgpu
+    );
+    println!();
+    println!(
+        "Kernels (int8 weights, int16 activations, one adapter bound) against an f32 matmul ceiling of {:.2} GFLOP/s:",
+        r.matmul_gflops
+    );
+    println!();
+    println!("| conv | ms | GFLOP/s | of ceiling |");
+    println!("|---|---:|---:|---:|");
+    for k in &r.kernels {
+        println!("| {} | {:.2} | {:.2} | {:.0}% |", k.conv, k.ms, k.gflops, k.of_ceiling * 100.0);
+    }
+}
