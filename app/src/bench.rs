@@ -75,7 +75,7 @@ fn bench_input(model: &Model, size: usize) -> Result<Tensor> {
 
 pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&str)) -> Result<BenchReport> {
     let align = model.float.config().alignment();
-    if size == 0 || size % align != 0 {
+    if size == 0 || !size.is_multiple_of(align) {
         bail!("--size must be a positive multiple of {align}");
     }
     let files = model.shipped_adapters();
