@@ -199,7 +199,9 @@ pub struct ConvParams {
     pub lora_b_scale: f32,
     pub lora_b_zero: f32,
     pub slope: f32,
-    pub _pad: [u32; 2],
+    /// 1: base weights packed by output channel (see conv.wgsl); 0: rows per output channel.
+    pub by_cout: u32,
+    pub _pad: u32,
 }
 
 /// The bound adapters' rank and per-rank scales (`alpha x weight x strength`).

@@ -220,10 +220,12 @@ impl WgpuBackend {
             let (q, scales) = quantize_weight_per_channel(kernel)?;
             let values = kernel.flatten_all()?.to_vec1::<f32>()?;
             let bias = bias.to_vec1::<f32>()?;
-            // Rows per output channel, (ky, kx, ci) order: the kernel layout's columns.
-            let q_rows: Vec<Vec<i8>> = (0..spec.cout).map(|c| (0..rows).map(|r| q[r * spec.cout + c]).collect()).collect();
-            let q_words = pack_rows_i8(&q_rows, rows, 0);
-            let f_words = pack_rows_f32(&columns(&values, rows, spec.cout), rows);
+            // The kernel layout [(ky, kx, ci), cout] with cout padded to 4: one int8 word (or four
+            // f32 words) holds the weights of four output channels at one tap.
+            let q_rows: Vec<Vec<i8>> = q.chunks(spec.cout).map(<[i8]>::to_vec).collect();
+            let q_words = pack_rows_i8(&q_rows, padded(spec.cout), 0);
+            let f_rows: Vec<Vec<f32>> = values.chunks(spec.cout).map(<[f32]>::to_vec).collect();
+            let f_words = pack_rows_f32(&f_rows, padded(spec.cout));
             let channel_q: Vec<f32> = scales.iter().chain(&bias).copied().collect();
             let channel_f: Vec<f32> = std::iter::repeat_n(1.0, spec.cout).chain(bias.iter().copied()).collect();
             let wq = gpu.storage(&format!("{} int8", spec.name), bytes_u32(&q_words));
@@ -515,7 +517,8 @@ impl WgpuBackend {
                 lora_b_scale: if quantized { quant.map_or(1.0, |q| q.b.scale) } else { 1.0 },
                 lora_b_zero: if quantized { quant.map_or(0.0, |q| q.b.zero_point as f32) } else { 0.0 },
                 slope: LEAKY_SLOPE,
-                _pad: [0; 2],
+                by_cout: 1,
+                _pad: 0,
             };
             if a.c + skip.map_or(0, |s| s.c) != spec.cin {
                 return Err(backend_error(format!("'{}' expects {} input channels", spec.name, spec.cin)));
@@ -528,6 +531,7 @@ impl WgpuBackend {
                 &[&gpu.uniform(&spec.name, bytemuck::bytes_of(&params)), &a.buffer, b_buffer, &mid, &out.buffer],
             );
             params.lora_a_pass = 1;
+            params.by_cout = 0;
             params.leaky = 0;
             params.out_scale = params.mid_scale;
             params.weight_zero = if quantized { quant.map_or(0.0, |q| q.a.zero_point as f32) } else { 0.0 };

@@ -39,7 +39,9 @@ struct Params {
     lora_b_scale: f32,
     lora_b_zero: f32,
     slope: f32,
-    _pad0: u32,
+    // 1: weights laid out [k*k*cin][cout padded to 4], four output channels per word (the
+    // base); 0: one row of k*k*cin per output channel (LoRA A, rank-major so blends concatenate).
+    by_cout: u32,
     _pad1: u32,
 }
 
@@ -113,6 +115,20 @@ fn weight(co: u32, t: u32) -> f32 {
     return signed_lane(weights[co * params.row_words + t / 4u], t % 4u, 8u) - params.weight_zero;
 }
 
+// Weights of output channels co0..co0+3 at tap `t`.
+fn weights4(co0: u32, t: u32, cout: u32) -> vec4<f32> {
+    if params.by_cout != 0u {
+        let groups = padded(cout) / 4u;
+        if FLOAT {
+            let i = (t * groups + co0 / 4u) * 4u;
+            return vec4<f32>(bitcast<f32>(weights[i]), bitcast<f32>(weights[i + 1u]), bitcast<f32>(weights[i + 2u]), bitcast<f32>(weights[i + 3u]));
+        }
+        let word = weights[t * groups + co0 / 4u];
+        return vec4<f32>(signed_lane(word, 0u, 8u), signed_lane(word, 1u, 8u), signed_lane(word, 2u, 8u), signed_lane(word, 3u, 8u)) - params.weight_zero;
+    }
+    return vec4<f32>(weight(co0, t), weight(min(co0 + 1u, cout - 1u), t), weight(min(co0 + 2u, cout - 1u), t), weight(min(co0 + 3u, cout - 1u), t));
+}
+
 fn out_channels() -> u32 {
     if params.lora_a_pass != 0u {
         return lora_scales.rank;
@@ -172,13 +188,13 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             for (var ci = 0u; ci < params.cin_a; ci++) {
                 let x = act_a(base_a + ci);
                 let t = tap + ci;
-                acc += x * vec4<f32>(weight(co0, t), weight(min(co0 + 1u, cout - 1u), t), weight(min(co0 + 2u, cout - 1u), t), weight(min(co0 + 3u, cout - 1u), t));
+                acc += x * weights4(co0, t, cout);
             }
             let base_b = (u32(iy) * params.in_w + u32(ix)) * stride_b;
             for (var ci = 0u; ci < params.cin_b; ci++) {
                 let x = act_b(base_b + ci);
                 let t = tap + params.cin_a + ci;
-                acc += x * vec4<f32>(weight(co0, t), weight(min(co0 + 1u, cout - 1u), t), weight(min(co0 + 2u, cout - 1u), t), weight(min(co0 + 3u, cout - 1u), t));
+                acc += x * weights4(co0, t, cout);
             }
         }
     }
