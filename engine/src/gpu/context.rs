@@ -187,7 +187,7 @@ pub struct ConvParams {
     pub cin_a: u32,
     pub cin_b: u32,
     pub up_a: u32,
-    pub row_words: u32,
+    pub _pad0: u32,
     pub scale_a: f32,
     pub scale_b: f32,
     pub out_scale: f32,
@@ -199,9 +199,7 @@ pub struct ConvParams {
     pub lora_b_scale: f32,
     pub lora_b_zero: f32,
     pub slope: f32,
-    /// 1: base weights packed by output channel (see conv.wgsl); 0: rows per output channel.
-    pub by_cout: u32,
-    pub _pad: u32,
+    pub _pad1: [u32; 2],
 }
 
 /// The bound adapters' rank and per-rank scales (`alpha x weight x strength`).
@@ -209,7 +207,10 @@ pub struct ConvParams {
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct LoraScales {
     pub rank: u32,
-    pub _pad: [u32; 3],
+    /// An A pass writes its channels from `offset` in an intermediate of `stride` channels.
+    pub offset: u32,
+    pub stride: u32,
+    pub _pad: u32,
     pub values: [f32; MAX_RANK],
 }
 
@@ -226,7 +227,8 @@ impl LoraScales {
         }
         let mut values = [0.0; MAX_RANK];
         values[..scales.len()].copy_from_slice(scales);
-        Ok(Self { rank: scales.len() as u32, _pad: [0; 3], values })
+        let rank = scales.len() as u32;
+        Ok(Self { rank, offset: 0, stride: rank, _pad: 0, values })
     }
 }
 

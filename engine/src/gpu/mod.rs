@@ -80,15 +80,9 @@ fn pack_rows_f32(rows: &[Vec<f32>], row_len: usize) -> Vec<u32> {
     out
 }
 
-/// Columns of a kernel-layout matrix `[rows, cols]` as rows: `[cols][rows]`.
-fn columns(values: &[f32], rows: usize, cols: usize) -> Vec<Vec<f32>> {
-    (0..cols).map(|c| (0..rows).map(|r| values[r * cols + c]).collect()).collect()
-}
-
 /// One conv's compiled weights.
 struct GpuLayer {
     spec: ConvSpec,
-    row_words: usize,
     weights_q: wgpu::BindGroup,
     weights_f: wgpu::BindGroup,
     lora_quant: Option<LoraQuant>,
@@ -135,14 +129,21 @@ fn path(precision: Precision) -> usize {
 #[derive(Clone, Debug)]
 enum LoraSource {
     None,
+    /// One adapter, its own buffers.
     Adapter(String),
+    /// One adapter written into the slot (single-slot mode).
     Slot,
+    /// Several adapters: each runs its A pass from its own buffers, B is assembled in the slot.
+    Blend(Vec<String>),
 }
 
 struct Bound {
     precision: Precision,
     source: LoraSource,
+    /// Channels of the rank intermediate (a blend: each adapter's rank padded to 4).
     rank: usize,
+    /// The adapters' own ranks, in order (the reference concatenates them unpadded).
+    segments: Vec<usize>,
     /// Per conv: does the bound set have a side path there.
     covered: Vec<bool>,
 }
@@ -216,7 +217,6 @@ impl WgpuBackend {
         ];
         let mut layers = Vec::new();
         for (spec, kernel, bias) in model.float.layers() {
-            let rows = spec.k * spec.k * spec.cin;
             let (q, scales) = quantize_weight_per_channel(kernel)?;
             let values = kernel.flatten_all()?.to_vec1::<f32>()?;
             let bias = bias.to_vec1::<f32>()?;
@@ -233,7 +233,6 @@ impl WgpuBackend {
             let wf = gpu.storage(&format!("{} f32", spec.name), bytes_u32(&f_words));
             let cf = gpu.storage(&format!("{} bias", spec.name), bytemuck::cast_slice(&channel_f));
             layers.push(GpuLayer {
-                row_words: rows.div_ceil(4),
                 weights_q: bind(&gpu.device, &spec.name, &layouts.conv_weights, &[&wq, &cq]),
                 weights_f: bind(&gpu.device, &spec.name, &layouts.conv_weights, &[&wf, &cf]),
                 lora_quant: model.profile.lora.get(&spec.name).copied(),
@@ -269,10 +268,8 @@ impl WgpuBackend {
         for layer in layers {
             let spec = &layer.spec;
             let rows = spec.k * spec.k * spec.cin;
-            let sizes = [
-                (MAX_RANK * rows.div_ceil(4) * 4, MAX_RANK * padded(spec.cout)),
-                (MAX_RANK * rows * 4, MAX_RANK * padded(spec.cout) * 4),
-            ];
+            let sizes =
+                [(rows * MAX_RANK, MAX_RANK * padded(spec.cout)), (rows * MAX_RANK * 4, MAX_RANK * padded(spec.cout) * 4)];
             let a = [gpu.empty_storage("slot a int8", sizes[0].0 as u64), gpu.empty_storage("slot a f32", sizes[1].0 as u64)];
             let b = [gpu.empty_storage("slot b int8", sizes[0].1 as u64), gpu.empty_storage("slot b f32", sizes[1].1 as u64)];
             bytes += sizes[0].0 + sizes[0].1 + sizes[1].0 + sizes[1].1;
@@ -352,17 +349,17 @@ impl WgpuBackend {
             };
             let quant =
                 layer.lora_quant.ok_or_else(|| backend_error(format!("the profile has no LoRA grid for '{}'", spec.name)))?;
-            let rows = spec.k * spec.k * spec.cin;
-            // Kernel layout A [rows, rank] -> rank-major rows; B [rank, cout] is already rank-major.
-            let qa_rows = columns(&qa.flatten_all()?.to_vec1::<f32>()?, rows, rank);
+            // Kernel layout A [rows, rank] packs like the base weights (four rank channels per word
+            // at each tap); B [rank, cout] stays rank-major, so a blend concatenates B by copies.
+            let qa_rows: Vec<Vec<f32>> = qa.to_vec2::<f32>()?;
             let qb_rows: Vec<Vec<f32>> = qb.to_vec2::<f32>()?;
             // The quantized tensors hold values on the shared grid: their codes are exact.
             let codes = |rows: &[Vec<f32>], grid: crate::quant::Affine| -> Vec<Vec<i8>> {
                 rows.iter().map(|r| r.iter().map(|v| grid.quantize(*v)).collect()).collect()
             };
-            let a_q = pack_rows_i8(&codes(&qa_rows, quant.a), rows, quant.a.zero_point as i8);
+            let a_q = pack_rows_i8(&codes(&qa_rows, quant.a), padded(rank), quant.a.zero_point as i8);
             let b_q = pack_rows_i8(&codes(&qb_rows, quant.b), padded(spec.cout), quant.b.zero_point as i8);
-            let a_f = pack_rows_f32(&columns(&fa.flatten_all()?.to_vec1::<f32>()?, rows, rank), rows);
+            let a_f = pack_rows_f32(&fa.to_vec2::<f32>()?, padded(rank));
             let b_f = pack_rows_f32(&fb.to_vec2::<f32>()?, padded(spec.cout));
             bytes_int8 += (a_q.len() + b_q.len()) * 4;
             bytes_f32 += (a_f.len() + b_f.len()) * 4;
@@ -375,58 +372,55 @@ impl WgpuBackend {
         Ok(GpuAdapter { info, alpha: meta.alpha, rank, layers, scales, bytes_int8, bytes_f32 })
     }
 
-    /// Fills the slot with `mix` (GPU copies, or CPU writes in the single-slot mode).
-    fn fill_slot(&self, mix: &[(&GpuAdapter, f32)], precision: Precision, from_host: bool) -> Result<Vec<bool>> {
+    /// Writes `adapter`'s tensors from the CPU into the slot: the single-slot mode, where the
+    /// adapter is a graph input written per switch.
+    fn write_slot(&self, adapter: &GpuAdapter, precision: Precision) {
+        let p = path(precision);
+        for (slot, layer) in self.slot.layers.iter().zip(&adapter.layers) {
+            if let Some(source) = layer {
+                self.gpu.queue.write_buffer(&slot.a[p], 0, bytes_u32(&source.host_a[p]));
+                self.gpu.queue.write_buffer(&slot.b[p], 0, bytes_u32(&source.host_b[p]));
+            }
+        }
+    }
+
+    /// Assembles a blend's B in the slot by GPU copies: each adapter's rows, padded with zero
+    /// rows to a multiple of 4 (where its A pass writes). Returns which convs any adapter covers.
+    fn blend_slot(&self, mix: &[&GpuAdapter], precision: Precision) -> Vec<bool> {
         let p = path(precision);
         let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("blend") });
         let mut covered = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
-            let spec = &layer.spec;
-            let rows = spec.k * spec.k * spec.cin;
-            let (a_row, b_row) = match precision {
-                Precision::Int8 => (rows.div_ceil(4) * 4, padded(spec.cout)),
-                Precision::Float => (rows * 4, padded(spec.cout) * 4),
-            };
-            let any = mix.iter().any(|(a, _)| a.layers[index].is_some());
-            covered.push(any);
-            if !any {
-                continue;
-            }
-            let slot = &self.slot.layers[index];
-            let (mut a_offset, mut b_offset) = (0u64, 0u64);
-            for (adapter, _) in mix {
-                let (a_bytes, b_bytes) = ((adapter.rank * a_row) as u64, (adapter.rank * b_row) as u64);
-                match &adapter.layers[index] {
-                    Some(source) if from_host => {
-                        self.gpu.queue.write_buffer(&slot.a[p], a_offset, bytes_u32(&source.host_a[p]));
-                        self.gpu.queue.write_buffer(&slot.b[p], b_offset, bytes_u32(&source.host_b[p]));
-                    }
-                    Some(source) => {
-                        encoder.copy_buffer_to_buffer(&source.a[p], 0, &slot.a[p], a_offset, a_bytes);
-                        encoder.copy_buffer_to_buffer(&source.b[p], 0, &slot.b[p], b_offset, b_bytes);
-                    }
-                    None => {
-                        // A conv this adapter leaves alone: rows whose value is zero.
-                        let (a_fill, b_fill) = match (precision, layer.lora_quant) {
-                            (Precision::Int8, Some(q)) => (q.a.zero_point as i8, q.b.zero_point as i8),
-                            _ => (0, 0),
-                        };
-                        let (a_words, b_words) = match precision {
-                            Precision::Int8 => {
-                                (words_i8(&vec![a_fill; a_bytes as usize]), words_i8(&vec![b_fill; b_bytes as usize]))
-                            }
-                            Precision::Float => (vec![0u32; a_bytes as usize / 4], vec![0u32; b_bytes as usize / 4]),
-                        };
-                        self.gpu.queue.write_buffer(&slot.a[p], a_offset, bytes_u32(&a_words));
-                        self.gpu.queue.write_buffer(&slot.b[p], b_offset, bytes_u32(&b_words));
-                    }
+            let b_row = match precision {
+                Precision::Int8 => padded(layer.spec.cout),
+                Precision::Float => padded(layer.spec.cout) * 4,
+            } as u64;
+            covered.push(mix.iter().any(|a| a.layers[index].is_some()));
+            // Zero-valued rows: the grid's zero point in int8, 0.0 in f32.
+            let zeros = |rows: u64| -> Vec<u32> {
+                match (precision, layer.lora_quant) {
+                    (Precision::Int8, Some(q)) => words_i8(&vec![q.b.zero_point as i8; (rows * b_row) as usize]),
+                    _ => vec![0u32; (rows * b_row / 4) as usize],
                 }
-                a_offset += a_bytes;
-                b_offset += b_bytes;
+            };
+            let slot = &self.slot.layers[index];
+            let mut offset = 0u64;
+            for adapter in mix {
+                let (rank, segment) = (adapter.rank as u64, padded(adapter.rank) as u64);
+                match &adapter.layers[index] {
+                    Some(source) => {
+                        encoder.copy_buffer_to_buffer(&source.b[p], 0, &slot.b[p], offset, rank * b_row);
+                        if segment > rank {
+                            self.gpu.queue.write_buffer(&slot.b[p], offset + rank * b_row, bytes_u32(&zeros(segment - rank)));
+                        }
+                    }
+                    None => self.gpu.queue.write_buffer(&slot.b[p], offset, bytes_u32(&zeros(segment))),
+                }
+                offset += segment * b_row;
             }
         }
         self.gpu.queue.submit([encoder.finish()]);
-        Ok(covered)
+        covered
     }
 
     fn plan(&mut self, h: usize, w: usize, storage: Storage) -> Result<()> {
@@ -506,7 +500,7 @@ impl WgpuBackend {
                 cin_a: a.c as u32,
                 cin_b: skip.map_or(0, |s| s.c as u32),
                 up_a: up as u32,
-                row_words: if quantized { layer.row_words as u32 } else { (spec.k * spec.k * spec.cin) as u32 },
+                _pad0: 0,
                 scale_a: a.scale,
                 scale_b: skip.map_or(1.0, |s| s.scale),
                 out_scale: out.scale,
@@ -517,8 +511,7 @@ impl WgpuBackend {
                 lora_b_scale: if quantized { quant.map_or(1.0, |q| q.b.scale) } else { 1.0 },
                 lora_b_zero: if quantized { quant.map_or(0.0, |q| q.b.zero_point as f32) } else { 0.0 },
                 slope: LEAKY_SLOPE,
-                by_cout: 1,
-                _pad: 0,
+                _pad1: [0; 2],
             };
             if a.c + skip.map_or(0, |s| s.c) != spec.cin {
                 return Err(backend_error(format!("'{}' expects {} input channels", spec.name, spec.cin)));
@@ -531,7 +524,6 @@ impl WgpuBackend {
                 &[&gpu.uniform(&spec.name, bytemuck::bytes_of(&params)), &a.buffer, b_buffer, &mid, &out.buffer],
             );
             params.lora_a_pass = 1;
-            params.by_cout = 0;
             params.leaky = 0;
             params.out_scale = params.mid_scale;
             params.weight_zero = if quantized { quant.map_or(0.0, |q| q.a.zero_point as f32) } else { 0.0 };
@@ -683,22 +675,24 @@ impl WgpuBackend {
             Op::Conv { layer, group, a_group, pixels, cout } => {
                 let gpu_layer = &self.layers[*layer];
                 pass.set_pipeline(&kernels.conv);
-                let lora = self.bound_layer(*layer);
+                let lora = self.bound_layer(*layer, p);
                 let pixel_groups = pixels.div_ceil(64) as u32;
-                if let Some((lora_layer, rank)) = lora
+                if let Some(side) = &lora
                     && lora_a
                 {
                     pass.set_bind_group(0, a_group, &[]);
-                    pass.set_bind_group(1, &lora_layer.a_group[p], &[]);
-                    pass.set_bind_group(2, &lora_layer.b_group[p], &[]);
-                    pass.dispatch_workgroups(pixel_groups, rank.div_ceil(4) as u32, 1);
+                    for (a, holder, rank) in &side.a_passes {
+                        pass.set_bind_group(1, *a, &[]);
+                        pass.set_bind_group(2, *holder, &[]);
+                        pass.dispatch_workgroups(pixel_groups, rank.div_ceil(4) as u32, 1);
+                    }
                 }
                 if !main {
                     return;
                 }
                 pass.set_bind_group(0, group, &[]);
                 pass.set_bind_group(1, if p == 0 { &gpu_layer.weights_q } else { &gpu_layer.weights_f }, &[]);
-                pass.set_bind_group(2, lora.map_or(&self.no_lora, |(l, _)| &l.b_group[p]), &[]);
+                pass.set_bind_group(2, lora.as_ref().map_or(&self.no_lora, |side| side.main), &[]);
                 pass.dispatch_workgroups(pixel_groups, cout.div_ceil(4) as u32, 1);
             }
         }
@@ -721,6 +715,7 @@ impl WgpuBackend {
         let plan = &self.plans[&(h, w, storage)];
         let p = path(precision);
         let rank = self.bound.as_ref().map_or(0, |b| b.rank);
+        let segments = self.bound.as_ref().map(|b| b.segments.clone()).unwrap_or_default();
         let lookup =
             |point: &str| reference.get(point).ok_or_else(|| backend_error(format!("no reference values for '{point}'")));
         self.gpu.queue.write_buffer(&plan.input, 0, bytemuck::cast_slice(input));
@@ -747,14 +742,17 @@ impl WgpuBackend {
             };
             let mut outputs: Vec<(&str, &Act, usize)> = Vec::new();
             if let (Some(mid), Op::Conv { layer, .. }) = (&io.mid, op)
-                && self.bound_layer(*layer).is_some()
+                && self.bound_layer(*layer, p).is_some()
             {
                 // The A pass alone, checked; then the main pass reads the reference's intermediate.
                 run(true, false);
+                // A blend's adapters sit side by side, each padded to 4 channels.
+                let expected =
+                    if segments.len() > 1 { spread_segments(&stored(&mid.point)?, &segments) } else { stored(&mid.point)? };
                 let bytes = self.gpu.read(&mid.buffer, activation_bytes(mid.h, mid.w, rank, storage))?;
                 let got = unpack_activation(bytemuck::cast_slice(&bytes), mid.h * mid.w, rank, mid.scale, storage);
-                report.push((mid.point.clone(), max_steps(&stored(&mid.point)?, &got, mid.scale, storage)?));
-                let words = pack_activation(&stored(&mid.point)?, rank, mid.scale, storage);
+                report.push((mid.point.clone(), max_steps(&expected, &got, mid.scale, storage)?));
+                let words = pack_activation(&expected, rank, mid.scale, storage);
                 self.gpu.queue.write_buffer(&mid.buffer, 0, bytes_u32(&words));
                 run(false, true);
             } else {
@@ -778,18 +776,43 @@ impl WgpuBackend {
         Ok(report)
     }
 
-    /// The bound adapter layer of conv `index`, if the bound set covers it.
-    fn bound_layer(&self, index: usize) -> Option<(&AdapterLayer, usize)> {
+    /// The side path bound on conv `index` (path `p`), if the bound set covers it.
+    fn bound_layer(&self, index: usize, p: usize) -> Option<SidePath<'_>> {
         let bound = self.bound.as_ref()?;
         if !bound.covered.get(index).copied().unwrap_or(false) || bound.rank == 0 {
             return None;
         }
+        fn own(layer: &AdapterLayer, p: usize, rank: usize) -> (&wgpu::BindGroup, &wgpu::BindGroup, usize) {
+            (&layer.a_group[p], &layer.b_group[p], rank)
+        }
         match &bound.source {
             LoraSource::None => None,
-            LoraSource::Adapter(name) => self.adapters.get(name)?.layers[index].as_ref().map(|l| (l, bound.rank)),
-            LoraSource::Slot => Some((&self.slot.layers[index], bound.rank)),
+            LoraSource::Adapter(name) => {
+                let adapter = self.adapters.get(name)?;
+                let layer = adapter.layers[index].as_ref()?;
+                Some(SidePath { a_passes: vec![own(layer, p, adapter.rank)], main: &layer.b_group[p] })
+            }
+            LoraSource::Slot => {
+                let layer = &self.slot.layers[index];
+                Some(SidePath { a_passes: vec![own(layer, p, bound.rank)], main: &layer.b_group[p] })
+            }
+            LoraSource::Blend(names) => {
+                let a_passes = names
+                    .iter()
+                    .filter_map(|name| self.adapters.get(name))
+                    .filter_map(|adapter| adapter.layers[index].as_ref().map(|layer| own(layer, p, adapter.rank)))
+                    .collect();
+                Some(SidePath { a_passes, main: &self.slot.layers[index].b_group[p] })
+            }
         }
     }
+}
+
+/// A conv's bound LoRA: the A passes (weights group, the group holding the pass's offsets, rank)
+/// and the group the main pass reads B and the scales from.
+struct SidePath<'a> {
+    a_passes: Vec<(&'a wgpu::BindGroup, &'a wgpu::BindGroup, usize)>,
+    main: &'a wgpu::BindGroup,
 }
 
 /// Reference values `[pixels, c]` as stored: codes on `scale` (or f32), channels padded to 4.
@@ -833,6 +856,21 @@ fn unpack_activation(words: &[u32], pixels: usize, c: usize, scale: f32, storage
         }
     };
     (0..pixels).flat_map(|px| (0..c).map(move |ch| px * cp + ch)).map(lane).collect()
+}
+
+/// `[pixels][sum of segments]` to `[pixels][sum of segments padded to 4]` with zeros between.
+fn spread_segments(values: &[f32], segments: &[usize]) -> Vec<f32> {
+    let total: usize = segments.iter().sum();
+    let mut out = Vec::with_capacity(values.len() / total.max(1) * segments.iter().map(|s| padded(*s)).sum::<usize>());
+    for pixel in values.chunks(total.max(1)) {
+        let mut start = 0;
+        for segment in segments {
+            out.extend_from_slice(&pixel[start..start + segment]);
+            out.extend(std::iter::repeat_n(0.0, padded(*segment) - segment));
+            start += segment;
+        }
+    }
+    out
 }
 
 /// The reference's `input` point `[H, W, 4]` pixel-unshuffled like unshuffle.wgsl.
@@ -1016,7 +1054,6 @@ impl Backend for WgpuBackend {
 
     fn bind(&mut self, mix: &[(String, f32)], strength: f32, precision: Precision) -> Result<()> {
         let mut parts = Vec::with_capacity(mix.len());
-        let mut scales = Vec::new();
         for (name, weight) in mix {
             if !weight.is_finite() {
                 return Err(EngineError::Job(format!("the weight of '{name}' is not a number")));
@@ -1025,23 +1062,46 @@ impl Backend for WgpuBackend {
                 let names: Vec<&str> = self.adapters.keys().map(String::as_str).collect();
                 EngineError::Job(format!("no tool named '{name}' is installed (installed: {})", names.join(", ")))
             })?;
-            scales.extend(std::iter::repeat_n(adapter.alpha * weight * strength, adapter.rank));
-            parts.push((adapter, *weight));
+            parts.push((adapter, adapter.alpha * weight * strength));
         }
-        let uniform = LoraScales::new(&scales)?;
-        let (source, covered) = match (parts.as_slice(), self.swap) {
-            ([], _) => (LoraSource::None, vec![false; self.layers.len()]),
-            ([(adapter, _)], SwapMode::Rebind) => {
-                self.gpu.queue.write_buffer(&adapter.scales, 0, bytemuck::bytes_of(&uniform));
-                (LoraSource::Adapter(adapter.info.meta.name.clone()), adapter.layers.iter().map(Option::is_some).collect())
+        let segments: Vec<usize> = parts.iter().map(|(a, _)| a.rank).collect();
+        let (source, rank, covered) = match (parts.as_slice(), self.swap) {
+            ([], _) => (LoraSource::None, 0, vec![false; self.layers.len()]),
+            ([(adapter, scale)], mode) => {
+                let uniform = LoraScales::new(&vec![*scale; adapter.rank])?;
+                let covered = adapter.layers.iter().map(Option::is_some).collect();
+                if mode == SwapMode::SingleSlot {
+                    self.write_slot(adapter, precision);
+                    self.gpu.queue.write_buffer(&self.slot.scales, 0, bytemuck::bytes_of(&uniform));
+                    (LoraSource::Slot, adapter.rank, covered)
+                } else {
+                    self.gpu.queue.write_buffer(&adapter.scales, 0, bytemuck::bytes_of(&uniform));
+                    (LoraSource::Adapter(adapter.info.meta.name.clone()), adapter.rank, covered)
+                }
             }
-            (_, mode) => {
-                let covered = self.fill_slot(&parts, precision, mode == SwapMode::SingleSlot)?;
+            (_, _) => {
+                // Each adapter's A pass writes its own segment of the intermediate; the main pass
+                // reads them all against the slot's concatenated B.
+                let stride: usize = parts.iter().map(|(a, _)| padded(a.rank)).sum();
+                let mut scales = Vec::with_capacity(stride);
+                let mut offset = 0;
+                for (adapter, scale) in &parts {
+                    let mut own = LoraScales::new(&vec![*scale; adapter.rank])?;
+                    own.offset = offset as u32;
+                    own.stride = stride as u32;
+                    self.gpu.queue.write_buffer(&adapter.scales, 0, bytemuck::bytes_of(&own));
+                    scales.extend(std::iter::repeat_n(*scale, adapter.rank));
+                    scales.extend(std::iter::repeat_n(0.0, padded(adapter.rank) - adapter.rank));
+                    offset += padded(adapter.rank);
+                }
+                let uniform = LoraScales::new(&scales)?;
+                let adapters: Vec<&GpuAdapter> = parts.iter().map(|(a, _)| *a).collect();
+                let covered = self.blend_slot(&adapters, precision);
                 self.gpu.queue.write_buffer(&self.slot.scales, 0, bytemuck::bytes_of(&uniform));
-                (LoraSource::Slot, covered)
+                (LoraSource::Blend(parts.iter().map(|(a, _)| a.info.meta.name.clone()).collect()), stride, covered)
             }
         };
-        self.bound = Some(Bound { precision, source, rank: scales.len(), covered });
+        self.bound = Some(Bound { precision, source, rank, segments, covered });
         Ok(())
     }
 

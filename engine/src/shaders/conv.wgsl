@@ -1,12 +1,15 @@
 // Convolution of prism-unet (3x3 or 1x1, stride 1 or 2, zero padding k/2) with bias, the LoRA
 // side path (B applied to the stored rank-r intermediate), leaky ReLU and the activation
 // quantizer of its output. The LoRA A pass runs through this same kernel (A as the weights,
-// rank as cout, its affine zero point as weight_zero).
+// rank as cout, its affine zero point as weight_zero), once per bound adapter: each writes its
+// rank channels at its own offset of the intermediate, so a blend needs no concatenated A.
 //
 // Storage (QuantSim semantics, engine/src/quant.rs): activations NHWC, channels padded to a
 // multiple of 4, packed 2 int16 or 4 int8 per u32 word (FLOAT = true: one f32 per word); weights
-// int8, 4 per word, rows of k*k*cin (order ky, kx, ci) padded to whole words. Compute is f32
-// after dequantizing; every output is rounded half away from zero onto its static scale.
+// [k*k*cin (order ky, kx, ci)][cout padded to 4], int8 four output channels per word (FLOAT: one
+// f32 per word), so one load gives a tap's weights for the four channels an invocation computes.
+// Compute is f32 after dequantizing; every output is rounded half away from zero onto its static
+// scale.
 //
 // Input channels [0, cin_a) come from `input_a` (read at (y / up_a, x / up_a): the nearest x2
 // upsample of the decoder), channels [cin_a, cin_a + cin_b) from `input_b` (the skip): concat
@@ -27,7 +30,7 @@ struct Params {
     cin_a: u32,
     cin_b: u32,
     up_a: u32,
-    row_words: u32,
+    _pad0: u32,
     scale_a: f32,
     scale_b: f32,
     out_scale: f32,
@@ -39,18 +42,18 @@ struct Params {
     lora_b_scale: f32,
     lora_b_zero: f32,
     slope: f32,
-    // 1: weights laid out [k*k*cin][cout padded to 4], four output channels per word (the
-    // base); 0: one row of k*k*cin per output channel (LoRA A, rank-major so blends concatenate).
-    by_cout: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 struct LoraScales {
-    // Total rank bound now (0: no adapter on this conv).
+    // Rank of the intermediate this binding reads or writes (0: no adapter on this conv).
     rank: u32,
+    // A pass: the first channel it writes, and the intermediate's channel count (a blend's
+    // adapters sit side by side, each padded to 4).
+    offset: u32,
+    stride: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
     // Per rank channel: alpha x mix weight x strength (16 x 4 = up to 64 ranks).
     values: array<vec4<f32>, 16>,
 }
@@ -108,25 +111,15 @@ fn act_mid(index: u32) -> f32 {
     return signed_lane(mid[index / n], index % n, ACT_BITS) * params.mid_scale;
 }
 
-fn weight(co: u32, t: u32) -> f32 {
-    if FLOAT {
-        return bitcast<f32>(weights[co * params.row_words + t]);
-    }
-    return signed_lane(weights[co * params.row_words + t / 4u], t % 4u, 8u) - params.weight_zero;
-}
-
 // Weights of output channels co0..co0+3 at tap `t`.
 fn weights4(co0: u32, t: u32, cout: u32) -> vec4<f32> {
-    if params.by_cout != 0u {
-        let groups = padded(cout) / 4u;
-        if FLOAT {
-            let i = (t * groups + co0 / 4u) * 4u;
-            return vec4<f32>(bitcast<f32>(weights[i]), bitcast<f32>(weights[i + 1u]), bitcast<f32>(weights[i + 2u]), bitcast<f32>(weights[i + 3u]));
-        }
-        let word = weights[t * groups + co0 / 4u];
-        return vec4<f32>(signed_lane(word, 0u, 8u), signed_lane(word, 1u, 8u), signed_lane(word, 2u, 8u), signed_lane(word, 3u, 8u)) - params.weight_zero;
+    let groups = padded(cout) / 4u;
+    if FLOAT {
+        let i = (t * groups + co0 / 4u) * 4u;
+        return vec4<f32>(bitcast<f32>(weights[i]), bitcast<f32>(weights[i + 1u]), bitcast<f32>(weights[i + 2u]), bitcast<f32>(weights[i + 3u]));
     }
-    return vec4<f32>(weight(co0, t), weight(min(co0 + 1u, cout - 1u), t), weight(min(co0 + 2u, cout - 1u), t), weight(min(co0 + 3u, cout - 1u), t));
+    let word = weights[t * groups + co0 / 4u];
+    return vec4<f32>(signed_lane(word, 0u, 8u), signed_lane(word, 1u, 8u), signed_lane(word, 2u, 8u), signed_lane(word, 3u, 8u)) - params.weight_zero;
 }
 
 fn out_channels() -> u32 {
@@ -205,7 +198,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         let m = act_mid(pixel * mid_stride + r) * lora_scales.values[r / 4u][r % 4u];
         delta += m * vec4<f32>(lora_b_value(r, co0), lora_b_value(r, min(co0 + 1u, cout - 1u)), lora_b_value(r, min(co0 + 2u, cout - 1u)), lora_b_value(r, min(co0 + 3u, cout - 1u)));
     }
-    let out_base = pixel * padded(cout) + co0;
+    var out_base = pixel * padded(cout) + co0;
+    if params.lora_a_pass != 0u {
+        out_base = pixel * padded(lora_scales.stride) + lora_scales.offset + co0;
+    }
     var q = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {
         let co = co0 + j;
