@@ -31,6 +31,8 @@ enum Commands {
     Edit(EditArgs),
     /// Measure tool switching, memory and forward times on the shipped model (wgpu backend).
     Bench(BenchArgs),
+    /// Write the model as ONNX with every adapter tensor as a graph input (for ONNX Runtime).
+    ExportOnnx(ExportArgs),
     /// List, inspect and install adapters.
     Adapters {
         #[command(subcommand)]
@@ -92,6 +94,24 @@ struct BenchArgs {
     model: ModelArgs,
 }
 
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// The .onnx file to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// int8: QDQ graph on the shared profile, int8 LoRA inputs; float: the float model.
+    #[arg(long, default_value = "int8", value_parser = ["int8", "float"])]
+    precision: String,
+    /// Rank of the LoRA inputs (smaller adapters are fed padded). Default: the model's maximum.
+    #[arg(long)]
+    max_rank: Option<usize>,
+    /// Allow writing over an existing file.
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
 #[derive(Subcommand, Debug)]
 enum AdapterCommand {
     /// Installed adapters: shipped with the model and installed by the user.
@@ -116,6 +136,24 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Some(Commands::Edit(edit_args)) => edit(edit_args),
         Some(Commands::Adapters { command }) => adapters(command),
+        Some(Commands::ExportOnnx(export)) => {
+            let model = load_model(&export.model)?;
+            if export.output.exists() && !export.overwrite {
+                bail!("{}: already exists; pass --overwrite to replace it", export.output.display());
+            }
+            let precision = if export.precision == "float" { Precision::Float } else { Precision::Int8 };
+            let rank = export.max_rank.unwrap_or(model.float.config().max_rank);
+            let bytes = prism_engine::onnx::export(&model, precision, rank)?;
+            prism_engine::tensorfile::write_atomically(&export.output, &bytes)?;
+            eprintln!(
+                "wrote {} ({:.2} MB, {} graph, LoRA inputs of rank {rank}, opset {})",
+                export.output.display(),
+                bytes.len() as f64 / 1e6,
+                precision.name(),
+                prism_engine::onnx::OPSET
+            );
+            Ok(())
+        }
         Some(Commands::Bench(bench)) => {
             let model = load_model(&bench.model)?;
             let report = crate::bench::run_bench(&model, bench.size, bench.repeat, &|step| eprintln!("bench: {step}…"))?;

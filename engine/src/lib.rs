@@ -12,6 +12,7 @@ pub mod gpu;
 pub mod imageio;
 pub mod job;
 pub mod model;
+pub mod onnx;
 pub mod quant;
 pub mod tensorfile;
 pub mod unet;

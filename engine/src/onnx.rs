@@ -1,0 +1,330 @@
+//! ONNX export of prism-unet with every adapter tensor as a graph **input**, for the vendor
+//! delegates (ONNX Runtime with DirectML, CoreML or the CPU). The int8 graph carries the shared
+//! profile as QDQ pairs: int8 weights as initializers dequantized per output channel, int16 (or
+//! int8) QuantizeLinear/DequantizeLinear at every QuantSim point, and int8 `<conv>.lora_A` /
+//! `<conv>.lora_B` inputs dequantized on the profile's shared grids. One session serves every
+//! adapter: a tool switch feeds other tensors, nothing is rebuilt.
+//!
+//! Layout is NCHW (ONNX's): inputs `image` float32 `[1, 4, H, W]` (RGB in [-1, 1] with hidden
+//! pixels 0, then the mask), `alpha` float32 `[1]` (the rank scale: adapter alpha x weight x
+//! strength), the LoRA tensors (`[R, cin, k, k]` and `[cout, R, 1, 1]`, R = the export's rank;
+//! smaller adapters are padded with zero-valued rows); output `residual` float32 `[1, 3, H, W]`.
+//! H and W are dynamic. QuantizeLinear rounds half to even where QuantSim rounds half away from
+//! zero: they differ only on exact ties.
+
+use candle_onnx::onnx::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+};
+use prost::Message;
+
+use crate::backend::Precision;
+use crate::error::{EngineError, Result};
+use crate::model::Model;
+use crate::quant::quantize_weight_per_channel;
+use crate::unet::{ConvSpec, LEAKY_SLOPE};
+
+/// ONNX opset of the export: 21 is the first with int16 QuantizeLinear.
+pub const OPSET: i64 = 21;
+
+fn export_error(message: impl Into<String>) -> EngineError {
+    EngineError::Model(message.into())
+}
+
+fn attr_int(name: &str, value: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: value, ..Default::default() }
+}
+
+fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: values.to_vec(), ..Default::default() }
+}
+
+fn attr_float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: value, ..Default::default() }
+}
+
+fn attr_string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::String as i32, s: value.as_bytes().to_vec(), ..Default::default() }
+}
+
+/// A dimension: a number, or a name for a dynamic one.
+enum Dim {
+    Fixed(i64),
+    Named(&'static str),
+}
+
+fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Dim::Fixed(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                Dim::Named(n) => tensor_shape_proto::dimension::Value::DimParam((*n).into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: elem as i32,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+struct Graph {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    inputs: Vec<ValueInfoProto>,
+    count: usize,
+    /// int16 or int8 activations; None: the float graph.
+    activation_bits: Option<u32>,
+}
+
+impl Graph {
+    fn fresh(&mut self, base: &str) -> String {
+        self.count += 1;
+        format!("{base}__{}", self.count)
+    }
+
+    fn node(&mut self, op: &str, inputs: &[&str], attributes: Vec<AttributeProto>, label: &str) -> String {
+        let output = self.fresh(label);
+        self.nodes.push(NodeProto {
+            op_type: op.into(),
+            name: output.clone(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.clone()],
+            attribute: attributes,
+            ..Default::default()
+        });
+        output
+    }
+
+    fn tensor(&mut self, name: &str, elem: DataType, dims: &[i64], raw: Vec<u8>) -> String {
+        self.initializers.push(TensorProto {
+            name: name.into(),
+            data_type: elem as i32,
+            dims: dims.to_vec(),
+            raw_data: raw,
+            ..Default::default()
+        });
+        name.into()
+    }
+
+    fn f32s(&mut self, name: &str, dims: &[i64], values: &[f32]) -> String {
+        self.tensor(name, DataType::Float, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    fn i8s(&mut self, name: &str, dims: &[i64], values: &[i8]) -> String {
+        self.tensor(name, DataType::Int8, dims, values.iter().map(|v| *v as u8).collect())
+    }
+
+    /// QuantizeLinear + DequantizeLinear onto a static symmetric activation scale.
+    fn qdq(&mut self, x: &str, scale: f32, label: &str) -> String {
+        let Some(bits) = self.activation_bits else { return x.to_string() };
+        let scale_name = self.f32s(&format!("{label}.scale"), &[], &[scale]);
+        let zero = if bits == 16 {
+            self.tensor(&format!("{label}.zero"), DataType::Int16, &[], vec![0, 0])
+        } else {
+            self.i8s(&format!("{label}.zero"), &[], &[0])
+        };
+        let q = self.node("QuantizeLinear", &[x, &scale_name, &zero], Vec::new(), &format!("{label}.q"));
+        self.node("DequantizeLinear", &[&q, &scale_name, &zero], Vec::new(), label)
+    }
+}
+
+/// Writes the model as ONNX bytes. `max_rank` is the rank of the LoRA inputs.
+pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Vec<u8>> {
+    if max_rank == 0 || max_rank > 256 {
+        return Err(export_error(format!("--max-rank {max_rank} is outside 1..256")));
+    }
+    let profile = &model.profile;
+    let quantized = precision == Precision::Int8;
+    let mut graph = Graph {
+        nodes: Vec::new(),
+        initializers: Vec::new(),
+        inputs: Vec::new(),
+        count: 0,
+        activation_bits: quantized.then_some(profile.activation_bits),
+    };
+    let scale_of = |point: &str| -> Result<f32> {
+        profile.activations.get(point).copied().ok_or_else(|| export_error(format!("the profile has no scale for '{point}'")))
+    };
+    let lora_type = if quantized { DataType::Int8 } else { DataType::Float };
+    graph.inputs.push(value_info("image", DataType::Float, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Named("H"), Dim::Named("W")]));
+    graph.inputs.push(value_info("alpha", DataType::Float, &[Dim::Fixed(1)]));
+
+    let layers: Vec<(ConvSpec, Vec<f32>, Vec<f32>)> = model
+        .float
+        .layers()
+        .map(|(spec, kernel, bias)| Ok((spec.clone(), kernel.flatten_all()?.to_vec1::<f32>()?, bias.to_vec1::<f32>()?)))
+        .collect::<Result<_>>()?;
+    let mut next = 0usize;
+    let mut conv = |graph: &mut Graph, x: &str| -> Result<String> {
+        let (spec, kernel, bias) = layers.get(next).ok_or_else(|| export_error("the model graph ran out of convolutions"))?;
+        next += 1;
+        let name = &spec.name;
+        let (k, cin, cout) = (spec.k, spec.cin, spec.cout);
+        // Kernel layout [(ky, kx, ci), co] -> ONNX's [co, ci, ky, kx].
+        let oihw = |values: &[f32]| -> Vec<f32> {
+            let mut out = vec![0f32; values.len()];
+            for ky in 0..k {
+                for kx in 0..k {
+                    for ci in 0..cin {
+                        for co in 0..cout {
+                            out[((co * cin + ci) * k + ky) * k + kx] = values[((ky * k + kx) * cin + ci) * cout + co];
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let dims = [cout as i64, cin as i64, k as i64, k as i64];
+        let weight = if quantized {
+            let tensor = candle_core::Tensor::from_slice(kernel, (k * k * cin, cout), &candle_core::Device::Cpu)?;
+            let (q, scales) = quantize_weight_per_channel(&tensor)?;
+            let q_f: Vec<f32> = q.iter().map(|v| f32::from(*v)).collect();
+            let q_oihw: Vec<i8> = oihw(&q_f).iter().map(|v| *v as i8).collect();
+            let w = graph.i8s(&format!("{name}.weight"), &dims, &q_oihw);
+            let s = graph.f32s(&format!("{name}.weight_scale"), &[cout as i64], &scales);
+            let z = graph.i8s(&format!("{name}.weight_zero"), &[cout as i64], &vec![0; cout]);
+            graph.node("DequantizeLinear", &[&w, &s, &z], vec![attr_int("axis", 0)], &format!("{name}.weight_dq"))
+        } else {
+            graph.f32s(&format!("{name}.weight"), &dims, &oihw(kernel))
+        };
+        let bias_name = graph.f32s(&format!("{name}.bias"), &[cout as i64], bias);
+        let pad = (k / 2) as i64;
+        let conv_attrs = || {
+            vec![
+                attr_ints("kernel_shape", &[k as i64, k as i64]),
+                attr_ints("pads", &[pad, pad, pad, pad]),
+                attr_ints("strides", &[spec.stride as i64, spec.stride as i64]),
+            ]
+        };
+        let mut y = graph.node("Conv", &[x, &weight, &bias_name], conv_attrs(), &format!("{name}.conv"));
+
+        // The LoRA side path, fed per run: y += B (alpha * q(A x)).
+        let a_name = format!("{name}.lora_A");
+        let b_name = format!("{name}.lora_B");
+        graph.inputs.push(value_info(
+            &a_name,
+            lora_type,
+            &[Dim::Fixed(max_rank as i64), Dim::Fixed(cin as i64), Dim::Fixed(k as i64), Dim::Fixed(k as i64)],
+        ));
+        graph.inputs.push(value_info(
+            &b_name,
+            lora_type,
+            &[Dim::Fixed(cout as i64), Dim::Fixed(max_rank as i64), Dim::Fixed(1), Dim::Fixed(1)],
+        ));
+        let (a, b) = if quantized {
+            let grid =
+                profile.lora.get(name).ok_or_else(|| export_error(format!("the profile has no LoRA grid for '{name}'")))?;
+            let sa = graph.f32s(&format!("{name}.lora_A.scale"), &[], &[grid.a.scale]);
+            let za = graph.i8s(&format!("{name}.lora_A.zero"), &[], &[grid.a.zero_point as i8]);
+            let sb = graph.f32s(&format!("{name}.lora_B.scale"), &[], &[grid.b.scale]);
+            let zb = graph.i8s(&format!("{name}.lora_B.zero"), &[], &[grid.b.zero_point as i8]);
+            (
+                graph.node("DequantizeLinear", &[&a_name, &sa, &za], Vec::new(), &format!("{name}.lora_A_dq")),
+                graph.node("DequantizeLinear", &[&b_name, &sb, &zb], Vec::new(), &format!("{name}.lora_B_dq")),
+            )
+        } else {
+            (a_name.clone(), b_name.clone())
+        };
+        let mid = graph.node("Conv", &[x, &a], conv_attrs(), &format!("{name}.lora_a"));
+        let mid =
+            if quantized { graph.qdq(&mid, scale_of(&format!("{name}.lora_mid"))?, &format!("{name}.lora_mid")) } else { mid };
+        let mid = graph.node("Mul", &[&mid, "alpha"], Vec::new(), &format!("{name}.lora_scaled"));
+        let delta = graph.node("Conv", &[&mid, &b], vec![attr_ints("kernel_shape", &[1, 1])], &format!("{name}.lora_b"));
+        y = graph.node("Add", &[&y, &delta], Vec::new(), &format!("{name}.with_lora"));
+        if spec.leaky_relu {
+            y = graph.node("LeakyRelu", &[&y], vec![attr_float("alpha", LEAKY_SLOPE)], &format!("{name}.act"));
+        }
+        Ok(if quantized { graph.qdq(&y, scale_of(&format!("{name}.out"))?, &format!("{name}.out")) } else { y })
+    };
+    let add = |graph: &mut Graph, a: &str, b: &str, point: &str| -> Result<String> {
+        let sum = graph.node("Add", &[a, b], Vec::new(), point);
+        Ok(if quantized { graph.qdq(&sum, scale_of(point)?, point) } else { sum })
+    };
+
+    let config = model.float.config().clone();
+    let levels = config.channels.len();
+    let input = if quantized { graph.qdq("image", scale_of("input")?, "input") } else { "image".to_string() };
+    let unshuffled = graph.node("SpaceToDepth", &[&input], vec![attr_int("blocksize", 2)], "unshuffle");
+    let mut x = conv(&mut graph, &unshuffled)?;
+    let mut skips = Vec::new();
+    for level in 0..levels {
+        for b in 0..config.blocks[level] {
+            let inner = conv(&mut graph, &x)?;
+            let inner = conv(&mut graph, &inner)?;
+            x = add(&mut graph, &x, &inner, &format!("enc{level}.res{b}.add"))?;
+        }
+        if level + 1 < levels {
+            skips.push(x.clone());
+            x = conv(&mut graph, &x)?;
+        }
+    }
+    let scales = graph.f32s("upsample.scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
+    for level in (0..levels - 1).rev() {
+        let skip = skips.pop().ok_or_else(|| export_error("the model graph lost a skip connection"))?;
+        let up = graph.node(
+            "Resize",
+            &[&x, "", &scales],
+            vec![
+                attr_string("mode", "nearest"),
+                attr_string("coordinate_transformation_mode", "asymmetric"),
+                attr_string("nearest_mode", "floor"),
+            ],
+            &format!("dec{level}.up"),
+        );
+        let joined = graph.node("Concat", &[&up, &skip], vec![attr_int("axis", 1)], &format!("dec{level}.concat"));
+        x = conv(&mut graph, &joined)?;
+        for b in 0..config.blocks[level] {
+            let inner = conv(&mut graph, &x)?;
+            let inner = conv(&mut graph, &inner)?;
+            x = add(&mut graph, &x, &inner, &format!("dec{level}.res{b}.add"))?;
+        }
+    }
+    let head = conv(&mut graph, &x)?;
+    graph.nodes.push(NodeProto {
+        op_type: "DepthToSpace".into(),
+        name: "shuffle".into(),
+        input: vec![head],
+        output: vec!["residual".into()],
+        attribute: vec![attr_int("blocksize", 2), attr_string("mode", "DCR")],
+        ..Default::default()
+    });
+    let model_proto = ModelProto {
+        // IR 10 is the first that allows opset 21 (the proto candle-onnx compiles names 9 as its
+        // newest; the message layout is the same).
+        ir_version: 10,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        producer_name: "prism".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!(
+            "prism-unet {} ({}), profile {} ({}); LoRA tensors are inputs, rank {max_rank}",
+            model.hash,
+            precision.name(),
+            profile.id,
+            profile.method
+        ),
+        graph: Some(GraphProto {
+            name: "prism-unet".into(),
+            node: graph.nodes,
+            initializer: graph.initializers,
+            input: graph.inputs,
+            output: vec![value_info(
+                "residual",
+                DataType::Float,
+                &[Dim::Fixed(1), Dim::Fixed(3), Dim::Named("H"), Dim::Named("W")],
+            )],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(model_proto.encode_to_vec())
+}
