@@ -220,3 +220,35 @@ fn adapters_are_listed_inspected_and_garbage_is_refused() {
     assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
     assert!(String::from_utf8_lossy(&prism(&setup, &["adapters", "list"]).stdout).contains("tone2"));
 }
+
+/// `prism edit --backend ort` on Linux through ONNX Runtime's CPU provider (the runtime from the
+/// `onnxruntime` wheel), and `prism export-onnx` writing the graph it runs.
+#[cfg(feature = "ort")]
+#[test]
+fn edit_runs_on_onnx_runtime_and_export_onnx_writes_the_graph() {
+    let ready = Command::new("python3").args(["-c", "import onnxruntime"]).output().is_ok_and(|o| o.status.success());
+    if !ready {
+        assert!(std::env::var_os("PRISM_REQUIRE_ORT").is_none(), "python3 cannot import onnxruntime");
+        eprintln!("skipped: no onnxruntime");
+        return;
+    }
+    let setup = setup();
+    let out = setup.dir.path().join("out.png");
+    let output = prism(
+        &setup,
+        &["edit", s(&setup.photo), "--tool", "tone", "--backend", "ort", "--model", s(&setup.model), "-o", s(&out)],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ONNX Runtime (CPU execution provider"), "{stderr}");
+    let record = png_text_chunks(&out).unwrap();
+    assert!(record.iter().any(|(k, v)| k == "prism:backend" && v == "ort"), "{record:?}");
+
+    let graph = setup.dir.path().join("model.onnx");
+    let output = prism(&setup, &["export-onnx", "-o", s(&graph), "--model", s(&setup.model)]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(std::fs::metadata(&graph).unwrap().len() > 1000);
+    // Never over an existing file without --overwrite.
+    let again = prism(&setup, &["export-onnx", "-o", s(&graph), "--model", s(&setup.model)]);
+    assert_clean_failure(&again, "already exists");
+}

@@ -111,8 +111,11 @@ pub fn create_backend(kind: BackendKind, model: &Model) -> Result<Box<dyn Backen
                 Ok(Box::new(ReferenceBackend::new(model.clone())))
             }
         },
+        #[cfg(feature = "ort")]
+        BackendKind::Ort => Ok(Box::new(crate::ort_backend::OrtBackend::new(model.clone())?)),
+        #[cfg(not(feature = "ort"))]
         BackendKind::Ort => Err(EngineError::Backend(
-            "the ort (ONNX Runtime) backend is not part of this build yet; use --backend reference or wgpu".into(),
+            "this build has no ONNX Runtime backend (build with --features ort); use --backend reference or wgpu".into(),
         )),
     }
 }

@@ -13,6 +13,8 @@ pub mod imageio;
 pub mod job;
 pub mod model;
 pub mod onnx;
+#[cfg(feature = "ort")]
+pub mod ort_backend;
 pub mod quant;
 pub mod tensorfile;
 pub mod unet;

@@ -134,3 +134,45 @@ fn onnx_runtime_runs_the_export_with_two_adapters_fed_into_one_session() {
     let between = psnr(&outputs[0], &outputs[1]);
     assert!(between < worst - 20.0, "the two adapters' outputs are only {between:.1} dB apart (agreement {worst:.1} dB)");
 }
+
+#[cfg(feature = "ort")]
+mod ort_backend {
+    use super::*;
+    use prism_engine::ort_backend::OrtBackend;
+
+    /// The ort backend (ONNX Runtime from the Python wheel, CPU provider) against the reference
+    /// backend, switching between two tools on one session.
+    #[test]
+    fn the_ort_backend_matches_the_reference_and_switches_without_a_rebuild() {
+        if python().is_none() {
+            return;
+        }
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+        let model = Model::load(&assets).expect("shipped model");
+        let mut ort = OrtBackend::new(model.clone()).expect("ONNX Runtime starts");
+        assert!(ort.device().contains("CPU execution provider"), "{}", ort.device());
+        let mut reference = ReferenceBackend::new(model.clone());
+        for tool in ["denoise", "colorize"] {
+            let adapter = model.read_adapter(&assets.join("adapters").join(format!("{tool}.prism-lora"))).expect("read");
+            ort.install(&adapter).expect("install on ort");
+            reference.install(&adapter).expect("install on reference");
+        }
+        let photo = load_picture(&assets.join("samples/astronaut.jpg"), 1 << 26).expect("sample").rgb;
+        let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), false).expect("input");
+        let values = |t: candle_core::Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
+        for tool in ["denoise", "colorize", "denoise"] {
+            let mix = [(tool.to_string(), 1.0)];
+            let start = std::time::Instant::now();
+            ort.bind(&mix, 1.0, Precision::Int8).expect("bind");
+            let switch = start.elapsed();
+            reference.bind(&mix, 1.0, Precision::Int8).expect("bind");
+            let agreement =
+                psnr(&values(reference.forward(&input).expect("reference")), &values(ort.forward(&input).expect("ort")));
+            eprintln!("{tool} on ort: {agreement:.1} dB against the reference, switch {:?}", switch);
+            assert!(agreement >= 40.0, "{tool}: {agreement:.1} dB");
+        }
+        let error =
+            ort.bind(&[("denoise".into(), 0.5), ("colorize".into(), 0.5)], 1.0, Precision::Int8).err().map(|e| e.to_string());
+        assert!(error.is_some_and(|e| e.contains("one adapter at a time")));
+    }
+}

@@ -1,0 +1,268 @@
+//! The delegate path: the exported ONNX graph (engine/src/onnx.rs) run by ONNX Runtime, loaded
+//! once; the active adapter's int8 tensors are fed as inputs on every run, so a tool switch
+//! rebuilds nothing. DirectML on Windows, CoreML on macOS, the CPU provider elsewhere.
+//!
+//! ONNX Runtime is loaded at run time (`load-dynamic`): from `ORT_DYLIB_PATH`, or from the
+//! `onnxruntime` Python wheel (`pip install onnxruntime`), whose `capi/` folder carries the
+//! shared library.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use ort::session::{Session, SessionInputValue};
+use ort::value::Tensor as OrtTensor;
+
+use crate::adapter::{Adapter, AdapterPrecision};
+use crate::backend::{AdapterInfo, Backend, BackendKind, MemoryReport, Precision};
+use crate::error::{EngineError, Result};
+use crate::model::Model;
+
+fn ort_error(message: impl std::fmt::Display) -> EngineError {
+    EngineError::Backend(format!("ONNX Runtime: {message}"))
+}
+
+/// The ONNX Runtime shared library: `ORT_DYLIB_PATH`, or the one in the `onnxruntime` wheel.
+pub fn find_library() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+        return Ok(PathBuf::from(path));
+    }
+    let python = std::env::var("PRISM_PYTHON").unwrap_or_else(|_| if cfg!(windows) { "python".into() } else { "python3".into() });
+    let out = std::process::Command::new(&python)
+        .args(["-c", "import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    let capi = out.map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let prefix = if cfg!(windows) { "onnxruntime" } else { "libonnxruntime" };
+    let suffix = if cfg!(windows) {
+        ".dll"
+    } else if cfg!(target_os = "macos") {
+        ".dylib"
+    } else {
+        ".so"
+    };
+    let found = capi.as_ref().and_then(|dir| {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .is_some_and(|n| n.starts_with(prefix) && n.contains(suffix) && !n.contains("providers"))
+            })
+            .collect();
+        files.sort();
+        files.pop()
+    });
+    found.ok_or_else(|| {
+        EngineError::Backend(
+            "ONNX Runtime was not found: set ORT_DYLIB_PATH to libonnxruntime, or `pip install onnxruntime`; or use --backend reference".into(),
+        )
+    })
+}
+
+/// One adapter's inputs, padded to the export's rank.
+struct OrtAdapter {
+    info: AdapterInfo,
+    alpha: f32,
+    /// Per conv: A `[R, cin, k, k]` and B `[cout, R, 1, 1]` int8 codes.
+    tensors: BTreeMap<String, (Vec<i8>, Vec<i8>)>,
+}
+
+pub struct OrtBackend {
+    model: Model,
+    session: Session,
+    provider: String,
+    rank: usize,
+    /// Per conv: (A shape, B shape, zero-valued A, zero-valued B) fed when no adapter covers it.
+    zeros: BTreeMap<String, ([i64; 4], [i64; 4], Vec<i8>, Vec<i8>)>,
+    adapters: BTreeMap<String, OrtAdapter>,
+    bound: Option<(String, f32)>,
+    bytes: usize,
+}
+
+impl OrtBackend {
+    /// Exports the int8 graph of `model`, loads ONNX Runtime and builds the one session.
+    pub fn new(model: Model) -> Result<Self> {
+        let library = find_library()?;
+        let rank = model.float.config().max_rank;
+        let graph = crate::onnx::export(&model, Precision::Int8, rank)?;
+        let environment = ort::init_from(&library)
+            .map_err(|e| ort_error(format!("cannot load {}: {e}", library.display())))?
+            .build()
+            .map_err(ort_error)?;
+        let (providers, provider) = execution_providers();
+        let session = Session::builder(&environment)
+            .map_err(ort_error)?
+            .with_execution_providers(providers)
+            .map_err(ort_error)?
+            .commit_from_memory(&graph)
+            .map_err(ort_error)?;
+        let mut zeros = BTreeMap::new();
+        for spec in model.float.convs() {
+            let grid = model
+                .profile
+                .lora
+                .get(&spec.name)
+                .ok_or_else(|| ort_error(format!("the profile has no LoRA grid for '{}'", spec.name)))?;
+            let a_shape = [rank as i64, spec.cin as i64, spec.k as i64, spec.k as i64];
+            let b_shape = [spec.cout as i64, rank as i64, 1, 1];
+            let a = vec![grid.a.zero_point as i8; rank * spec.cin * spec.k * spec.k];
+            let b = vec![grid.b.zero_point as i8; spec.cout * rank];
+            zeros.insert(spec.name.clone(), (a_shape, b_shape, a, b));
+        }
+        let provider =
+            format!("ONNX Runtime ({provider}, {})", library.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+        Ok(Self { model, session, provider, rank, zeros, adapters: BTreeMap::new(), bound: None, bytes: graph.len() })
+    }
+}
+
+/// DirectML on Windows, CoreML on macOS, the CPU provider everywhere (also as the fallback).
+fn execution_providers() -> (Vec<ort::ep::ExecutionProviderDispatch>, &'static str) {
+    #[cfg(target_os = "windows")]
+    {
+        (vec![ort::ep::DirectML::default().build(), ort::ep::CPU::default().build()], "DirectML, CPU fallback")
+    }
+    #[cfg(target_os = "macos")]
+    {
+        (vec![ort::ep::CoreML::default().build(), ort::ep::CPU::default().build()], "CoreML, CPU fallback")
+    }
+    #[cfg(not(any(target_os = "windows", target_os = "macos")))]
+    {
+        (vec![ort::ep::CPU::default().build()], "CPU execution provider")
+    }
+}
+
+impl Backend for OrtBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Ort
+    }
+
+    fn device(&self) -> String {
+        self.provider.clone()
+    }
+
+    fn install(&mut self, adapter: &Adapter) -> Result<AdapterInfo> {
+        adapter.check_compatible(&self.model.float, &self.model.hash, Some(&self.model.profile))?;
+        // The graph's LoRA inputs are int8 on the shared grids: a float adapter goes on them first.
+        let quantized;
+        let source = if adapter.meta.precision == AdapterPrecision::Float {
+            quantized = adapter.quantize(&self.model.profile)?;
+            &quantized
+        } else {
+            adapter
+        };
+        let rank = source.meta.rank;
+        if rank > self.rank {
+            return Err(EngineError::Adapter(format!(
+                "adapter '{}' has rank {rank}; the exported graph takes at most {}",
+                adapter.meta.name, self.rank
+            )));
+        }
+        let mut tensors = BTreeMap::new();
+        for (layer, lora) in &source.layers {
+            let (a, b) = lora
+                .codes
+                .clone()
+                .ok_or_else(|| EngineError::Adapter(format!("'{layer}' of '{}' has no int8 codes", adapter.meta.name)))?;
+            let grid = self.model.profile.lora[layer];
+            let mut a = a;
+            a.resize(self.rank * lora.a_shape[1] * lora.a_shape[2] * lora.a_shape[3], grid.a.zero_point as i8);
+            let mut padded_b = Vec::with_capacity(lora.b_shape[0] * self.rank);
+            for row in b.chunks(rank) {
+                padded_b.extend_from_slice(row);
+                padded_b.extend(std::iter::repeat_n(grid.b.zero_point as i8, self.rank - rank));
+            }
+            tensors.insert(layer.clone(), (a, padded_b));
+        }
+        let info = AdapterInfo {
+            meta: adapter.meta.clone(),
+            quantized_on_load: adapter.meta.precision == AdapterPrecision::Float,
+            stored_bytes: adapter.stored_bytes(),
+        };
+        self.adapters.insert(info.meta.name.clone(), OrtAdapter { info: info.clone(), alpha: adapter.meta.alpha, tensors });
+        Ok(info)
+    }
+
+    fn remove(&mut self, name: &str) -> bool {
+        self.bound = None;
+        self.adapters.remove(name).is_some()
+    }
+
+    fn installed(&self) -> Vec<AdapterInfo> {
+        self.adapters.values().map(|a| a.info.clone()).collect()
+    }
+
+    fn bind(&mut self, mix: &[(String, f32)], strength: f32, precision: Precision) -> Result<()> {
+        if precision == Precision::Float {
+            return Err(EngineError::Job(
+                "the ort backend runs the int8 graph; use --precision int8, or another backend for float".into(),
+            ));
+        }
+        match mix {
+            [] => self.bound = None,
+            [(name, weight)] => {
+                let adapter =
+                    self.adapters.get(name).ok_or_else(|| EngineError::Job(format!("no tool named '{name}' is installed")))?;
+                self.bound = Some((name.clone(), adapter.alpha * weight * strength));
+            }
+            _ => {
+                return Err(EngineError::Job(
+                    "the ort backend binds one adapter at a time (its graph has one alpha input); blend on the reference or wgpu backend".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
+        let (n, h, w, c) = input.dims4()?;
+        if n != 1 || c != 4 {
+            return Err(EngineError::Model(format!("model input must be [1,H,W,4], got {:?}", input.dims())));
+        }
+        let nhwc = input.flatten_all()?.to_vec1::<f32>()?;
+        let mut nchw = vec![0f32; nhwc.len()];
+        for (i, v) in nhwc.iter().enumerate() {
+            let (pixel, channel) = (i / c, i % c);
+            nchw[channel * h * w + pixel] = *v;
+        }
+        let (adapter, alpha) = match &self.bound {
+            Some((name, alpha)) => (self.adapters.get(name), *alpha),
+            None => (None, 0.0),
+        };
+        let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(2 + 2 * self.zeros.len());
+        feeds.push(("image".into(), OrtTensor::from_array(([1i64, 4, h as i64, w as i64], nchw)).map_err(ort_error)?.into()));
+        feeds.push(("alpha".into(), OrtTensor::from_array(([1i64], vec![alpha])).map_err(ort_error)?.into()));
+        for (layer, (a_shape, b_shape, a_zero, b_zero)) in &self.zeros {
+            let (a, b) = adapter.and_then(|ad| ad.tensors.get(layer)).map_or((a_zero, b_zero), |(a, b)| (a, b));
+            feeds.push((
+                format!("{layer}.lora_A").into(),
+                OrtTensor::from_array((*a_shape, a.clone())).map_err(ort_error)?.into(),
+            ));
+            feeds.push((
+                format!("{layer}.lora_B").into(),
+                OrtTensor::from_array((*b_shape, b.clone())).map_err(ort_error)?.into(),
+            ));
+        }
+        let outputs = self.session.run(feeds).map_err(ort_error)?;
+        let (_, residual) = outputs["residual"].try_extract_tensor::<f32>().map_err(ort_error)?;
+        let mut out = vec![0f32; h * w * 3];
+        for (i, v) in residual.iter().enumerate() {
+            let (channel, pixel) = (i / (h * w), i % (h * w));
+            out[pixel * 3 + channel] = *v;
+        }
+        Ok(Tensor::from_vec(out, (1, h, w, 3), &Device::Cpu)?)
+    }
+
+    fn memory(&self) -> MemoryReport {
+        let adapter_bytes = self.adapters.values().map(|a| a.info.stored_bytes).sum();
+        MemoryReport { base_bytes: self.bytes, adapter_bytes, adapters: self.adapters.len() }
+    }
+
+    fn alignment(&self) -> usize {
+        self.model.float.config().alignment()
+    }
+}
