@@ -64,6 +64,14 @@ pub fn find_library() -> Result<PathBuf> {
     })
 }
 
+/// One conv's LoRA inputs: shapes, and the codes of zero-valued A and B.
+struct LoraInputs {
+    a_shape: [i64; 4],
+    b_shape: [i64; 4],
+    a: Vec<i8>,
+    b: Vec<i8>,
+}
+
 /// One adapter's inputs, padded to the export's rank.
 struct OrtAdapter {
     info: AdapterInfo,
@@ -77,8 +85,8 @@ pub struct OrtBackend {
     session: Session,
     provider: String,
     rank: usize,
-    /// Per conv: (A shape, B shape, zero-valued A, zero-valued B) fed when no adapter covers it.
-    zeros: BTreeMap<String, ([i64; 4], [i64; 4], Vec<i8>, Vec<i8>)>,
+    /// Per conv: the LoRA input shapes, and zero-valued tensors fed when no adapter covers it.
+    zeros: BTreeMap<String, LoraInputs>,
     adapters: BTreeMap<String, OrtAdapter>,
     bound: Option<(String, f32)>,
     bytes: usize,
@@ -112,7 +120,7 @@ impl OrtBackend {
             let b_shape = [spec.cout as i64, rank as i64, 1, 1];
             let a = vec![grid.a.zero_point as i8; rank * spec.cin * spec.k * spec.k];
             let b = vec![grid.b.zero_point as i8; spec.cout * rank];
-            zeros.insert(spec.name.clone(), (a_shape, b_shape, a, b));
+            zeros.insert(spec.name.clone(), LoraInputs { a_shape, b_shape, a, b });
         }
         let provider =
             format!("ONNX Runtime ({provider}, {})", library.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
