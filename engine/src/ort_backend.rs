@@ -244,15 +244,15 @@ impl Backend for OrtBackend {
         let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(2 + 2 * self.zeros.len());
         feeds.push(("image".into(), OrtTensor::from_array(([1i64, 4, h as i64, w as i64], nchw)).map_err(ort_error)?.into()));
         feeds.push(("alpha".into(), OrtTensor::from_array(([1i64], vec![alpha])).map_err(ort_error)?.into()));
-        for (layer, (a_shape, b_shape, a_zero, b_zero)) in &self.zeros {
-            let (a, b) = adapter.and_then(|ad| ad.tensors.get(layer)).map_or((a_zero, b_zero), |(a, b)| (a, b));
+        for (layer, zero) in &self.zeros {
+            let (a, b) = adapter.and_then(|ad| ad.tensors.get(layer)).map_or((&zero.a, &zero.b), |(a, b)| (a, b));
             feeds.push((
                 format!("{layer}.lora_A").into(),
-                OrtTensor::from_array((*a_shape, a.clone())).map_err(ort_error)?.into(),
+                OrtTensor::from_array((zero.a_shape, a.clone())).map_err(ort_error)?.into(),
             ));
             feeds.push((
                 format!("{layer}.lora_B").into(),
-                OrtTensor::from_array((*b_shape, b.clone())).map_err(ort_error)?.into(),
+                OrtTensor::from_array((zero.b_shape, b.clone())).map_err(ort_error)?.into(),
             ));
         }
         let outputs = self.session.run(feeds).map_err(ort_error)?;
