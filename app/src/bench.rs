@@ -42,6 +42,10 @@ pub struct BenchReport {
     pub forward_ms_int8_wgpu: f64,
     pub forward_ms_f32_wgpu: f64,
     pub forward_ms_reference: f64,
+    /// ONNX Runtime (CPU provider) on the exported graph, when the runtime is found.
+    pub forward_ms_ort: Option<f64>,
+    pub switch_us_ort_p50: Option<f64>,
+    pub ort_device: Option<String>,
     pub matmul_gflops: f64,
     pub kernels: Vec<KernelRate>,
 }
@@ -153,6 +157,16 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     reference.forward(&input)?;
     let forward_ms_reference = median_ms(repeats, || reference.forward(&input).map(|_| ()).map_err(Into::into))?;
 
+    progress("ONNX Runtime");
+    let ort = ort_peer(model, &adapters, &tools, &input, repeats);
+    if let Err(error) = &ort {
+        eprintln!("bench: ONNX Runtime left out: {error:#}");
+    }
+    let (forward_ms_ort, switch_us_ort_p50, ort_device) = match ort {
+        Ok((forward, switch, device)) => (Some(forward), Some(switch), Some(device)),
+        Err(_) => (None, None, None),
+    };
+
     progress("rebuilding a merged model per tool");
     let adapter = &adapters[0];
     let rebuild_ms_p50 = median_ms(repeats, || {
@@ -183,9 +197,36 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
         forward_ms_int8_wgpu: forward_ms_lora,
         forward_ms_f32_wgpu,
         forward_ms_reference,
+        forward_ms_ort,
+        switch_us_ort_p50,
+        ort_device,
         matmul_gflops,
         kernels,
     })
+}
+
+/// ONNX Runtime as a peer: (forward ms, switch µs p50, device).
+#[cfg(feature = "ort")]
+fn ort_peer(model: &Model, adapters: &[prism_engine::adapter::Adapter], tools: &[String], input: &Tensor, repeats: usize) -> Result<(f64, f64, String)> {
+    let mut ort = prism_engine::ort_backend::OrtBackend::new(model.clone())?;
+    for adapter in adapters {
+        ort.install(adapter)?;
+    }
+    let mut switches = Vec::new();
+    for i in 0..200 {
+        let start = Instant::now();
+        ort.bind(&[(tools[i % tools.len()].clone(), 1.0)], 1.0, Precision::Int8)?;
+        switches.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    ort.bind(&[(tools[0].clone(), 1.0)], 1.0, Precision::Int8)?;
+    ort.forward(input)?;
+    let forward = median_ms(repeats, || ort.forward(input).map(|_| ()).map_err(Into::into))?;
+    Ok((forward, percentile(&mut switches, 0.5), ort.device()))
+}
+
+#[cfg(not(feature = "ort"))]
+fn ort_peer(_: &Model, _: &[prism_engine::adapter::Adapter], _: &[String], _: &Tensor, _: usize) -> Result<(f64, f64, String)> {
+    bail!("this build has no ort feature")
 }
 
 /// The readable table, with the ratios the targets are stated in.
