@@ -207,7 +207,13 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
 
 /// ONNX Runtime as a peer: (forward ms, switch µs p50, device).
 #[cfg(feature = "ort")]
-fn ort_peer(model: &Model, adapters: &[prism_engine::adapter::Adapter], tools: &[String], input: &Tensor, repeats: usize) -> Result<(f64, f64, String)> {
+fn ort_peer(
+    model: &Model,
+    adapters: &[prism_engine::adapter::Adapter],
+    tools: &[String],
+    input: &Tensor,
+    repeats: usize,
+) -> Result<(f64, f64, String)> {
     let mut ort = prism_engine::ort_backend::OrtBackend::new(model.clone())?;
     for adapter in adapters {
         ort.install(adapter)?;
