@@ -282,6 +282,14 @@ pub fn print_report(r: &BenchReport) {
         r.forward_ms_reference,
         r.forward_ms_reference / r.forward_ms_int8_wgpu
     );
+    if let (Some(forward), Some(switch), Some(device)) = (r.forward_ms_ort, r.switch_us_ort_p50, &r.ort_device) {
+        println!(
+            "| forward, {device}, the exported graph | {forward:.1} ms | {:.2}x wgpu int8, {:.2}x reference | |",
+            forward / r.forward_ms_int8_wgpu,
+            forward / r.forward_ms_reference
+        );
+        println!("| switch on ONNX Runtime (choose the tensors the next run feeds; same session), p50 | {switch:.2} µs | | |");
+    }
     println!();
     println!(
         "Kernels (int8 weights, int16 activations, one adapter bound) against an f32 matmul ceiling of {:.2} GFLOP/s:",
