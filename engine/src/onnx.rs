@@ -12,11 +12,14 @@
 //! H and W are dynamic. QuantizeLinear rounds half to even where QuantSim rounds half away from
 //! zero: they differ only on exact ties.
 
-use candle_onnx::onnx::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+// The ONNX message types come from onnx-protobuf (rust-protobuf code generated once by its
+// author), not candle-onnx: candle-onnx generates them at build time and so needs `protoc` on
+// the machine, which would break `cargo run` on a fresh one.
+use onnx_protobuf::{
+    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
     ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
 };
-use prost::Message;
+use protobuf::{EnumOrUnknown, MessageField};
 
 use crate::backend::Precision;
 use crate::error::{EngineError, Result};
@@ -32,19 +35,29 @@ fn export_error(message: impl Into<String>) -> EngineError {
 }
 
 fn attr_int(name: &str, value: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: value, ..Default::default() }
+    AttributeProto { name: name.into(), type_: EnumOrUnknown::new(AttributeType::INT), i: value, ..Default::default() }
 }
 
 fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: values.to_vec(), ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        type_: EnumOrUnknown::new(AttributeType::INTS),
+        ints: values.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn attr_float(name: &str, value: f32) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: value, ..Default::default() }
+    AttributeProto { name: name.into(), type_: EnumOrUnknown::new(AttributeType::FLOAT), f: value, ..Default::default() }
 }
 
 fn attr_string(name: &str, value: &str) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: AttributeType::String as i32, s: value.as_bytes().to_vec(), ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        type_: EnumOrUnknown::new(AttributeType::STRING),
+        s: value.as_bytes().to_vec(),
+        ..Default::default()
+    }
 }
 
 /// A dimension: a number, or a name for a dynamic one.
@@ -66,10 +79,11 @@ fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
         .collect();
     ValueInfoProto {
         name: name.into(),
-        r#type: Some(TypeProto {
+        type_: MessageField::some(TypeProto {
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
                 elem_type: elem as i32,
-                shape: Some(TensorShapeProto { dim }),
+                shape: MessageField::some(TensorShapeProto { dim, ..Default::default() }),
+                ..Default::default()
             })),
             ..Default::default()
         }),
@@ -117,11 +131,11 @@ impl Graph {
     }
 
     fn f32s(&mut self, name: &str, dims: &[i64], values: &[f32]) -> String {
-        self.tensor(name, DataType::Float, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        self.tensor(name, DataType::FLOAT, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
 
     fn i8s(&mut self, name: &str, dims: &[i64], values: &[i8]) -> String {
-        self.tensor(name, DataType::Int8, dims, values.iter().map(|v| *v as u8).collect())
+        self.tensor(name, DataType::INT8, dims, values.iter().map(|v| *v as u8).collect())
     }
 
     /// QuantizeLinear + DequantizeLinear onto a static symmetric activation scale.
@@ -129,7 +143,7 @@ impl Graph {
         let Some(bits) = self.activation_bits else { return x.to_string() };
         let scale_name = self.f32s(&format!("{label}.scale"), &[], &[scale]);
         let zero = if bits == 16 {
-            self.tensor(&format!("{label}.zero"), DataType::Int16, &[], vec![0, 0])
+            self.tensor(&format!("{label}.zero"), DataType::INT16, &[], vec![0, 0])
         } else {
             self.i8s(&format!("{label}.zero"), &[], &[0])
         };
@@ -155,9 +169,9 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
     let scale_of = |point: &str| -> Result<f32> {
         profile.activations.get(point).copied().ok_or_else(|| export_error(format!("the profile has no scale for '{point}'")))
     };
-    let lora_type = if quantized { DataType::Int8 } else { DataType::Float };
-    graph.inputs.push(value_info("image", DataType::Float, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Named("H"), Dim::Named("W")]));
-    graph.inputs.push(value_info("alpha", DataType::Float, &[Dim::Fixed(1)]));
+    let lora_type = if quantized { DataType::INT8 } else { DataType::FLOAT };
+    graph.inputs.push(value_info("image", DataType::FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Named("H"), Dim::Named("W")]));
+    graph.inputs.push(value_info("alpha", DataType::FLOAT, &[Dim::Fixed(1)]));
 
     let layers: Vec<(ConvSpec, Vec<f32>, Vec<f32>)> = model
         .float
@@ -299,10 +313,9 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
         ..Default::default()
     });
     let model_proto = ModelProto {
-        // IR 10 is the first that allows opset 21 (the proto candle-onnx compiles names 9 as its
-        // newest; the message layout is the same).
+        // IR 10 is the first that allows opset 21.
         ir_version: 10,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET, ..Default::default() }],
         producer_name: "prism".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: format!(
@@ -312,19 +325,19 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
             profile.id,
             profile.method
         ),
-        graph: Some(GraphProto {
+        graph: MessageField::some(GraphProto {
             name: "prism-unet".into(),
             node: graph.nodes,
             initializer: graph.initializers,
             input: graph.inputs,
             output: vec![value_info(
                 "residual",
-                DataType::Float,
+                DataType::FLOAT,
                 &[Dim::Fixed(1), Dim::Fixed(3), Dim::Named("H"), Dim::Named("W")],
             )],
             ..Default::default()
         }),
         ..Default::default()
     };
-    Ok(model_proto.encode_to_vec())
+    model_proto.write_to_bytes().map_err(|e| export_error(format!("cannot encode the ONNX graph: {e}")))
 }
