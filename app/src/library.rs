@@ -56,13 +56,25 @@ pub fn install_adapter(model: &Model, file: &Path, overwrite: bool) -> Result<(P
 
 /// The `prism:*` entries saved with an edited image.
 pub fn edit_record(model: &Model, mix: &[(String, f32)], strength: f32, stats: &JobStats) -> Vec<(String, String)> {
+    record_entries(model, mix, strength, &stats.backend, &stats.device, stats.precision.name())
+}
+
+/// The same entries from their parts (the editor keeps them per history step).
+pub fn record_entries(
+    model: &Model,
+    mix: &[(String, f32)],
+    strength: f32,
+    backend: &str,
+    device: &str,
+    precision: &str,
+) -> Vec<(String, String)> {
     vec![
         ("prism:tool".to_string(), mix.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")),
         ("prism:adapters".to_string(), serde_json::to_string(mix).unwrap_or_default()),
         ("prism:strength".to_string(), strength.to_string()),
-        ("prism:backend".to_string(), stats.backend.clone()),
-        ("prism:device".to_string(), stats.device.clone()),
-        ("prism:precision".to_string(), stats.precision.name().to_string()),
+        ("prism:backend".to_string(), backend.to_string()),
+        ("prism:device".to_string(), device.to_string()),
+        ("prism:precision".to_string(), precision.to_string()),
         ("prism:model".to_string(), model.hash.clone()),
         ("prism:profile".to_string(), model.profile.id.clone()),
         ("prism:version".to_string(), env!("CARGO_PKG_VERSION").to_string()),

@@ -69,6 +69,12 @@ impl View {
         self.follow_fit = false;
     }
 
+    /// Zooms by `factor` about the centre of the view.
+    pub fn scale(&mut self, factor: f32) {
+        self.zoom = (self.zoom * factor).clamp(MIN_ZOOM, MAX_ZOOM);
+        self.follow_fit = false;
+    }
+
     /// Zooms by `factor`, keeping the image point under `anchor` (screen) where it is.
     pub fn zoom_by(&mut self, factor: f32, anchor: Pos2, pane: Rect) {
         let before = self.image_point(anchor, pane);

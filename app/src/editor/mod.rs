@@ -730,10 +730,7 @@ impl PrismApp {
                 let ppp = self.ctx.pixels_per_point();
                 self.canvas.view.actual_pixels(ppp);
             }
-            Action::Zoom(factor) => {
-                self.canvas.view.zoom = (self.canvas.view.zoom * factor).clamp(0.02, 64.0);
-                self.canvas.view.follow_fit = false;
-            }
+            Action::Zoom(factor) => self.canvas.view.scale(factor),
         }
         Ok(())
     }
@@ -814,15 +811,14 @@ impl PrismApp {
         let picture = Picture { rgb: (**image).clone(), alpha, sixteen_bit };
         let mut record = Vec::new();
         if let (Some(last), Some(model)) = (document.edit_records().last(), &self.model) {
-            record.push(("prism:tool".to_string(), last.adapters.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")));
-            record.push(("prism:adapters".to_string(), serde_json::to_string(&last.adapters)?));
-            record.push(("prism:strength".to_string(), last.strength.to_string()));
-            record.push(("prism:backend".to_string(), last.backend.clone()));
-            record.push(("prism:device".to_string(), last.device.clone()));
-            record.push(("prism:precision".to_string(), last.precision.clone()));
-            record.push(("prism:model".to_string(), model.hash.clone()));
-            record.push(("prism:profile".to_string(), model.profile.id.clone()));
-            record.push(("prism:version".to_string(), env!("CARGO_PKG_VERSION").to_string()));
+            record = crate::library::record_entries(
+                model,
+                &last.adapters,
+                last.strength,
+                &last.backend,
+                &last.device,
+                &last.precision,
+            );
             record.push(("prism:history".to_string(), serde_json::to_string(&document.edit_records())?));
         }
         save_picture(path, &picture, &record)
