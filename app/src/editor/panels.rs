@@ -140,8 +140,10 @@ impl PrismApp {
                 ));
             }
         });
-        ui.add(egui::Slider::new(&mut self.settings.brush_radius, 1.0..=400.0).logarithmic(true).text("Brush size"))
-            .on_hover_text("Brush radius in image pixels ([ and ])");
+        ui.add(
+            egui::Slider::new(&mut self.settings.brush_radius, 1.0..=400.0).logarithmic(true).max_decimals(0).text("Brush size"),
+        )
+        .on_hover_text("Brush radius in image pixels ([ and ])");
         ui.add(egui::Slider::new(&mut self.settings.brush_hardness, 0.0..=1.0).text("Hardness"))
             .on_hover_text("1 = hard edge, 0 = soft all the way in");
         ui.horizontal_wrapped(|ui| {
