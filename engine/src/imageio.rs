@@ -276,11 +276,15 @@ pub fn encode_picture(picture: &Picture, format: OutputFormat, record: &[(String
             insert_jpeg_comment(&mut out, record);
         }
         OutputFormat::Webp => {
+            // image-webp directly: the image crate's WebP encoder cannot attach XMP, where the
+            // record goes.
             let bytes: Vec<u8> = interleaved.iter().map(to_u8).collect();
-            let color = if channels == 4 { image::ExtendedColorType::Rgba8 } else { image::ExtendedColorType::Rgb8 };
-            image::codecs::webp::WebPEncoder::new_lossless(&mut out)
-                .encode(&bytes, w as u32, h as u32, color)
-                .map_err(|e| encode_error(&e))?;
+            let color = if channels == 4 { image_webp::ColorType::Rgba8 } else { image_webp::ColorType::Rgb8 };
+            let mut encoder = image_webp::WebPEncoder::new(&mut out);
+            if !record.is_empty() {
+                encoder.set_xmp_metadata(record_xmp(record).into_bytes());
+            }
+            encoder.encode(&bytes, w as u32, h as u32, color).map_err(|e| encode_error(&e))?;
         }
     }
     Ok(out)
@@ -300,6 +304,20 @@ fn insert_jpeg_comment(jpeg: &mut Vec<u8>, record: &[(String, String)]) {
     segment.extend_from_slice(&length.to_be_bytes());
     segment.extend_from_slice(&text);
     jpeg.splice(2..2, segment);
+}
+
+/// The record as an XMP packet: one `prism:` attribute per entry (what WebP files carry).
+fn record_xmp(record: &[(String, String)]) -> String {
+    let escape = |v: &str| v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let attributes: String = record
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("prism:").map(|name| format!(" prism:{name}=\"{}\"", escape(v))))
+        .collect();
+    format!(
+        "<?xpacket begin=\"\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?><x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF \
+         xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description rdf:about=\"\" \
+         xmlns:prism=\"urn:prism:edit-record:1\"{attributes}/></rdf:RDF></x:xmpmeta><?xpacket end=\"w\"?>"
+    )
 }
 
 /// The `key=value` lines of a JPEG's first comment segment (what Prism writes there).
@@ -374,6 +392,27 @@ mod tests {
         assert_eq!(jpeg_comment(&bytes).as_deref(), Some("prism:tool=denoise\nprism:strength=1\n"));
         let back = load_picture(&path, DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!((back.rgb.width, back.rgb.height), (4, 3));
+    }
+
+    #[test]
+    fn a_webp_carries_the_record_as_xmp_and_still_decodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edited.webp");
+        let mut rgb = RgbImage::new(5, 4);
+        rgb.data.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 7) as f32 / 7.0);
+        let picture = Picture { rgb: rgb.clone(), alpha: None, sixteen_bit: false };
+        let record =
+            [("prism:tool".to_string(), "denoise".to_string()), ("prism:history".to_string(), r#"[{"a":"<&>"}]"#.to_string())];
+        save_picture(&path, &picture, &record).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("prism:tool=\"denoise\""), "{text}");
+        assert!(text.contains("prism:history=\"[{&quot;a&quot;:&quot;&lt;&amp;&gt;&quot;}]\""));
+        let back = load_picture(&path, DEFAULT_MAX_PIXELS).unwrap();
+        // Lossless: the 8-bit values come back exactly.
+        for (a, b) in rgb.data.iter().zip(&back.rgb.data) {
+            assert!((a - b).abs() <= 0.5 / 255.0 + 1e-6);
+        }
     }
 
     #[test]
