@@ -22,9 +22,10 @@ use onnx_protobuf::{
 use protobuf::{EnumOrUnknown, MessageField};
 
 use crate::backend::Precision;
+use crate::conv::kernel_to_oihw;
 use crate::error::{EngineError, Result};
 use crate::model::Model;
-use crate::quant::quantize_weight_per_channel;
+use crate::quant::{kernel_to_oihw_i8, quantize_weight_per_channel};
 use crate::unet::{ConvSpec, LEAKY_SLOPE};
 
 /// ONNX opset of the export: 21 is the first with int16 QuantizeLinear.
@@ -184,32 +185,17 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
         next += 1;
         let name = &spec.name;
         let (k, cin, cout) = (spec.k, spec.cin, spec.cout);
-        // Kernel layout [(ky, kx, ci), co] -> ONNX's [co, ci, ky, kx].
-        let oihw = |values: &[f32]| -> Vec<f32> {
-            let mut out = vec![0f32; values.len()];
-            for ky in 0..k {
-                for kx in 0..k {
-                    for ci in 0..cin {
-                        for co in 0..cout {
-                            out[((co * cin + ci) * k + ky) * k + kx] = values[((ky * k + kx) * cin + ci) * cout + co];
-                        }
-                    }
-                }
-            }
-            out
-        };
         let dims = [cout as i64, cin as i64, k as i64, k as i64];
+        // Kernel layout [(ky, kx, ci), co] to ONNX's [co, ci, ky, kx].
+        let tensor = candle_core::Tensor::from_slice(kernel, (k * k * cin, cout), &candle_core::Device::Cpu)?;
         let weight = if quantized {
-            let tensor = candle_core::Tensor::from_slice(kernel, (k * k * cin, cout), &candle_core::Device::Cpu)?;
             let (q, scales) = quantize_weight_per_channel(&tensor)?;
-            let q_f: Vec<f32> = q.iter().map(|v| f32::from(*v)).collect();
-            let q_oihw: Vec<i8> = oihw(&q_f).iter().map(|v| *v as i8).collect();
-            let w = graph.i8s(&format!("{name}.weight"), &dims, &q_oihw);
+            let w = graph.i8s(&format!("{name}.weight"), &dims, &kernel_to_oihw_i8(&q, spec));
             let s = graph.f32s(&format!("{name}.weight_scale"), &[cout as i64], &scales);
             let z = graph.i8s(&format!("{name}.weight_zero"), &[cout as i64], &vec![0; cout]);
             graph.node("DequantizeLinear", &[&w, &s, &z], vec![attr_int("axis", 0)], &format!("{name}.weight_dq"))
         } else {
-            graph.f32s(&format!("{name}.weight"), &dims, &oihw(kernel))
+            graph.f32s(&format!("{name}.weight"), &dims, &kernel_to_oihw(&tensor, k)?.flatten_all()?.to_vec1::<f32>()?)
         };
         let bias_name = graph.f32s(&format!("{name}.bias"), &[cout as i64], bias);
         let pad = (k / 2) as i64;

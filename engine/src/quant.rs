@@ -255,7 +255,7 @@ pub fn int8_model_file(model: &Unet) -> Result<TensorFile> {
 }
 
 /// Kernel layout `[(ky,kx,cin), cout]` to file layout `[cout, cin, ky, kx]`, for int8 values.
-fn kernel_to_oihw_i8(q: &[i8], spec: &crate::unet::ConvSpec) -> Vec<i8> {
+pub(crate) fn kernel_to_oihw_i8(q: &[i8], spec: &crate::unet::ConvSpec) -> Vec<i8> {
     let (k, cin, cout) = (spec.k, spec.cin, spec.cout);
     let mut out = vec![0i8; q.len()];
     for ky in 0..k {
