@@ -15,9 +15,6 @@
 // upsample of the decoder), channels [cin_a, cin_a + cin_b) from `input_b` (the skip): concat
 // and upsample never materialise.
 
-override FLOAT: bool = false;
-override ACT_BITS: u32 = 16u;
-
 struct Params {
     out_h: u32,
     out_w: u32,
@@ -80,12 +77,6 @@ fn per_word() -> u32 {
     return 32u / ACT_BITS;
 }
 
-fn signed_lane(word: u32, lane: u32, bits: u32) -> f32 {
-    // Shift the lane to the top, then arithmetic-shift back: sign extension.
-    let shifted = bitcast<i32>(word << (32u - bits * (lane + 1u)));
-    return f32(shifted >> (32u - bits));
-}
-
 // Element `index` (in padded NHWC order) of an activation tensor, dequantized.
 fn act_a(index: u32) -> f32 {
     if FLOAT {
@@ -143,10 +134,6 @@ fn lora_b_value(r: u32, co: u32) -> f32 {
     }
     let i = r * stride + co;
     return (signed_lane(lora_b[i / 4u], i % 4u, 8u) - params.lora_b_zero) * params.lora_b_scale;
-}
-
-fn round_away(x: f32) -> f32 {
-    return sign(x) * floor(abs(x) + 0.5);
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -227,16 +214,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         }
         return;
     }
-    let limit = f32((1u << (ACT_BITS - 1u)));
-    var ints = vec4<i32>(0);
-    for (var j = 0u; j < 4u; j++) {
-        ints[j] = i32(clamp(round_away(q[j] / params.out_scale), -limit, limit - 1.0));
-    }
-    let mask = (1u << ACT_BITS) - 1u;
     if ACT_BITS == 16u {
-        output[out_base / 2u] = (bitcast<u32>(ints[0]) & mask) | ((bitcast<u32>(ints[1]) & mask) << 16u);
-        output[out_base / 2u + 1u] = (bitcast<u32>(ints[2]) & mask) | ((bitcast<u32>(ints[3]) & mask) << 16u);
+        output[out_base / 2u] = packed_code(q[0], params.out_scale, 0u) | packed_code(q[1], params.out_scale, 1u);
+        output[out_base / 2u + 1u] = packed_code(q[2], params.out_scale, 0u) | packed_code(q[3], params.out_scale, 1u);
     } else {
-        output[out_base / 4u] = (bitcast<u32>(ints[0]) & mask) | ((bitcast<u32>(ints[1]) & mask) << 8u) | ((bitcast<u32>(ints[2]) & mask) << 16u) | ((bitcast<u32>(ints[3]) & mask) << 24u);
+        output[out_base / 4u] = packed_code(q[0], params.out_scale, 0u) | packed_code(q[1], params.out_scale, 1u) | packed_code(q[2], params.out_scale, 2u) | packed_code(q[3], params.out_scale, 3u);
     }
 }

@@ -1,9 +1,6 @@
 // Model output: the head's [h, w, 12] activations dequantized and pixel-shuffled x2 into the f32
 // RGB residual [2h, 2w, 3] (the inverse of unshuffle.wgsl's channel order).
 
-override FLOAT: bool = false;
-override ACT_BITS: u32 = 16u;
-
 struct Params {
     in_h: u32,
     in_w: u32,
@@ -14,11 +11,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> head: array<u32>;
 @group(0) @binding(2) var<storage, read_write> residual: array<f32>;
-
-fn signed_lane(word: u32, lane: u32, bits: u32) -> f32 {
-    let shifted = bitcast<i32>(word << (32u - bits * (lane + 1u)));
-    return f32(shifted >> (32u - bits));
-}
 
 // One invocation per residual value.
 @compute @workgroup_size(64, 1, 1)

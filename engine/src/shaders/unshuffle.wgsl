@@ -1,9 +1,6 @@
 // Model input: f32 [H, W, 4] (RGB in [-1, 1] with hidden pixels 0, then the mask) quantized at
 // the `input` point and pixel-unshuffled x2 into [H/2, W/2, 16], channel order (dy, dx, c).
 
-override FLOAT: bool = false;
-override ACT_BITS: u32 = 16u;
-
 struct Params {
     out_h: u32,
     out_w: u32,
@@ -14,10 +11,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> image: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<u32>;
-
-fn round_away(x: f32) -> f32 {
-    return sign(x) * floor(abs(x) + 0.5);
-}
 
 fn value(oy: u32, ox: u32, channel: u32) -> f32 {
     let dy = channel / 8u;
@@ -43,12 +36,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         output[word] = bitcast<u32>(value(oy, ox, first));
         return;
     }
-    let limit = f32(1u << (ACT_BITS - 1u));
-    let mask = (1u << ACT_BITS) - 1u;
     var packed = 0u;
     for (var lane = 0u; lane < per_word; lane++) {
-        let q = i32(clamp(round_away(value(oy, ox, first + lane) / params.scale), -limit, limit - 1.0));
-        packed |= (bitcast<u32>(q) & mask) << (lane * ACT_BITS);
+        packed |= packed_code(value(oy, ox, first + lane), params.scale, lane);
     }
     output[word] = packed;
 }
