@@ -249,14 +249,15 @@ fn model_card(data_dir: &Path, model: &Model, scores: &[TaskScores], latency: &L
     }
     let _ = writeln!(
         s,
-        "\nBase: a uniform mixture of all seven degradations, 96 px crops, batch 8, per-example masked L1 on the\n\
-         composited output, Adam, weight-normalized convolutions (folded for inference), cosine schedule with peak\n\
-         3e-4. The shipped run used a 5000-step schedule, was stopped at step 1800 and resumed with a 3000-step\n\
-         schedule: its validation loss only kept falling once the rate came down (`train-base --steps 5000\n\
-         --stop-after 1800`, then `train-base --steps 3000`). Earlier attempts with plain ReLUs or a peak of\n\
-         7e-4 and above collapsed (dead decoder layers). Adapters: rank-{} LoRA on every conv, base frozen, one\n\
-         task each, peak rate 3e-3. QUAD: each student distilled for {} steps at 2e-5 ({:.1} min for all seven,\n\
-         including calibration and measurements).\n",
+        "\nBase: a uniform mixture of all seven degradations, 96 px crops, per-example masked L1 on the composited\n\
+         output, Adam, weight-normalized convolutions (folded for inference), cosine schedules with peak 3e-4. It\n\
+         was trained in two stages. Stage 1 (2026-11-25, 14.5 min, batch 8): a 5000-step schedule stopped at step\n\
+         1800, then resumed on a 3000-step one, because its validation loss only kept falling once the rate came\n\
+         down. Stage 2 (the `base` row above): `train-base --init` from the stage-1 weights, a fresh 6000-step\n\
+         schedule at batch 16. Earlier attempts with plain ReLUs or a peak of 7e-4 and above collapsed (dead\n\
+         decoder layers). Adapters: rank-{} LoRA on every conv, base frozen, one task each, batch 8, peak rate\n\
+         3e-3, more steps for the tools furthest from their peers. QUAD: each student distilled for {} steps at\n\
+         2e-5 ({:.1} min for all seven, including calibration and measurements).\n",
         config.max_rank,
         quad.distill_steps,
         quad.seconds / 60.0

@@ -40,6 +40,9 @@ enum Command {
         /// Degradations to train on (comma-separated); all of them by default.
         #[arg(long, default_value = "all")]
         tasks: String,
+        /// Start from this float base (e.g. assets/base.safetensors) instead of random weights.
+        #[arg(long)]
+        init: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -48,6 +51,9 @@ enum Command {
         /// remove, denoise, sharpen, colorize, lowlight, upscale, dejpeg, or all
         #[arg(long)]
         task: String,
+        /// Start from the float adapters `<DIR>/<task>.prism-lora` (e.g. assets/adapters/float).
+        #[arg(long)]
+        init: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -150,18 +156,19 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { action: DataAction::Fetch { photos } } => {
             prism_adapters::data::fetch(&cli.data, &photos)?;
         }
-        Command::TrainBase { tasks, run } => {
+        Command::TrainBase { tasks, init, run } => {
             let tasks = parse_tasks(&tasks)?;
-            let model = train_base(&cli.data, &shipped_config()?, &run.settings(3e-4, 1e-4), &tasks, run.fresh)?;
+            let settings = run.settings(3e-4, 1e-4);
+            let model = train_base(&cli.data, &shipped_config()?, &settings, &tasks, run.fresh, init.as_deref())?;
             println!(
                 "base model {} written to {}",
                 model.content_hash()?,
                 prism_adapters::recipe::base_path(&cli.data).display()
             );
         }
-        Command::TrainAdapter { task, run } => {
+        Command::TrainAdapter { task, init, run } => {
             for task in parse_tasks(&task)? {
-                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), run.fresh)?;
+                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), run.fresh, init.as_deref())?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
         }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor, Var};
 use prism_engine::adapter::{Adapter, AdapterMeta, AdapterPrecision, LoraTensors};
 use prism_engine::conv::kernel_to_oihw;
@@ -44,21 +44,42 @@ pub fn load_base(data_dir: &Path) -> Result<Unet> {
     Ok(Unet::from_file(&file, &Device::Cpu)?)
 }
 
-/// Trains the base on a mixture of every tool's degradations (a general image prior).
-pub fn train_base(data_dir: &Path, config: &UnetConfig, settings: &RunSettings, tasks: &[Task], fresh: bool) -> Result<Unet> {
+/// Trains the base on a mixture of every tool's degradations (a general image prior), from
+/// random weights or, with `init`, from an earlier float base (a longer run continued with a new
+/// schedule).
+pub fn train_base(
+    data_dir: &Path,
+    config: &UnetConfig,
+    settings: &RunSettings,
+    tasks: &[Task],
+    fresh: bool,
+    init: Option<&Path>,
+) -> Result<Unet> {
     let set = TrainingSet::load(data_dir)?;
     let checkpoint = runs_dir(data_dir).join("base.ckpt");
     if fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }
-    let (run, validation) = base_run(&set, config, settings, tasks, &checkpoint)?;
+    let start = match init {
+        Some(path) => {
+            let file = TensorFile::read(path).with_context(|| format!("reading the starting base {}", path.display()))?;
+            let model = Unet::from_file(&file, &Device::Cpu)?;
+            if model.config() != config {
+                bail!("{} is a {:?} model, not the {:?} being trained", path.display(), model.config(), config);
+            }
+            Some(model)
+        }
+        None => None,
+    };
+    let (run, validation) = base_run(&set, config, settings, tasks, &checkpoint, start.as_ref())?;
     let model = model_from_vars(config, &run.vars)?;
     model.to_file()?.write(&base_path(data_dir))?;
     write_summary(data_dir, "base", &run, &validation)?;
     Ok(model)
 }
 
-/// The base-model run behind [`train_base`], on any photos and config; resumes `checkpoint`.
+/// The base-model run behind [`train_base`], on any photos and config; resumes `checkpoint`,
+/// else starts from `start` (or random weights).
 ///
 /// Weights are trained weight-normalized (`W = g * V / |V|` per output channel, Salimans &
 /// Kingma 2016) and folded back to plain convolutions for inference. Without it, Adam grew the
@@ -70,8 +91,16 @@ pub fn base_run(
     settings: &RunSettings,
     tasks: &[Task],
     checkpoint: &Path,
+    start: Option<&Unet>,
 ) -> Result<(Run, Batch)> {
-    let start = Unet::new(config, &Unet::random_tensors(config, settings.seed, &Device::Cpu)?)?;
+    let random;
+    let start = match start {
+        Some(model) => model,
+        None => {
+            random = Unet::new(config, &Unet::random_tensors(config, settings.seed, &Device::Cpu)?)?;
+            &random
+        }
+    };
     let mut init = Vec::new();
     for (_, weight, bias) in start.layers() {
         init.push(weight.clone());
@@ -170,6 +199,15 @@ pub fn init_lora(model: &Unet, rank: usize, seed: u64) -> Result<Vec<Tensor>> {
     Ok(out)
 }
 
+/// LoRA variables (as [`init_lora`] makes them) taken from a float adapter file of `rank`.
+pub fn warm_lora(model: &Unet, path: &Path, rank: usize) -> Result<Vec<Tensor>> {
+    let adapter = Adapter::read(path).with_context(|| format!("reading the starting adapter {}", path.display()))?;
+    if adapter.meta.precision != AdapterPrecision::Float || adapter.meta.rank != rank {
+        bail!("{} must be a float adapter of rank {rank} to start from", path.display());
+    }
+    Ok(adapter_pairs(model, &adapter)?.into_iter().flat_map(|(a, b)| [a, b]).collect())
+}
+
 /// LoRA side paths from kernel-layout `(A, B)` pairs in conv order, at `alpha`.
 pub fn lora_set(model: &Unet, pairs: &[(Tensor, Tensor)], alpha: f32) -> Result<LoraSet> {
     let mut set = LoraSet::default();
@@ -236,8 +274,15 @@ pub fn adapter_pairs(model: &Unet, adapter: &Adapter) -> Result<Vec<(Tensor, Ten
         .collect()
 }
 
-/// Trains the float teacher of `task` with the base frozen.
-pub fn train_adapter(data_dir: &Path, task: Task, settings: &RunSettings, fresh: bool) -> Result<Adapter> {
+/// Trains the float teacher of `task` with the base frozen, from a fresh LoRA or, with
+/// `init_dir`, from the float adapter `<init_dir>/<task>.prism-lora` (an earlier teacher).
+pub fn train_adapter(
+    data_dir: &Path,
+    task: Task,
+    settings: &RunSettings,
+    fresh: bool,
+    init_dir: Option<&Path>,
+) -> Result<Adapter> {
     let set = TrainingSet::load(data_dir)?;
     let base = load_base(data_dir)?;
     let base_hash = base.content_hash()?;
@@ -246,7 +291,11 @@ pub fn train_adapter(data_dir: &Path, task: Task, settings: &RunSettings, fresh:
         let _ = std::fs::remove_file(&checkpoint);
     }
     let info = serde_json::json!({ "kind": "adapter", "task": task.id(), "base_model": base_hash });
-    let mut run = Run::open(&checkpoint, init_lora(&base, RANK, settings.seed)?, settings, info)?;
+    let init = match init_dir {
+        Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), RANK)?,
+        None => init_lora(&base, RANK, settings.seed)?,
+    };
+    let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
     let validation = set.validation_batch(&[task], 16, crop)?;
     run.train(task.id(), settings, &validation, &mut |rng| set.batch(&[task], batch, crop, rng), &mut |vars, batch| {

@@ -2,9 +2,10 @@
 //! A few training steps on tiny crops: the loss falls, and a stopped run resumes to exactly the
 //! weights an uninterrupted run reaches. No real training happens in CI.
 
-use prism_adapters::recipe::{base_run, init_lora, lora_set, var_pairs};
+use prism_adapters::recipe::{base_run, float_adapter, init_lora, lora_set, model_from_vars, task_meta, var_pairs, warm_lora};
 use prism_adapters::tasks::Task;
 use prism_adapters::train::{Run, RunSettings, TrainingSet};
+use prism_engine::adapter::{AdapterMeta, AdapterPrecision};
 use prism_engine::fixtures::{synthetic_photo, tiny_config};
 use prism_engine::unet::{FloatActivations, Unet};
 
@@ -20,7 +21,8 @@ fn settings(steps: usize) -> RunSettings {
 fn base_training_lowers_the_validation_loss() {
     let dir = tempfile::tempdir().unwrap();
     let s = RunSettings { seed: 1, ..settings(120) };
-    let (run, validation) = base_run(&photos(), &tiny_config(), &s, &[Task::Denoise], &dir.path().join("base.ckpt")).unwrap();
+    let (run, validation) =
+        base_run(&photos(), &tiny_config(), &s, &[Task::Denoise], &dir.path().join("base.ckpt"), None).unwrap();
     let identity = validation.identity_loss().unwrap();
     let last = run.validation.last().unwrap().1;
     assert!(last < 0.95 * identity, "validation loss {last} did not fall below the do-nothing loss {identity}");
@@ -32,13 +34,13 @@ fn a_stopped_run_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let config = tiny_config();
     let set = photos();
-    let straight = base_run(&set, &config, &settings(20), &[Task::Sharpen], &dir.path().join("straight.ckpt")).unwrap().0;
+    let straight = base_run(&set, &config, &settings(20), &[Task::Sharpen], &dir.path().join("straight.ckpt"), None).unwrap().0;
     let resumed_path = dir.path().join("resumed.ckpt");
     let interrupted = RunSettings { stop_after: Some(10), ..settings(20) };
-    let first = base_run(&set, &config, &interrupted, &[Task::Sharpen], &resumed_path).unwrap().0;
+    let first = base_run(&set, &config, &interrupted, &[Task::Sharpen], &resumed_path, None).unwrap().0;
     assert_eq!(first.step, 10);
     drop(first);
-    let resumed = base_run(&set, &config, &settings(20), &[Task::Sharpen], &resumed_path).unwrap().0;
+    let resumed = base_run(&set, &config, &settings(20), &[Task::Sharpen], &resumed_path, None).unwrap().0;
     assert_eq!(resumed.step, 20);
     for (a, b) in straight.tensors().iter().zip(resumed.tensors()) {
         let diff: f32 = (a - &b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
@@ -69,4 +71,37 @@ fn lora_training_moves_only_the_adapter_and_lowers_its_loss() {
             (&before[&name] - tensor).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap();
         assert_eq!(diff, 0.0, "base tensor {name} changed");
     }
+}
+
+fn max_difference(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+}
+
+/// `train-base --init` starts from the given weights (through the weight-norm parametrization)
+/// and `train-adapter --init` from the given float adapter's tensors.
+#[test]
+fn warm_starts_begin_at_the_given_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config();
+    let start = Unet::new(&config, &Unet::random_tensors(&config, 5, &candle_core::Device::Cpu).unwrap()).unwrap();
+    let s = RunSettings { stop_after: Some(0), ..settings(10) };
+    let (run, _) = base_run(&photos(), &config, &s, &[Task::Denoise], &dir.path().join("warm.ckpt"), Some(&start)).unwrap();
+    assert_eq!(run.step, 0);
+    let resumed = model_from_vars(&config, &run.vars).unwrap().tensors().unwrap();
+    for (name, tensor) in start.tensors().unwrap() {
+        assert!(max_difference(&resumed[&name], &tensor) < 1e-5, "{name} did not start from the given base");
+    }
+
+    let lora = init_lora(&start, 4, 9).unwrap();
+    // B starts at zero in a fresh LoRA; give it values so the round trip is a real check.
+    let pairs: Vec<_> = lora.chunks_exact(2).map(|p| (p[0].clone(), (p[1].ones_like().unwrap() * 0.25).unwrap())).collect();
+    let meta = AdapterMeta { rank: 4, ..task_meta(Task::Denoise, "test", AdapterPrecision::Float, "") };
+    let path = dir.path().join("denoise.prism-lora");
+    float_adapter(&start, &pairs, meta).unwrap().write(&path).unwrap();
+    let warm = warm_lora(&start, &path, 4).unwrap();
+    for (got, (a, b)) in warm.chunks_exact(2).zip(&pairs) {
+        assert!(max_difference(&got[0], a) < 1e-6 && max_difference(&got[1], b) < 1e-6);
+    }
+    let err = warm_lora(&start, &path, 8).unwrap_err().to_string();
+    assert!(err.contains("rank 8"), "{err}");
 }
