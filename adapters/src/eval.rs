@@ -366,9 +366,9 @@ fn model_card(
              - Width where the pixels are: the first level sees each 2x2 block of pixels (12 values) through {} channels.\n  \
              \x20 This is the likeliest limit of the per-pixel tools (denoise, sharpen, dejpeg); channels {:?} cost {:.1} GFLOP per 512x512\n  \
              \x20 instead of {:.1} (about {:.1}x the edit time), and a retrain of about {:.1}x the CPU time.\n\
-             - Training time: {}\n\
+             - Training steps: {}\n\
              - lowlight: the tool is blind to the exposure it undoes, while its peer curve is tuned to the held-out set's\n  \
-             \x20 single exposure; the line above shows what a correct global gain alone is worth. A global branch\n  \
+             \x20 single exposure; the line above shows what a correct global gain alone is worth (measured, not trained). A global branch\n  \
              \x20 (image-wide pooling into the deepest level) would let the model estimate exposure from the whole photo.\n\
              - colorize: the gray input is already right in luminance; beating it takes confident chroma, which L1 on\n  \
              \x20 a few dozen training photos does not teach (the chroma MSE above is what is left to win).",
@@ -402,8 +402,9 @@ fn late_progress(data_dir: &Path, summaries: &BTreeMap<String, RunSummary>) -> R
         parts.push(format!("{name} {:.1}%", 100.0 * (from - last) / from));
     }
     Ok(format!(
-        "on 2 CPU cores each run was short (table above); over the last fifth of its schedule the validation\n  \
-         \x20 loss still fell by: {}.",
+        "over the last fifth of its schedule each run's validation loss fell by: {}. A run near 0% had\n  \
+         \x20 stopped improving at this model size, so more steps alone will not close its gap; the others\n  \
+         \x20 would gain from longer schedules.",
         parts.join(", ")
     ))
 }
