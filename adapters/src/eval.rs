@@ -366,7 +366,7 @@ fn model_card(
              \x20 instead of {:.1} (about {:.1}x the edit time), and a retrain of about {:.1}x the CPU time.\n\
              - Training steps: {}\n\
              - lowlight: the tool is blind to the exposure it undoes, while its peer curve is tuned to the held-out set's\n  \
-             \x20 single exposure; the line above shows what a correct global gain alone is worth (measured, not trained). A global branch\n  \
+             \x20 single exposure; the line above shows what a correct global gain alone is worth (an oracle gain applied afterwards). A global branch\n  \
              \x20 (image-wide pooling into the deepest level) would let the model estimate exposure from the whole photo.\n\
              - colorize: the gray input is already right in luminance; beating it takes confident chroma, which L1 on\n  \
              \x20 a few dozen training photos does not teach (the chroma MSE above is what is left to win).",
