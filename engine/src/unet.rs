@@ -116,6 +116,18 @@ impl UnetConfig {
         total
     }
 
+    /// What one bound adapter of `rank` adds to [`Self::flops`]: its A pass (a k x k conv to
+    /// `rank` channels) and its B pass (1x1 back to the conv's outputs) on every conv.
+    pub fn lora_flops(&self, height: usize, width: usize, rank: usize) -> u64 {
+        let mut total = 0u64;
+        for spec in self.convs() {
+            let scale = SHUFFLE * (1usize << spec.level());
+            let pixels = (height / scale) * (width / scale);
+            total += 2 * (pixels * rank * (spec.k * spec.k * spec.cin + spec.cout)) as u64;
+        }
+        total
+    }
+
     pub fn parameter_count(&self) -> usize {
         self.convs().iter().map(|s| s.k * s.k * s.cin * s.cout + s.cout).sum()
     }
@@ -571,6 +583,16 @@ mod tests {
         // f32 rounding of the loss limits the finite difference to about 0.1 here; a wrong gradient
         // is off by its own size.
         assert!((numeric - analytic).abs() <= 0.03 * analytic.abs() + 0.3, "numeric {numeric} vs analytic {analytic}");
+    }
+
+    #[test]
+    fn adapter_flops_match_a_count_by_hand() {
+        // Counted separately (Python, from the conv list): 10,078,912,512 for the base and
+        // 12,510,560,256 with a rank-8 adapter at 512x512.
+        let config = UnetConfig::new(vec![24, 48, 96], vec![1, 1, 2], 8).unwrap();
+        assert_eq!(config.flops(512, 512), 10_078_912_512);
+        assert_eq!(config.lora_flops(512, 512, 8), 12_510_560_256 - 10_078_912_512);
+        assert_eq!(config.lora_flops(512, 512, 32), 4 * config.lora_flops(512, 512, 8));
     }
 
     #[test]

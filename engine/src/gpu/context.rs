@@ -214,8 +214,9 @@ pub struct LoraScales {
     pub values: [f32; MAX_RANK],
 }
 
-/// Largest total rank bound at once (a blend concatenates ranks).
-pub const MAX_RANK: usize = 64;
+/// Largest total rank bound at once (a blend concatenates ranks): four of the shipped rank-32
+/// adapters.
+pub const MAX_RANK: usize = 128;
 
 impl LoraScales {
     pub fn new(scales: &[f32]) -> Result<Self> {

@@ -51,8 +51,9 @@ struct LoraScales {
     offset: u32,
     stride: u32,
     _pad0: u32,
-    // Per rank channel: alpha x mix weight x strength (16 x 4 = up to 64 ranks).
-    values: array<vec4<f32>, 16>,
+    // Per rank channel: alpha x mix weight x strength (32 x 4 = up to 128 ranks: four rank-32
+    // adapters blended).
+    values: array<vec4<f32>, 32>,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
