@@ -16,6 +16,7 @@ use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::{ADAPTERS_DIR, Model};
 use prism_engine::tensorfile::TensorFile;
+use prism_engine::unet::{FloatActivations, Unet};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Deserialize;
@@ -24,6 +25,7 @@ use crate::data::{Credit, Split, read_credits, read_named_images};
 use crate::quad::QuadReport;
 use crate::recipe::{RunSummary, read_summaries};
 use crate::tasks::{ALL_TASKS, Task, degrade_for_eval};
+use crate::train::Batch;
 
 /// Side of the centre crop each held-out photo is evaluated on.
 pub const EVAL_CROP: usize = 512;
@@ -371,8 +373,10 @@ fn model_card(
              - Width where the pixels are: the first level sees each 2x2 block of pixels (12 values) through {} channels.\n  \
              \x20 This is the likeliest limit of the per-pixel tools (denoise, sharpen, dejpeg); channels {:?} cost {:.1} GFLOP per 512x512\n  \
              \x20 instead of {:.1} (about {:.1}x the edit time), and a retrain of about {:.1}x the CPU time.\n\
-             - Adapter rank: the base alone barely denoises (validation L1 still 0.188 after the first 50 adapter steps,\n  \
-             \x20 0.189 for the noisy input), so each adapter carries its tool. After 800 denoise steps the validation L1 was\n  \
+             - Adapter rank: the base alone (no adapter; held-out 128-px crops, L1 of the base / of doing nothing):\n  \
+             \x20 {}. It learned the two tools whose inputs are furthest from their targets and\n  \
+             \x20 is slightly worse than doing nothing on the rest, so each adapter carries its whole tool (a base loss\n  \
+             \x20 that weights each example by its doing-nothing loss would be the next thing to try). After 800 denoise steps the validation L1 was\n  \
              \x20 0.112 at rank 8, 0.072 at rank 16 and 0.062 at rank 32; the adapters are rank {} now, which adds {:.1} GFLOP\n  \
              \x20 per 512x512 to the base's {:.1}. A base that learns more of each tool itself would need less rank.\n\
              - Training steps: {}\n\
@@ -388,6 +392,7 @@ fn model_card(
             config.flops(512, 512) as f64 / 1e9,
             cost,
             cost,
+            base_alone(data_dir, &model.float)?,
             config.max_rank,
             config.lora_flops(512, 512, config.max_rank) as f64 / 1e9,
             config.flops(512, 512) as f64 / 1e9,
@@ -419,6 +424,18 @@ fn late_progress(data_dir: &Path, summaries: &BTreeMap<String, RunSummary>) -> R
          \x20 would gain from longer schedules.",
         parts.join(", ")
     ))
+}
+
+/// The float base with no adapter on every tool's held-out crops: its L1 loss beside the loss of
+/// leaving the input as it is.
+fn base_alone(data_dir: &Path, base: &Unet) -> Result<String> {
+    let mut parts = Vec::new();
+    for task in ALL_TASKS {
+        let batch = Batch::new(&crate::quad::heldout_examples(data_dir, task, 128)?)?;
+        let loss = batch.loss(&base.forward(&batch.input, None, &mut FloatActivations)?)?.to_scalar::<f32>()?;
+        parts.push(format!("{} {loss:.3} / {:.3}", task.id(), batch.identity_loss()?));
+    }
+    Ok(parts.join(", "))
 }
 
 fn adapter_values(model: &Model) -> usize {
