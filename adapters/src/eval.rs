@@ -283,8 +283,7 @@ fn model_card(
          was trained in two stages. Stage 1 (2026-11-25, 14.5 min, batch 8): a 5000-step schedule stopped at step\n\
          1800, then resumed on a 3000-step one, because its validation loss only kept falling once the rate came\n\
          down. Stage 2 (the `base` row above): `train-base --init` from the stage-1 weights, a fresh 6000-step\n\
-         schedule at batch 16; its maximum LoRA rank was later raised from 8 to 32 for the rank-32 adapters
-         (a config field: the weights are stage 2's). Earlier attempts with plain ReLUs or a peak of 7e-4 and above collapsed (dead\n\
+         schedule at batch 16. Earlier attempts with plain ReLUs or a peak of 7e-4 and above collapsed (dead\n\
          decoder layers). Adapters: rank-{} LoRA on every conv, base frozen, one task each, batch 8, peak rate\n\
          3e-3, more steps for the tools furthest from their peers. QUAD: each student distilled for {} steps at\n\
          2e-5 ({:.1} min for all seven, including calibration and measurements).\n",
@@ -377,8 +376,8 @@ fn model_card(
              \x20 {}. It learned the two tools whose inputs are furthest from their targets and\n  \
              \x20 is slightly worse than doing nothing on the rest, so each adapter carries its whole tool (a base loss\n  \
              \x20 that weights each example by its doing-nothing loss would be the next thing to try). After 800 denoise steps the validation L1 was\n  \
-             \x20 0.112 at rank 8, 0.072 at rank 16 and 0.062 at rank 32; the adapters are rank {} now, which adds {:.1} GFLOP\n  \
-             \x20 per 512x512 to the base's {:.1}. A base that learns more of each tool itself would need less rank.\n\
+             \x20 0.112 at rank 8, 0.072 at rank 16 and 0.062 at rank 32; the shipped rank-{} adapter adds {:.1} GFLOP\n  \
+             \x20 per 512x512 to the base's {:.1}, rank 32 four times that. A base that learns more of each tool itself would need less rank.\n\
              - Training steps: {}\n\
              - lowlight: the tool is blind to the exposure it undoes, while its peer curve is tuned to the held-out set's\n  \
              \x20 single exposure; the line above shows what a correct global gain alone is worth (an oracle gain applied afterwards). A global branch\n  \

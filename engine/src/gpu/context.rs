@@ -214,7 +214,7 @@ pub struct LoraScales {
     pub values: [f32; MAX_RANK],
 }
 
-/// Largest total rank bound at once (a blend concatenates ranks): four of the shipped rank-32
+/// Largest total rank bound at once (a blend concatenates ranks): room for four rank-32
 /// adapters.
 pub const MAX_RANK: usize = 128;
 

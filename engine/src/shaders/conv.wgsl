@@ -51,8 +51,7 @@ struct LoraScales {
     offset: u32,
     stride: u32,
     _pad0: u32,
-    // Per rank channel: alpha x mix weight x strength (32 x 4 = up to 128 ranks: four rank-32
-    // adapters blended).
+    // Per rank channel: alpha x mix weight x strength (32 x 4 = up to 128 ranks).
     values: array<vec4<f32>, 32>,
 }
 
