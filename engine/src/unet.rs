@@ -107,25 +107,16 @@ impl UnetConfig {
 
     /// Multiply-accumulates x 2 for one forward pass at `height x width` (no LoRA).
     pub fn flops(&self, height: usize, width: usize) -> u64 {
-        let mut total = 0u64;
-        for spec in self.convs() {
-            let scale = SHUFFLE * (1usize << spec.level());
-            let pixels = (height / scale) * (width / scale);
-            total += 2 * (pixels * spec.k * spec.k * spec.cin * spec.cout) as u64;
-        }
-        total
+        self.convs().iter().map(|spec| 2 * (spec.pixels(height, width) * spec.k * spec.k * spec.cin * spec.cout) as u64).sum()
     }
 
     /// What one bound adapter of `rank` adds to [`Self::flops`]: its A pass (a k x k conv to
     /// `rank` channels) and its B pass (1x1 back to the conv's outputs) on every conv.
     pub fn lora_flops(&self, height: usize, width: usize, rank: usize) -> u64 {
-        let mut total = 0u64;
-        for spec in self.convs() {
-            let scale = SHUFFLE * (1usize << spec.level());
-            let pixels = (height / scale) * (width / scale);
-            total += 2 * (pixels * rank * (spec.k * spec.k * spec.cin + spec.cout)) as u64;
-        }
-        total
+        self.convs()
+            .iter()
+            .map(|spec| 2 * (spec.pixels(height, width) * rank * (spec.k * spec.k * spec.cin + spec.cout)) as u64)
+            .sum()
     }
 
     pub fn parameter_count(&self) -> usize {
@@ -155,6 +146,12 @@ impl ConvSpec {
     }
 
     /// Resolution level the conv's output lives at (0 = half resolution).
+    /// Output pixels of this conv for a `height x width` model input.
+    fn pixels(&self, height: usize, width: usize) -> usize {
+        let scale = SHUFFLE * (1usize << self.level());
+        (height / scale) * (width / scale)
+    }
+
     fn level(&self) -> usize {
         let digit =
             |prefix: &str| self.name.strip_prefix(prefix).and_then(|rest| rest.chars().next()).and_then(|c| c.to_digit(10));
