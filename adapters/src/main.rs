@@ -51,9 +51,13 @@ enum Command {
         /// remove, denoise, sharpen, colorize, lowlight, upscale, dejpeg, or all
         #[arg(long)]
         task: String,
-        /// Start from the float adapters `<DIR>/<task>.prism-lora` (e.g. assets/adapters/float).
+        /// Start from the float adapters `<DIR>/<task>.prism-lora` (e.g. assets/adapters/float); one
+        /// of a lower rank is grown to `--rank`.
         #[arg(long)]
         init: Option<PathBuf>,
+        /// LoRA rank, at most the model's maximum.
+        #[arg(long, default_value_t = prism_adapters::recipe::RANK)]
+        rank: usize,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -166,9 +170,12 @@ fn run(cli: Cli) -> Result<()> {
                 prism_adapters::recipe::base_path(&cli.data).display()
             );
         }
-        Command::TrainAdapter { task, init, run } => {
+        Command::TrainAdapter { task, init, rank, run } => {
+            if rank == 0 || rank > prism_adapters::recipe::RANK {
+                bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
+            }
             for task in parse_tasks(&task)? {
-                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), run.fresh, init.as_deref())?;
+                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), rank, run.fresh, init.as_deref())?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
         }

@@ -17,9 +17,8 @@ use crate::tasks::Task;
 use crate::train::{Batch, Run, RunSettings, TrainingSet};
 
 /// Rank of every shipped adapter (and the model's max rank). Measured on denoise, 800 steps from
-/// the shipped base: validation L1 0.112 at rank 8, 0.072 at rank 16, 0.062 at rank 32, so the
-/// next model should raise it; the shipped adapters are still rank 8 (see the model card).
-pub const RANK: usize = 8;
+/// the shipped base: validation L1 0.112 at rank 8, 0.072 at rank 16, 0.062 at rank 32.
+pub const RANK: usize = 32;
 
 /// The shipped model size: ~0.5 M parameters, ~10 GFLOP per 512x512 edit, which stays
 /// interactive on a 2-core laptop CPU (numbers in the model card).
@@ -207,13 +206,27 @@ pub fn init_lora(model: &Unet, rank: usize, seed: u64) -> Result<Vec<Tensor>> {
     Ok(out)
 }
 
-/// LoRA variables (as [`init_lora`] makes them) taken from a float adapter file of `rank`.
-pub fn warm_lora(model: &Unet, path: &Path, rank: usize) -> Result<Vec<Tensor>> {
+/// LoRA variables (as [`init_lora`] makes them) taken from a float adapter file of rank at most
+/// `rank`. A lower-rank adapter is padded with fresh A columns and zero B rows, so training starts
+/// from exactly its output and grows it into the larger rank.
+pub fn warm_lora(model: &Unet, path: &Path, rank: usize, seed: u64) -> Result<Vec<Tensor>> {
     let adapter = Adapter::read(path).with_context(|| format!("reading the starting adapter {}", path.display()))?;
-    if adapter.meta.precision != AdapterPrecision::Float || adapter.meta.rank != rank {
-        bail!("{} must be a float adapter of rank {rank} to start from", path.display());
+    if adapter.meta.precision != AdapterPrecision::Float || adapter.meta.rank > rank {
+        bail!("{} must be a float adapter of rank {rank} or less to start from", path.display());
     }
-    Ok(adapter_pairs(model, &adapter)?.into_iter().flat_map(|(a, b)| [a, b]).collect())
+    let fresh = init_lora(model, rank, seed)?;
+    let mut out = Vec::with_capacity(fresh.len());
+    for ((a, b), fresh) in adapter_pairs(model, &adapter)?.into_iter().zip(fresh.chunks_exact(2)) {
+        let kept = a.dim(1)?;
+        if kept == rank {
+            out.extend([a, b]);
+            continue;
+        }
+        let (cout, extra) = (b.dim(1)?, rank - kept);
+        out.push(Tensor::cat(&[&a, &fresh[0].narrow(1, kept, extra)?], 1)?);
+        out.push(Tensor::cat(&[&b, &Tensor::zeros((extra, cout), candle_core::DType::F32, &Device::Cpu)?], 0)?);
+    }
+    Ok(out)
 }
 
 /// LoRA side paths from kernel-layout `(A, B)` pairs in conv order, at `alpha`.
@@ -251,8 +264,11 @@ pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profi
     }
 }
 
-/// Kernel-layout pairs as a float adapter file's tensors.
-pub fn float_adapter(model: &Unet, pairs: &[(Tensor, Tensor)], meta: AdapterMeta) -> Result<Adapter> {
+/// Kernel-layout pairs as a float adapter file's tensors (the file's rank is the pairs' rank).
+pub fn float_adapter(model: &Unet, pairs: &[(Tensor, Tensor)], mut meta: AdapterMeta) -> Result<Adapter> {
+    if let Some((a, _)) = pairs.first() {
+        meta.rank = a.dim(1)?;
+    }
     let mut layers = BTreeMap::new();
     for (spec, (a, b)) in model.convs().zip(pairs) {
         let a_file = kernel_to_oihw(a, spec.k)?;
@@ -282,12 +298,14 @@ pub fn adapter_pairs(model: &Unet, adapter: &Adapter) -> Result<Vec<(Tensor, Ten
         .collect()
 }
 
-/// Trains the float teacher of `task` with the base frozen, from a fresh LoRA or, with
-/// `init_dir`, from the float adapter `<init_dir>/<task>.prism-lora` (an earlier teacher).
+/// Trains the float teacher of `task` (a rank-`rank` LoRA) with the base frozen, from a fresh LoRA or, with
+/// `init_dir`, from the float adapter `<init_dir>/<task>.prism-lora` (an earlier teacher, possibly
+/// of a lower rank).
 pub fn train_adapter(
     data_dir: &Path,
     task: Task,
     settings: &RunSettings,
+    rank: usize,
     fresh: bool,
     init_dir: Option<&Path>,
 ) -> Result<Adapter> {
@@ -300,8 +318,8 @@ pub fn train_adapter(
     }
     let info = serde_json::json!({ "kind": "adapter", "task": task.id(), "base_model": base_hash });
     let init = match init_dir {
-        Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), RANK)?,
-        None => init_lora(&base, RANK, settings.seed)?,
+        Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), rank, settings.seed)?,
+        None => init_lora(&base, rank, settings.seed)?,
     };
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);

@@ -95,10 +95,19 @@ fn warm_starts_begin_at_the_given_weights() {
     let meta = AdapterMeta { rank: 4, ..task_meta(Task::Denoise, "test", AdapterPrecision::Float, "") };
     let path = dir.path().join("denoise.prism-lora");
     float_adapter(&start, &pairs, meta).unwrap().write(&path).unwrap();
-    let warm = warm_lora(&start, &path, 4).unwrap();
+    let warm = warm_lora(&start, &path, 4, 1).unwrap();
     for (got, (a, b)) in warm.chunks_exact(2).zip(&pairs) {
         assert!(max_difference(&got[0], a) < 1e-6 && max_difference(&got[1], b) < 1e-6);
     }
-    let err = warm_lora(&start, &path, 8).unwrap_err().to_string();
-    assert!(err.contains("rank 8"), "{err}");
+    // A rank-4 adapter grown to rank 8 gives the same output as before.
+    let grown = warm_lora(&start, &path, 8, 1).unwrap();
+    assert_eq!(grown[0].dims()[1], 8);
+    let input = photos().validation_batch(&[Task::Denoise], 2, 32).unwrap().input;
+    let output = |vars: &[candle_core::Tensor]| {
+        let pairs: Vec<_> = vars.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+        start.forward(&input, Some(&lora_set(&start, &pairs, 1.0).unwrap()), &mut FloatActivations).unwrap()
+    };
+    assert!(max_difference(&output(&warm), &output(&grown)) < 1e-5, "growing the rank changed the output");
+    let err = warm_lora(&start, &path, 2, 1).unwrap_err().to_string();
+    assert!(err.contains("rank 2 or less"), "{err}");
 }
