@@ -301,8 +301,9 @@ fn model_card(
          every conv, base frozen, one task each, batch 8, in two rounds. Round 1 (the previous model): rank 8 from\n\
          scratch at peak rate 3e-3, 1400-3400 steps (more for the tools furthest from their peers). Round 2 (the\n\
          rows above): `train-adapter --init` from the round-1 adapters on a fresh schedule, peak rate 3e-3 for\n\
-         denoise, lowlight and remove and 1e-3 for the rest. Denoise was grown to rank 32 (fresh A columns, zero B\n\
-         rows, so the run starts at its round-1 output); the others stay rank 8, because full rank-32 runs from\n\
+         lowlight and remove and 1e-3 for the rest. Denoise was grown to rank 32 (fresh A columns, zero B rows, so\n\
+         the run starts at its round-1 output) at peak rate 1.5e-3 (at 3e-3 it diverged after 875 steps, its\n\
+         validation loss 0.058 one checkpoint before); the others stay rank 8, because full rank-32 runs from\n\
          scratch reached about the rank-8 training loss on every tool but denoise (0.054 against 0.090) while\n\
          costing four times the adapter's size and multiply-adds. QUAD: each student distilled for {} steps at\n\
          2e-5 ({:.1} min for all seven, including calibration and measurements).\n",
