@@ -181,6 +181,9 @@ impl Adam {
 }
 
 /// Cosine decay from `peak` to 5% of it after a short warm-up.
+/// A validation loss this many times the loss of doing nothing means the run has diverged.
+const DIVERGED_OVER_IDENTITY: f64 = 20.0;
+
 pub fn learning_rate(peak: f64, step: usize, total: usize) -> f64 {
     let warmup = (total / 20).clamp(1, 200);
     if step < warmup {
@@ -350,6 +353,15 @@ impl Run {
                 let mean = interval_loss / interval_steps as f64;
                 self.losses.push((self.step, mean));
                 let held = loss_for(&self.vars, validation)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                // A run that blew up keeps its last good checkpoint instead of saving over it.
+                if !held.is_finite() || held > DIVERGED_OVER_IDENTITY * identity {
+                    let kept = self.validation.last().map_or(0, |v| v.0);
+                    bail!(
+                        "{label}: diverged by step {} (validation loss {held:.4e}, doing nothing {identity:.4}); the \
+                         checkpoint of step {kept} is kept: run again with a lower --lr to resume from it",
+                        self.step
+                    );
+                }
                 self.validation.push((self.step, held));
                 bar.set_message(format!("loss {mean:.4}, validation {held:.4} (identity {identity:.4}), {rate:.1} samples/s"));
                 tracing::info!(

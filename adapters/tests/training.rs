@@ -111,3 +111,21 @@ fn warm_starts_begin_at_the_given_weights() {
     let err = warm_lora(&start, &path, 2, 1).unwrap_err().to_string();
     assert!(err.contains("rank 2 or less"), "{err}");
 }
+
+/// A run whose loss blows up stops with an error and leaves no checkpoint saved over a good one.
+#[test]
+fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("base.ckpt");
+    let good = RunSettings { stop_after: Some(10), ..settings(40) };
+    base_run(&photos(), &tiny_config(), &good, &[Task::Denoise], &path, None).unwrap();
+    let wild = RunSettings { lr: 1e4, checkpoint_every: 1, ..settings(40) };
+    let Err(err) = base_run(&photos(), &tiny_config(), &wild, &[Task::Denoise], &path, None) else {
+        panic!("a run at a learning rate of 1e4 did not stop");
+    };
+    let err = err.to_string();
+    assert!(err.contains("lower"), "{err}");
+    let resumed = RunSettings { stop_after: Some(0), ..settings(40) };
+    let (run, _) = base_run(&photos(), &tiny_config(), &resumed, &[Task::Denoise], &path, None).unwrap();
+    assert_eq!(run.step, 10, "the checkpoint was overwritten");
+}
