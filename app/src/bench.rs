@@ -38,7 +38,12 @@ pub struct BenchReport {
     pub resident_bytes_merged_int8: usize,
     pub resident_bytes_merged_f32: usize,
     pub forward_ms_base: f64,
+    /// The first same-size tool bound (its name and rank beside the time).
+    pub lora_tool: String,
+    pub lora_rank: usize,
     pub forward_ms_lora: f64,
+    /// The highest-rank same-size tool bound, when its rank is above the first tool's.
+    pub largest_rank: Option<(String, usize, f64)>,
     pub forward_ms_int8_wgpu: f64,
     pub forward_ms_f32_wgpu: f64,
     pub forward_ms_reference: f64,
@@ -134,9 +139,16 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
         median_ms(repeats, || wgpu.forward(&input).map(|_| ()).map_err(Into::into))
     };
     let one = vec![(first.clone(), 1.0)];
+    let rank_of = |tool: &str| adapters.iter().find(|a| a.meta.name == tool).map_or(0, |a| a.meta.rank);
+    let lora_rank = rank_of(&first);
     let forward_ms_base = forward(&[], Precision::Int8)?;
     let forward_ms_lora = forward(&one, Precision::Int8)?;
     let forward_ms_f32_wgpu = forward(&one, Precision::Float)?;
+    let largest = tools.iter().max_by_key(|t| rank_of(t)).filter(|t| rank_of(t) > lora_rank).cloned();
+    let largest_rank = match largest {
+        Some(tool) => Some((tool.clone(), rank_of(&tool), forward(&[(tool, 1.0)], Precision::Int8)?)),
+        None => None,
+    };
 
     progress("conv kernels and the matmul ceiling");
     wgpu.bind(&one, 1.0, Precision::Int8)?;
@@ -193,7 +205,10 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
         resident_bytes_merged_int8: adapters.len() * memory.base_int8,
         resident_bytes_merged_f32: adapters.len() * memory.base_f32,
         forward_ms_base,
+        lora_tool: first,
+        lora_rank,
         forward_ms_lora,
+        largest_rank,
         forward_ms_int8_wgpu: forward_ms_lora,
         forward_ms_f32_wgpu,
         forward_ms_reference,
@@ -267,10 +282,15 @@ pub fn print_report(r: &BenchReport) {
     );
     println!("| forward, base (no adapter) | {:.1} ms | | |", r.forward_ms_base);
     println!(
-        "| forward, one adapter bound | {:.1} ms | {:.3}x base | ≤ 1.10x |",
+        "| forward, one adapter bound ({}, rank {}) | {:.1} ms | {:.3}x base | ≤ 1.10x |",
+        r.lora_tool,
+        r.lora_rank,
         r.forward_ms_lora,
         r.forward_ms_lora / r.forward_ms_base
     );
+    if let Some((tool, rank, ms)) = &r.largest_rank {
+        println!("| forward, one adapter bound ({tool}, rank {rank}) | {ms:.1} ms | {:.3}x base | |", ms / r.forward_ms_base);
+    }
     println!(
         "| forward int8 / f32 on wgpu | {:.1} / {:.1} ms | {:.3}x | ≤ 1.00x |",
         r.forward_ms_int8_wgpu,
