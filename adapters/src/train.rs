@@ -180,10 +180,10 @@ impl Adam {
     }
 }
 
-/// Cosine decay from `peak` to 5% of it after a short warm-up.
 /// A validation loss this many times the loss of doing nothing means the run has diverged.
 const DIVERGED_OVER_IDENTITY: f64 = 20.0;
 
+/// Cosine decay from `peak` to 5% of it after a short warm-up.
 pub fn learning_rate(peak: f64, step: usize, total: usize) -> f64 {
     let warmup = (total / 20).clamp(1, 200);
     if step < warmup {
