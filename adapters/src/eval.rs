@@ -244,7 +244,7 @@ fn model_card(
         s,
         "- Parameters: {} (base); each adapter: {}",
         config.parameter_count(),
-        distinct.iter().map(|&r| format!("{} LoRA values at rank {r}", lora_values(config, r))).collect::<Vec<_>>().join(", ")
+        distinct.iter().map(|&r| format!("{} LoRA values at rank {r}", config.lora_values(r))).collect::<Vec<_>>().join(", ")
     );
     let _ = writeln!(
         s,
@@ -453,10 +453,6 @@ fn base_alone(data_dir: &Path, base: &Unet) -> Result<String> {
         parts.push(format!("{} {loss:.3} / {:.3}", task.id(), batch.identity_loss()?));
     }
     Ok(parts.join(", "))
-}
-
-fn lora_values(config: &prism_engine::unet::UnetConfig, rank: usize) -> usize {
-    config.convs().iter().map(|s| rank * (s.k * s.k * s.cin + s.cout)).sum()
 }
 
 /// The rank of each shipped int8 adapter, by tool.

@@ -113,10 +113,12 @@ impl UnetConfig {
     /// What one bound adapter of `rank` adds to [`Self::flops`]: its A pass (a k x k conv to
     /// `rank` channels) and its B pass (1x1 back to the conv's outputs) on every conv.
     pub fn lora_flops(&self, height: usize, width: usize, rank: usize) -> u64 {
-        self.convs()
-            .iter()
-            .map(|spec| 2 * (spec.pixels(height, width) * rank * (spec.k * spec.k * spec.cin + spec.cout)) as u64)
-            .sum()
+        self.convs().iter().map(|spec| 2 * (spec.pixels(height, width) * rank * spec.lora_values_per_rank()) as u64).sum()
+    }
+
+    /// Values in one adapter of `rank` (A and B on every conv).
+    pub fn lora_values(&self, rank: usize) -> usize {
+        self.convs().iter().map(|spec| rank * spec.lora_values_per_rank()).sum()
     }
 
     pub fn parameter_count(&self) -> usize {
@@ -145,13 +147,18 @@ impl ConvSpec {
         ConvGeometry { k: self.k, stride: self.stride }
     }
 
-    /// Resolution level the conv's output lives at (0 = half resolution).
     /// Output pixels of this conv for a `height x width` model input.
     fn pixels(&self, height: usize, width: usize) -> usize {
         let scale = SHUFFLE * (1usize << self.level());
         (height / scale) * (width / scale)
     }
 
+    /// Values a LoRA adds to this conv per unit of rank: one A column (k x k x cin) and one B row (cout).
+    fn lora_values_per_rank(&self) -> usize {
+        self.k * self.k * self.cin + self.cout
+    }
+
+    /// Resolution level the conv's output lives at (0 = half resolution).
     fn level(&self) -> usize {
         let digit =
             |prefix: &str| self.name.strip_prefix(prefix).and_then(|rest| rest.chars().next()).and_then(|c| c.to_digit(10));
@@ -590,6 +597,8 @@ mod tests {
         assert_eq!(config.flops(512, 512), 10_078_912_512);
         assert_eq!(config.lora_flops(512, 512, 8), 12_510_560_256 - 10_078_912_512);
         assert_eq!(config.lora_flops(512, 512, 32), 4 * config.lora_flops(512, 512, 8));
+        // The shipped rank-8 adapter files hold 65,568 LoRA values.
+        assert_eq!(config.lora_values(8), 65_568);
     }
 
     #[test]
