@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use prism_adapters::quad::GridChoice;
 use prism_adapters::recipe::{shipped_config, train_adapter, train_base};
 use prism_adapters::tasks::{ALL_TASKS, Task};
-use prism_adapters::train::RunSettings;
+use prism_adapters::train::{RunSettings, Weighting};
 
 // glibc's malloc hands large tensors back to the kernel after every step; mimalloc keeps them,
 // which makes the training loop markedly faster (DESIGN.md).
@@ -43,6 +43,10 @@ enum Command {
         /// Start from this float base (e.g. assets/base.safetensors) instead of random weights.
         #[arg(long)]
         init: Option<PathBuf>,
+        /// How examples count: relative (each by one over its doing-nothing loss, so every tool
+        /// is learned) or uniform (plain L1, dominated by removal and low light).
+        #[arg(long, default_value = "relative")]
+        weighting: String,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -160,10 +164,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { action: DataAction::Fetch { photos } } => {
             prism_adapters::data::fetch(&cli.data, &photos)?;
         }
-        Command::TrainBase { tasks, init, run } => {
+        Command::TrainBase { tasks, init, weighting, run } => {
             let tasks = parse_tasks(&tasks)?;
+            let weighting = match weighting.as_str() {
+                "relative" => Weighting::Relative,
+                "uniform" => Weighting::Uniform,
+                other => bail!("--weighting is relative or uniform, not '{other}'"),
+            };
             let settings = run.settings(3e-4, 1e-4);
-            let model = train_base(&cli.data, &shipped_config()?, &settings, &tasks, run.fresh, init.as_deref())?;
+            let model = train_base(&cli.data, &shipped_config()?, &settings, &tasks, weighting, run.fresh, init.as_deref())?;
             println!(
                 "base model {} written to {}",
                 model.content_hash()?,

@@ -314,12 +314,12 @@ fn distill(
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
     let quantized: &Unet = &model.quantized;
-    let validation = set.validation_batch(&[task], 8, crop)?;
+    let validation = set.validation_batch(&[task], 8, crop)?.with_penalty(task.penalty());
     run.train(
         &format!("quad {}", task.id()),
         settings,
         &validation,
-        &mut |rng| set.batch(&[task], batch, crop, rng),
+        &mut |rng| Ok(set.batch(&[task], batch, crop, rng)?.with_penalty(task.penalty())),
         &mut |vars, batch: &Batch| {
             let teacher_out = base.forward(&batch.input, Some(&teacher_set), &mut FloatActivations)?.detach();
             let mut pairs = Vec::with_capacity(grids.len());

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use crate::tasks::Task;
-use crate::train::{Batch, Run, RunSettings, TrainingSet};
+use crate::train::{Batch, Run, RunSettings, TrainingSet, Weighting};
 
 /// The model's max LoRA rank and `train-adapter`'s default. Measured on denoise, 800 steps from
 /// the shipped base: validation L1 0.112 at rank 8, 0.072 at rank 16, 0.062 at rank 32; on the
@@ -60,6 +60,7 @@ pub fn train_base(
     config: &UnetConfig,
     settings: &RunSettings,
     tasks: &[Task],
+    weighting: Weighting,
     fresh: bool,
     init: Option<&Path>,
 ) -> Result<Unet> {
@@ -79,7 +80,7 @@ pub fn train_base(
         }
         None => None,
     };
-    let (run, validation) = base_run(&set, config, settings, tasks, &checkpoint, start.as_ref())?;
+    let (run, validation) = base_run(&set, config, settings, tasks, weighting, &checkpoint, start.as_ref())?;
     let model = model_from_vars(config, &run.vars)?;
     model.to_file()?.write(&base_path(data_dir))?;
     write_summary(data_dir, "base", &run, &validation)?;
@@ -98,6 +99,7 @@ pub fn base_run(
     config: &UnetConfig,
     settings: &RunSettings,
     tasks: &[Task],
+    weighting: Weighting,
     checkpoint: &Path,
     start: Option<&Unet>,
 ) -> Result<(Run, Batch)> {
@@ -115,11 +117,12 @@ pub fn base_run(
         init.push(column_norms(weight)?);
         init.push(bias.clone());
     }
-    let info = serde_json::json!({ "kind": "base", "config": config, "parametrization": "weight-norm" });
+    let info = serde_json::json!({ "kind": "base", "config": config, "parametrization": "weight-norm", "weighting": weighting });
     let mut run = Run::open(checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
-    let validation = set.validation_batch(tasks, 4, crop)?;
-    run.train("base", settings, &validation, &mut |rng| set.batch(tasks, batch, crop, rng), &mut |vars, batch| {
+    let validation = weighting.apply(set.validation_batch(tasks, 4, crop)?)?;
+    let mut next_batch = |rng: &mut _| weighting.apply(set.batch(tasks, batch, crop, rng)?);
+    run.train("base", settings, &validation, &mut next_batch, &mut |vars, batch| {
         let model = model_from_vars(config, vars)?;
         batch.loss(&model.forward(&batch.input, None, &mut FloatActivations)?)
     })?;
@@ -317,15 +320,16 @@ pub fn train_adapter(
     if fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }
-    let info = serde_json::json!({ "kind": "adapter", "task": task.id(), "base_model": base_hash });
+    let info = serde_json::json!({ "kind": "adapter", "task": task.id(), "base_model": base_hash, "penalty": task.penalty() });
     let init = match init_dir {
         Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), rank, settings.seed)?,
         None => init_lora(&base, rank, settings.seed)?,
     };
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
-    let validation = set.validation_batch(&[task], 16, crop)?;
-    run.train(task.id(), settings, &validation, &mut |rng| set.batch(&[task], batch, crop, rng), &mut |vars, batch| {
+    let validation = set.validation_batch(&[task], 16, crop)?.with_penalty(task.penalty());
+    let mut next_batch = |rng: &mut _| Ok(set.batch(&[task], batch, crop, rng)?.with_penalty(task.penalty()));
+    run.train(task.id(), settings, &validation, &mut next_batch, &mut |vars, batch| {
         let lora = lora_set(&base, &var_pairs(vars), 1.0)?;
         batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
     })?;

@@ -8,6 +8,8 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
+use crate::train::Penalty;
+
 /// One tool Prism ships.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Task {
@@ -78,6 +80,15 @@ impl Task {
 
     pub fn region(self) -> Region {
         if self == Task::Remove { Region::Local } else { Region::Global }
+    }
+
+    /// How training charges this tool's errors: squared where the input leaves the answer open
+    /// (PSNR rewards the mean of the possibilities there), absolute where it pins it down.
+    pub fn penalty(self) -> Penalty {
+        match self {
+            Task::Remove | Task::Colorize | Task::Lowlight => Penalty::Squared,
+            Task::Denoise | Task::Sharpen | Task::Upscale | Task::Dejpeg => Penalty::Absolute,
+        }
     }
 
     /// Output size over input size.

@@ -1,5 +1,5 @@
 //! The training loop shared by the base model, the adapters and QUAD's students: random crops,
-//! masked L1 loss through the real model graph, Adam, checkpoints that resume exactly.
+//! masked L1 (or squared) loss through the real model graph, Adam, checkpoints that resume exactly.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -96,7 +96,44 @@ pub struct Batch {
     pub target: Tensor,
     /// `[N,H,W,1]`: where the loss counts.
     pub weight: Tensor,
+    /// `[N]`: how much each example counts (all 1 unless [`Batch::relative`]).
+    pub example_weight: Tensor,
+    pub penalty: Penalty,
 }
+
+/// How a pixel's error is charged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Penalty {
+    /// `|error|`: sharp restorations; the median of what the input allows.
+    Absolute,
+    /// `error²`: the mean of what the input allows, which is what PSNR rewards when the input
+    /// cannot tell (which colour, how bright, what was behind the object).
+    Squared,
+}
+
+/// How the examples of a batch count in its loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weighting {
+    /// Every example the same: the loss is plain masked L1.
+    Uniform,
+    /// Each example by one over its doing-nothing loss ([`Batch::relative`]).
+    Relative,
+}
+
+impl Weighting {
+    pub fn apply(self, batch: Batch) -> Result<Batch> {
+        match self {
+            Weighting::Uniform => Ok(batch),
+            Weighting::Relative => batch.relative(),
+        }
+    }
+}
+
+/// Doing-nothing L1 below which [`Batch::relative`] stops raising an example's weight, so a
+/// nearly clean crop (a flat sky barely blurred) cannot dominate a batch.
+pub const RELATIVE_FLOOR: f64 = 0.02;
 
 impl Batch {
     pub fn new(examples: &[Example]) -> Result<Self> {
@@ -111,18 +148,51 @@ impl Batch {
             targets.push(Tensor::from_vec(target, (1, h, w, 3), device)?);
             weights.push(Tensor::from_vec(binary(&ex.loss_mask), (1, h, w, 1), device)?);
         }
-        Ok(Self { input: Tensor::cat(&inputs, 0)?, target: Tensor::cat(&targets, 0)?, weight: Tensor::cat(&weights, 0)? })
+        let example_weight = Tensor::ones(examples.len(), DType::F32, device)?;
+        Ok(Self {
+            input: Tensor::cat(&inputs, 0)?,
+            target: Tensor::cat(&targets, 0)?,
+            weight: Tensor::cat(&weights, 0)?,
+            example_weight,
+            penalty: Penalty::Absolute,
+        })
+    }
+
+    pub fn with_penalty(mut self, penalty: Penalty) -> Self {
+        self.penalty = penalty;
+        self
+    }
+
+    /// Weights every example by one over its doing-nothing loss, so the loss reads as the
+    /// fraction of each degradation left undone (doing nothing scores about 1). On a mixture of
+    /// tools this keeps the large errors of removal and low light from drowning the small ones
+    /// of sharpening or JPEG cleanup.
+    pub fn relative(mut self) -> Result<Self> {
+        let zero = Tensor::zeros(self.target.shape(), DType::F32, &Device::Cpu)?;
+        let identity = self.per_example_loss(&zero)?.clamp(RELATIVE_FLOOR, f64::MAX)?;
+        self.example_weight = identity.recip()?;
+        Ok(self)
     }
 
     /// Mean absolute error of `input + residual` against the target where the weight is 1,
     /// averaged per example first so a small removal mask counts as much as a whole image.
     pub fn loss(&self, residual: &Tensor) -> Result<Tensor> {
+        Ok((self.per_example_loss(residual)? * &self.example_weight)?.mean_all()?)
+    }
+
+    /// `[N]`: each example's mean penalty where its weight is 1.
+    fn per_example_loss(&self, residual: &Tensor) -> Result<Tensor> {
         let n = self.input.dim(0)?;
         let seen = self.input.narrow(D::Minus1, 0, 3)?;
-        let error = ((seen + residual)? - &self.target)?.abs()?.broadcast_mul(&self.weight)?;
+        let error = ((seen + residual)? - &self.target)?;
+        let charged = match self.penalty {
+            Penalty::Absolute => error.abs()?,
+            Penalty::Squared => error.sqr()?,
+        };
+        let error = charged.broadcast_mul(&self.weight)?;
         let per_example = error.reshape((n, ()))?.sum(1)?;
         let counts = (self.weight.reshape((n, ()))?.sum(1)? * 3.0)?.clamp(1.0, f64::MAX)?;
-        Ok((per_example / counts)?.mean_all()?)
+        Ok((per_example / counts)?)
     }
 
     /// The loss of the unchanged input (a model that does nothing).

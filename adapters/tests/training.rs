@@ -4,7 +4,7 @@
 
 use prism_adapters::recipe::{base_run, float_adapter, init_lora, lora_set, model_from_vars, task_meta, var_pairs, warm_lora};
 use prism_adapters::tasks::Task;
-use prism_adapters::train::{Run, RunSettings, TrainingSet};
+use prism_adapters::train::{Run, RunSettings, TrainingSet, Weighting};
 use prism_engine::adapter::{AdapterMeta, AdapterPrecision};
 use prism_engine::fixtures::{synthetic_photo, tiny_config};
 use prism_engine::unet::{FloatActivations, Unet};
@@ -21,8 +21,9 @@ fn settings(steps: usize) -> RunSettings {
 fn base_training_lowers_the_validation_loss() {
     let dir = tempfile::tempdir().unwrap();
     let s = RunSettings { seed: 1, ..settings(120) };
+    let tasks = [Task::Denoise, Task::Lowlight];
     let (run, validation) =
-        base_run(&photos(), &tiny_config(), &s, &[Task::Denoise], &dir.path().join("base.ckpt"), None).unwrap();
+        base_run(&photos(), &tiny_config(), &s, &tasks, Weighting::Relative, &dir.path().join("base.ckpt"), None).unwrap();
     let identity = validation.identity_loss().unwrap();
     let last = run.validation.last().unwrap().1;
     assert!(last < 0.95 * identity, "validation loss {last} did not fall below the do-nothing loss {identity}");
@@ -30,17 +31,32 @@ fn base_training_lowers_the_validation_loss() {
 }
 
 #[test]
+fn relative_weighting_scores_doing_nothing_as_one_per_example() {
+    let set = photos();
+    let uniform = set.validation_batch(&[Task::Lowlight, Task::Denoise], 3, 32).unwrap();
+    let plain = uniform.identity_loss().unwrap();
+    let relative = Weighting::Relative.apply(set.validation_batch(&[Task::Lowlight, Task::Denoise], 3, 32).unwrap()).unwrap();
+    // Dark and noisy crops are far above the floor, so each example's doing-nothing loss is 1.
+    let ones = relative.identity_loss().unwrap();
+    assert!((ones - 1.0).abs() < 1e-4, "relative doing-nothing loss {ones}, expected 1 (plain L1 {plain})");
+    assert!((plain - 1.0).abs() > 0.1, "the plain loss {plain} should not already be 1");
+}
+
+#[test]
 fn a_stopped_run_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let config = tiny_config();
     let set = photos();
-    let straight = base_run(&set, &config, &settings(20), &[Task::Sharpen], &dir.path().join("straight.ckpt"), None).unwrap().0;
+    let straight =
+        base_run(&set, &config, &settings(20), &[Task::Sharpen], Weighting::Uniform, &dir.path().join("straight.ckpt"), None)
+            .unwrap()
+            .0;
     let resumed_path = dir.path().join("resumed.ckpt");
     let interrupted = RunSettings { stop_after: Some(10), ..settings(20) };
-    let first = base_run(&set, &config, &interrupted, &[Task::Sharpen], &resumed_path, None).unwrap().0;
+    let first = base_run(&set, &config, &interrupted, &[Task::Sharpen], Weighting::Uniform, &resumed_path, None).unwrap().0;
     assert_eq!(first.step, 10);
     drop(first);
-    let resumed = base_run(&set, &config, &settings(20), &[Task::Sharpen], &resumed_path, None).unwrap().0;
+    let resumed = base_run(&set, &config, &settings(20), &[Task::Sharpen], Weighting::Uniform, &resumed_path, None).unwrap().0;
     assert_eq!(resumed.step, 20);
     for (a, b) in straight.tensors().iter().zip(resumed.tensors()) {
         assert_eq!(max_difference(a, &b), 0.0, "resumed weights differ from an uninterrupted run");
@@ -82,7 +98,9 @@ fn warm_starts_begin_at_the_given_weights() {
     let config = tiny_config();
     let start = Unet::new(&config, &Unet::random_tensors(&config, 5, &candle_core::Device::Cpu).unwrap()).unwrap();
     let s = RunSettings { stop_after: Some(0), ..settings(10) };
-    let (run, _) = base_run(&photos(), &config, &s, &[Task::Denoise], &dir.path().join("warm.ckpt"), Some(&start)).unwrap();
+    let (run, _) =
+        base_run(&photos(), &config, &s, &[Task::Denoise], Weighting::Uniform, &dir.path().join("warm.ckpt"), Some(&start))
+            .unwrap();
     assert_eq!(run.step, 0);
     let resumed = model_from_vars(&config, &run.vars).unwrap().tensors().unwrap();
     for (name, tensor) in start.tensors().unwrap() {
@@ -118,14 +136,14 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("base.ckpt");
     let good = RunSettings { stop_after: Some(10), ..settings(40) };
-    base_run(&photos(), &tiny_config(), &good, &[Task::Denoise], &path, None).unwrap();
+    base_run(&photos(), &tiny_config(), &good, &[Task::Denoise], Weighting::Uniform, &path, None).unwrap();
     let wild = RunSettings { lr: 1e4, checkpoint_every: 1, ..settings(40) };
-    let Err(err) = base_run(&photos(), &tiny_config(), &wild, &[Task::Denoise], &path, None) else {
+    let Err(err) = base_run(&photos(), &tiny_config(), &wild, &[Task::Denoise], Weighting::Uniform, &path, None) else {
         panic!("a run at a learning rate of 1e4 did not stop");
     };
     let err = err.to_string();
     assert!(err.contains("diverged by step 11") && err.contains("step 10 is kept"), "{err}");
     let resumed = RunSettings { stop_after: Some(0), ..settings(40) };
-    let (run, _) = base_run(&photos(), &tiny_config(), &resumed, &[Task::Denoise], &path, None).unwrap();
+    let (run, _) = base_run(&photos(), &tiny_config(), &resumed, &[Task::Denoise], Weighting::Uniform, &path, None).unwrap();
     assert_eq!(run.step, 10, "the checkpoint was overwritten");
 }
