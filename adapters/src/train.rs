@@ -163,7 +163,8 @@ impl Batch {
         self
     }
 
-    /// Weights every example by one over its doing-nothing loss, so the loss reads as the
+    /// Weights every example by one over its doing-nothing loss (under the batch's penalty; the
+    /// floor is meant for L1), so the loss reads as the
     /// fraction of each degradation left undone (doing nothing scores about 1). On a mixture of
     /// tools this keeps the large errors of removal and low light from drowning the small ones
     /// of sharpening or JPEG cleanup.
@@ -174,8 +175,9 @@ impl Batch {
         Ok(self)
     }
 
-    /// Mean absolute error of `input + residual` against the target where the weight is 1,
-    /// averaged per example first so a small removal mask counts as much as a whole image.
+    /// The penalty of `input + residual` against the target where the weight is 1, averaged per
+    /// example first (so a small removal mask counts as much as a whole image), then over the
+    /// examples by their weights.
     pub fn loss(&self, residual: &Tensor) -> Result<Tensor> {
         Ok((self.per_example_loss(residual)? * &self.example_weight)?.mean_all()?)
     }

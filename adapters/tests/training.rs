@@ -4,7 +4,7 @@
 
 use prism_adapters::recipe::{base_run, float_adapter, init_lora, lora_set, model_from_vars, task_meta, var_pairs, warm_lora};
 use prism_adapters::tasks::Task;
-use prism_adapters::train::{Run, RunSettings, TrainingSet, Weighting};
+use prism_adapters::train::{Penalty, Run, RunSettings, TrainingSet, Weighting};
 use prism_engine::adapter::{AdapterMeta, AdapterPrecision};
 use prism_engine::fixtures::{synthetic_photo, tiny_config};
 use prism_engine::unet::{FloatActivations, Unet};
@@ -40,6 +40,28 @@ fn relative_weighting_scores_doing_nothing_as_one_per_example() {
     let ones = relative.identity_loss().unwrap();
     assert!((ones - 1.0).abs() < 1e-4, "relative doing-nothing loss {ones}, expected 1 (plain L1 {plain})");
     assert!((plain - 1.0).abs() > 0.1, "the plain loss {plain} should not already be 1");
+}
+
+#[test]
+fn squared_penalty_charges_the_square_of_each_error() {
+    let batch = photos().validation_batch(&[Task::Colorize], 4, 32).unwrap();
+    let error = (batch.input.narrow(3, 0, 3).unwrap() - &batch.target).unwrap();
+    let weight = batch.weight.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let errors = error.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let pixels = weight.len() / 4;
+    let mut expected = 0f64;
+    for example in 0..4 {
+        let (mut sum, mut count) = (0f64, 0f64);
+        for p in example * pixels..(example + 1) * pixels {
+            for c in 0..3 {
+                sum += (weight[p] * errors[p * 3 + c] * errors[p * 3 + c]) as f64;
+            }
+            count += 3.0 * weight[p] as f64;
+        }
+        expected += sum / count / 4.0;
+    }
+    let squared = batch.with_penalty(Penalty::Squared).identity_loss().unwrap();
+    assert!((squared - expected).abs() < 1e-5 * expected, "squared doing-nothing loss {squared}, by hand {expected}");
 }
 
 #[test]
