@@ -45,8 +45,8 @@ enum Command {
         init: Option<PathBuf>,
         /// How examples count: relative (each by one over its doing-nothing loss, so every tool
         /// is learned) or uniform (plain L1, dominated by removal and low light).
-        #[arg(long, default_value = "relative")]
-        weighting: String,
+        #[arg(long, value_enum, default_value_t = Weighting::Relative)]
+        weighting: Weighting,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -166,11 +166,6 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::TrainBase { tasks, init, weighting, run } => {
             let tasks = parse_tasks(&tasks)?;
-            let weighting = match weighting.as_str() {
-                "relative" => Weighting::Relative,
-                "uniform" => Weighting::Uniform,
-                other => bail!("--weighting is relative or uniform, not '{other}'"),
-            };
             let settings = run.settings(3e-4, 1e-4);
             let model = train_base(&cli.data, &shipped_config()?, &settings, &tasks, weighting, run.fresh, init.as_deref())?;
             println!(

@@ -113,7 +113,7 @@ pub enum Penalty {
 }
 
 /// How the examples of a batch count in its loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Weighting {
     /// Every example the same: the loss is plain masked L1.
@@ -133,7 +133,7 @@ impl Weighting {
 
 /// Doing-nothing L1 below which [`Batch::relative`] stops raising an example's weight, so a
 /// nearly clean crop (a flat sky barely blurred) cannot dominate a batch.
-pub const RELATIVE_FLOOR: f64 = 0.02;
+const RELATIVE_FLOOR: f64 = 0.02;
 
 impl Batch {
     pub fn new(examples: &[Example]) -> Result<Self> {
