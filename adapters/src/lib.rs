@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod grow;
 pub mod quad;
 pub mod recipe;
 pub mod tasks;

@@ -47,8 +47,23 @@ enum Command {
         /// is learned) or uniform (plain L1, dominated by removal and low light).
         #[arg(long, value_enum, default_value_t = Weighting::Relative)]
         weighting: Weighting,
+        /// Channels per level (comma-separated); the shipped model's by default. The recipe's
+        /// first stages train a narrower model and `grow` it.
+        #[arg(long, value_delimiter = ',')]
+        channels: Option<Vec<usize>>,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Grows the trained base and float teachers in --data to more channels per level into
+    /// `<data>/runs/grown`, computing exactly what they computed; `train-base --init` and
+    /// `train-adapter --init` then train the new channels.
+    Grow {
+        /// Channels per level of the grown model (comma-separated, e.g. 32,64,128).
+        #[arg(long, value_delimiter = ',', required = true)]
+        channels: Vec<usize>,
+        /// Seed of the new channels' random incoming weights.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Trains one tool's float adapter with the base frozen.
     TrainAdapter {
@@ -146,6 +161,15 @@ fn main() {
     }
 }
 
+/// The shipped model's layout with other channel counts per level.
+fn sized_config(channels: Vec<usize>) -> Result<prism_engine::unet::UnetConfig> {
+    let shipped = shipped_config()?;
+    if channels.len() != shipped.channels.len() {
+        bail!("--channels needs {} levels, got {:?}", shipped.channels.len(), channels);
+    }
+    Ok(prism_engine::unet::UnetConfig::new(channels, shipped.blocks, shipped.max_rank)?)
+}
+
 /// `all` or a comma-separated list of task ids.
 fn parse_tasks(list: &str) -> Result<Vec<Task>> {
     if list == "all" {
@@ -164,15 +188,23 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { action: DataAction::Fetch { photos } } => {
             prism_adapters::data::fetch(&cli.data, &photos)?;
         }
-        Command::TrainBase { tasks, init, weighting, run } => {
+        Command::TrainBase { tasks, init, weighting, channels, run } => {
             let tasks = parse_tasks(&tasks)?;
             let settings = run.settings(3e-4, 1e-4);
-            let model = train_base(&cli.data, &shipped_config()?, &settings, &tasks, weighting, run.fresh, init.as_deref())?;
+            let config = match channels {
+                Some(channels) => sized_config(channels)?,
+                None => shipped_config()?,
+            };
+            let model = train_base(&cli.data, &config, &settings, &tasks, weighting, run.fresh, init.as_deref())?;
             println!(
                 "base model {} written to {}",
                 model.content_hash()?,
                 prism_adapters::recipe::base_path(&cli.data).display()
             );
+        }
+        Command::Grow { channels, seed } => {
+            let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels)?, seed)?;
+            println!("grown base and teachers written to {}", out.display());
         }
         Command::TrainAdapter { task, init, rank, run } => {
             if rank == 0 || rank > prism_adapters::recipe::RANK {

@@ -52,6 +52,28 @@ pub fn load_base(data_dir: &Path) -> Result<Unet> {
     Ok(Unet::from_file(&file, &Device::Cpu)?)
 }
 
+/// Grows `<data>/runs/base.safetensors` and every float teacher in `<data>/runs/teachers` to
+/// `config` (see [`crate::grow`]) into `<data>/runs/grown`, which it returns.
+pub fn grow_runs(data_dir: &Path, config: &UnetConfig, seed: u64) -> Result<PathBuf> {
+    let small = load_base(data_dir)?;
+    let grown = crate::grow::grow_model(&small, config, seed)?;
+    let out = runs_dir(data_dir).join("grown");
+    std::fs::create_dir_all(out.join("teachers"))?;
+    grown.to_file()?.write(&out.join("base.safetensors"))?;
+    let grown_hash = grown.content_hash()?;
+    for task in crate::tasks::ALL_TASKS {
+        let path = teacher_path(data_dir, task);
+        if !path.exists() {
+            continue;
+        }
+        let teacher = Adapter::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut wide = crate::grow::grow_adapter(&teacher, small.config(), config)?;
+        wide.meta.base_model = grown_hash.clone();
+        wide.write(&out.join("teachers").join(format!("{}.prism-lora", task.id())))?;
+    }
+    Ok(out)
+}
+
 /// Trains the base on a mixture of every tool's degradations (a general image prior), from
 /// random weights or, with `init`, from an earlier float base (a longer run continued with a new
 /// schedule).
