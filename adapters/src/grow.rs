@@ -106,7 +106,8 @@ fn check_growable(from: &UnetConfig, to: &UnetConfig) -> Result<()> {
 /// Where each old input channel of a conv sits in the grown conv's input. Only the decoder's
 /// fuse convs read two tensors (upsampled deeper level, then the skip), so their second part moves.
 fn input_map(old_spec: &ConvSpec, from: &UnetConfig, to: &UnetConfig) -> Vec<usize> {
-    let fused_level = old_spec.name.strip_prefix("dec").and_then(|rest| rest.strip_suffix(".fuse")).and_then(|l| l.parse::<usize>().ok());
+    let fused_level =
+        old_spec.name.strip_prefix("dec").and_then(|rest| rest.strip_suffix(".fuse")).and_then(|l| l.parse::<usize>().ok());
     match fused_level {
         Some(level) => {
             let (old_deep, new_deep) = (from.channels[level + 1], to.channels[level + 1]);
