@@ -293,26 +293,31 @@ fn model_card(
         s,
         "\nBase: a uniform mixture of all seven degradations, 96 px crops, per-example masked L1 on the composited\n\
          output, Adam, weight-normalized convolutions (folded for inference), cosine schedules with peak 3e-4. It\n\
-         was trained in three stages. Stage 1 (2026-11-25, 14.5 min, batch 8): a 5000-step schedule stopped at step\n\
+         was trained in four stages. Stage 1 (2026-11-25, 14.5 min, batch 8): a 5000-step schedule stopped at step\n\
          1800, then resumed on a 3000-step one, because its validation loss only kept falling once the rate came\n\
          down. Stage 2 (45.5 min): `train-base --init` from the stage-1 weights, a fresh 6000-step schedule at\n\
          batch 16. Both charged every example the same, and that base learned removal and low light (the largest\n\
-         errors) while staying slightly worse than doing nothing on the other five tools. Stage 3 (the `base` row\n\
-         above, 2026-12-01): a fresh 3000-step schedule at batch 16 from the stage-2 weights, each example weighted\n\
-         by one over its doing-nothing L1 (floored at 0.02), so its loss is the fraction of each degradation left\n\
-         undone (doing nothing scores 0.90 on its validation batch, below 1 where the floor binds). Earlier\n\
-         attempts with plain ReLUs or a peak of 7e-4 and above collapsed (dead decoder layers). Adapters: LoRA on\n\
-         every conv, base frozen, one task each, batch 8, in three rounds. Round 1: rank 8 from scratch at peak\n\
-         rate 3e-3, 1400-3400 steps. Round 2: `train-adapter --init` from the round-1 adapters on a fresh\n\
-         schedule; denoise grown to rank 32 (fresh A columns, zero B rows, so the run starts at its round-1\n\
-         output; at 3e-3 it diverged after 875 steps, so 1.5e-3); the others stay rank 8, because full rank-32\n\
-         runs from scratch reached about the rank-8 training loss on every tool but denoise (0.054 against 0.090)\n\
-         while costing four times the adapter's size and multiply-adds. Both rounds ran on the stage-2 base.\n\
-         Round 3 (the rows above): on the stage-3 base, `train-adapter --init` from the round-2 adapters at peak\n\
-         2e-3 (denoise 1.5e-3). Removal, colorize and low light were charged squared error instead of L1: their\n\
-         inputs leave the answer open (what was behind the object, which colour, how bright), and the mean of the\n\
-         possibilities, which squared error asks for, is what PSNR rewards. Their loss column is therefore in\n\
-         squared units. QUAD: each student distilled for {} steps at 2e-5 ({:.1} min for all seven, including\n\
+         errors) while staying slightly worse than doing nothing on the other five tools. Stage 3 (26 min): a fresh\n\
+         3000-step schedule at batch 16 from the stage-2 weights, each example weighted by one over its\n\
+         doing-nothing L1 (floored at 0.02), so its loss is the fraction of each degradation left undone (doing\n\
+         nothing scores 0.90 on its validation batch, below 1 where the floor binds). Stages 1-3 trained channels\n\
+         [24, 48, 96]. Stage 4 (the `base` row above, 2026-12-02): `prism-adapters grow` widened the stage-3 base\n\
+         to the shipped channels, new channels silent (random weights into them, zero weights out of them into the\n\
+         old ones, so the grown model computed exactly the stage-3 output), then a fresh 1500-step schedule at batch\n\
+         16 with the same weighting trained all of it. Earlier attempts with plain ReLUs or a peak of 7e-4 and above\n\
+         collapsed (dead decoder layers). Adapters: LoRA on every conv, base frozen, one task each, batch 8, in four\n\
+         rounds. Round 1: rank 8 from scratch at peak rate 3e-3, 1400-3400 steps. Round 2: `train-adapter --init`\n\
+         from the round-1 adapters on a fresh schedule; denoise grown to rank 32 (fresh A columns, zero B rows, so\n\
+         the run starts at its round-1 output; at 3e-3 it diverged after 875 steps, so 1.5e-3); the others stay\n\
+         rank 8, because full rank-32 runs from scratch reached about the rank-8 training loss on every tool but\n\
+         denoise (0.054 against 0.090) while costing four times the adapter's size and multiply-adds. Both rounds\n\
+         ran on the stage-2 base. Round 3: on the stage-3 base, from the round-2 adapters at peak 2e-3 (denoise\n\
+         1.5e-3). Removal, colorize and low light were charged squared error instead of L1: their inputs leave the\n\
+         answer open (what was behind the object, which colour, how bright), and the mean of the possibilities,\n\
+         which squared error asks for, is what PSNR rewards. Their loss column is therefore in squared units.\n\
+         Round 4 (the adapter rows above): the round-3 adapters grown with the base (A reads nothing from the new\n\
+         channels, B writes nothing to them), then continued on the stage-4 base at the same rates. QUAD: each\n\
+         student distilled for {} steps at 2e-5 ({:.1} min for all seven, including\n\
          calibration and measurements).\n",
         quad.distill_steps,
         quad.seconds / 60.0
@@ -396,9 +401,11 @@ fn model_card(
             "Target: every tool {TARGET_MARGIN_DB} dB above its best peer. Short: {}.\n\n\
              What the outputs in `data/eval` show (`adapters/scripts/gaps.py`, run by `eval`):\n\n```text\n{gaps}\n```\n\n\
              What would close the gaps, from what was measured here:\n\n\
-             - Width where the pixels are: the first level sees each 2x2 block of pixels (12 values) through {} channels.\n  \
-             \x20 This is the likeliest limit of the per-pixel tools (denoise, sharpen, dejpeg); channels {:?} cost {:.1} GFLOP per 512x512\n  \
-             \x20 instead of {:.1} (about {:.1}x the edit time), and a retrain of about {:.1}x the CPU time.\n\
+             - Width: growing the model from channels [24, 48, 96] to {:?} (stage 4 of the base, round 4 of the\n  \
+             \x20 adapters) moved each adapter's validation loss against round 3 by: lowlight -9.5%, dejpeg -3.6%, colorize\n  \
+             \x20 -2.2%, upscale -1.7%, remove -1.1%, denoise -2.2%, sharpen +0.6% (the grown base's own relative validation\n  \
+             \x20 loss ended at 0.805 against stage 3's 0.801 after 1500 steps). The next size, channels {:?}, costs {:.1}\n  \
+             \x20 GFLOP per 512x512 instead of {:.1} (about {:.1}x the edit and training time).\n\
              - Adapter rank: the base alone (no adapter; held-out 128-px crops, L1 of the base / of doing nothing):\n  \
              \x20 {}. It beats doing nothing on {}; what it leaves, the adapter carries. Its last stage weighted\n  \
              \x20 every example by one over its doing-nothing loss. Round 3's L1 adapters, continued on it from round 2,\n  \
@@ -416,11 +423,10 @@ fn model_card(
              \x20 photo pins it down and muted where it does not. Squared error (its training loss) asks for the second;\n  \
              \x20 the first needs more than a few dozen training photos (the chroma MSE above is what is left to win).",
             short.join(", "),
-            config.channels[0],
+            config.channels,
             wider.channels,
             wider.flops(512, 512) as f64 / 1e9,
             config.flops(512, 512) as f64 / 1e9,
-            cost,
             cost,
             alone.table,
             if alone.improved.is_empty() { "no tool".to_string() } else { alone.improved.join(", ") },
