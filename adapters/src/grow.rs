@@ -25,9 +25,8 @@ pub fn grow_model(small: &Unet, config: &UnetConfig, seed: u64) -> Result<Unet> 
     for (old_spec, new_spec) in from.convs().iter().zip(config.convs()) {
         let inputs = input_map(old_spec, from, config);
         let weight = values(&old, &old_spec.weight_name())?;
-        let fresh = values(&grown, &new_spec.weight_name())?;
         let taps = new_spec.k * new_spec.k;
-        let mut out = fresh;
+        let mut out = values(&grown, &new_spec.weight_name())?;
         // Old outputs read no new input: zero their whole row first, then put the old taps back.
         for o in 0..old_spec.cout {
             out[o * new_spec.cin * taps..(o + 1) * new_spec.cin * taps].fill(0.0);
@@ -137,7 +136,8 @@ mod tests {
     #[test]
     fn grown_model_and_adapter_compute_the_same_output() {
         let small_config = UnetConfig::new(vec![4, 6, 8], vec![1, 1, 2], 4).unwrap();
-        let wide_config = UnetConfig::new(vec![6, 9, 8], vec![1, 1, 2], 4).unwrap();
+        // Every level grows, so both fuse convs move their skip channels.
+        let wide_config = UnetConfig::new(vec![6, 9, 11], vec![1, 1, 2], 4).unwrap();
         let small = Unet::new(&small_config, &Unet::random_tensors(&small_config, 5, &Device::Cpu).unwrap()).unwrap();
         let wide = grow_model(&small, &wide_config, 9).unwrap();
         let x = Tensor::randn(0f32, 1.0, (2, 16, 24, 4), &Device::Cpu).unwrap();
