@@ -417,8 +417,11 @@ fn model_card(
              \x20 512x512 to the base's {:.1} (rank 8 a quarter of that). A base that learns more of each tool itself would need less rank.\n\
              - Training steps: {}\n\
              - lowlight: the tool is blind to the exposure it undoes, while its peer curve is tuned to the held-out set's\n  \
-             \x20 single exposure; the line above shows what a correct global gain alone is worth (an oracle gain applied afterwards). A global branch\n  \
-             \x20 (image-wide pooling into the deepest level) would let the model estimate exposure from the whole photo.\n\
+             \x20 single exposure; the lines above show what a correct global gain alone is worth (an oracle gain applied\n  \
+             \x20 afterwards) and that the photo's own mean brightness does not tell the exposure (gray world scores below the\n  \
+             \x20 tool's own guess: photos differ too much in brightness), so image-wide pooling in the\n  \
+             \x20 model alone is unlikely to close the gap. What would: the user stating the exposure (a brightness control whose value\n  \
+             \x20 the adapter is trained to take as input), which is what the peer's curve, tuned on the held-out set, has.\n\
              - colorize: the gray input is already right in luminance; beating it takes chroma that is right where the\n  \
              \x20 photo pins it down and muted where it does not. Squared error (its training loss) asks for the second;\n  \
              \x20 the first needs more than a few dozen training photos (the chroma MSE above is what is left to win).",
