@@ -86,8 +86,8 @@ impl Task {
     /// (PSNR rewards the mean of the possibilities there), absolute where it pins it down.
     pub fn penalty(self) -> Penalty {
         match self {
-            Task::Remove | Task::Colorize | Task::Lowlight => Penalty::Squared,
-            Task::Denoise | Task::Sharpen | Task::Upscale | Task::Dejpeg => Penalty::Absolute,
+            Task::Remove | Task::Colorize | Task::Lowlight | Task::Dejpeg => Penalty::Squared,
+            Task::Denoise | Task::Sharpen | Task::Upscale => Penalty::Absolute,
         }
     }
 
