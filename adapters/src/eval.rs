@@ -320,8 +320,8 @@ fn model_card(
          colorize, denoise and remove). Round 5: upscale, dejpeg and remove grown from rank 8 to 32 and\n\
          continued at 2e-3 for 1200, 1000 and 1400 steps; held-out float PSNR against round 4: upscale +0.26 dB,\n\
          dejpeg +0.21, remove +0.15. Colorize at rank 32 diverged at 2e-3 and ended 2.4% above its round-4\n\
-         validation loss at 1e-3. Round 6 (the dejpeg row): dejpeg charged squared error too (quality 5-40 leaves\n\
-         the answer open as well; rounds 1-5 charged it L1), continued from round 5 for 600 steps at 1e-3, then\n\
+         validation loss at 1e-3. Round 6 (the dejpeg row, so in squared units): dejpeg charged squared error too\n\
+         (quality 5-40 leaves the answer open as well; rounds 1-5 charged it L1), continued from round 5 for 600 steps at 1e-3, then\n\
          800 at 5e-4: held-out float 29.69 dB against round 5's 29.53 (the round-4 rank-8 adapter given the same\n\
          600 squared-error steps: 29.40). Shipped at rank 32: denoise, upscale (the rank took it over the target)\n\
          and dejpeg (+0.29 dB over rank 8); remove's +0.15 dB left it far from its target, so it ships its rank-8\n\
@@ -477,7 +477,7 @@ fn late_progress(data_dir: &Path, summaries: &BTreeMap<String, RunSummary>) -> R
     let unknown = if replaced.is_empty() {
         String::new()
     } else {
-        format!(" (unknown for {}: its checkpoint is of a later run that was not shipped)", replaced.join(", "))
+        format!(" (unknown for {}: the checkpoint left is of a later run that was not shipped)", replaced.join(", "))
     };
     Ok(format!(
         "over the last fifth of its schedule each run's validation loss fell by: {}{unknown}. A run near 0% had\n  \
