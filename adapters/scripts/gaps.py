@@ -1,11 +1,11 @@
 """Where the lowlight and colorize tools lose PSNR, from the outputs `prism-adapters eval` left in
 DATA/eval (run that first). Usage: python3 gaps.py DATA/eval
 
-lowlight: the tool is blind to the exposure it must undo, while its peer curve is tuned on the
-held-out set's one fixed exposure. Rescaling each output by the single gain that best matches the
-clean photo (an oracle that knows only the exposure) shows how much of the gap is exposure.
-Rescaling each output instead so its mean brightness is the training photos' mean (gray world)
-shows whether an image-wide statistic could tell the exposure.
+lowlight: the engine brightens the input by an exposure before the tool runs, set by hand or
+estimated from the photo's highlights. Rescaling each estimated-exposure output by the single gain
+that best matches the clean photo (an oracle that knows only the exposure) shows how much the
+estimate costs; the clean photos' own highlight levels show why it misses (it assumes the
+highlights of a normally exposed photo).
 
 colorize: splits the error into luminance (which the gray input already has right) and chroma.
 """
@@ -30,34 +30,37 @@ def photos(folder):
     return sorted(os.path.basename(p)[: -len("_clean.png")] for p in glob.glob(os.path.join(folder, "*_clean.png")))
 
 
-def mean_brightness(folder):
-    """Mean of the training photos, each area-resized to 256x256."""
-    means = []
-    for path in sorted(glob.glob(os.path.join(folder, "*"))):
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is not None:
-            means.append(cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA).mean() / 255.0)
-    return float(np.mean(means)) if means else None
+def highlight(image):
+    """What the engine's estimate measures: the 99.5th percentile of each pixel's largest channel
+    after a 3x3 mean."""
+    return float(np.percentile(cv2.blur(image, (3, 3)).max(axis=2), 99.5))
 
 
-def lowlight(folder, training_photos):
-    plain, exposed, gray_world, brightness = [], [], [], []
-    typical = mean_brightness(training_photos)
+def lowlight(folder):
+    rows = {"prism": [], "prism_auto": []}
+    rescaled, levels = [], []
     for name in photos(folder):
         clean = load(os.path.join(folder, f"{name}_clean.png"))
-        out = load(os.path.join(folder, f"{name}_prism.png"))
-        brightness.append(clean.mean())
-        gain = float(np.sum(out * clean) / max(np.sum(out * out), 1e-12))
-        plain.append(psnr(out, clean))
-        exposed.append(psnr(out * gain, clean))
-        if typical is not None:
-            gray_world.append(psnr(out * typical / max(out.mean(), 1e-6), clean))
-    print(f"lowlight: prism {np.mean(plain):.2f} dB; with each photo's best single gain {np.mean(exposed):.2f} dB")
-    if gray_world:
-        print(
-            f"lowlight: prism with each photo's mean brightness set to the training photos' ({typical:.3f}): "
-            f"{np.mean(gray_world):.2f} dB (the held-out photos' mean brightness runs {min(brightness):.2f}-{max(brightness):.2f})"
-        )
+        levels.append(highlight(clean))
+        for kind in rows:
+            path = os.path.join(folder, f"{name}_{kind}.png")
+            if os.path.exists(path):
+                rows[kind].append(psnr(load(path), clean))
+        path = os.path.join(folder, f"{name}_prism_auto.png")
+        if os.path.exists(path):
+            out = load(path)
+            gain = float(np.sum(out * clean) / max(np.sum(out * out), 1e-12))
+            rescaled.append(psnr(out * gain, clean))
+    if not rows["prism_auto"]:
+        return
+    print(
+        f"lowlight: exposure by hand {np.mean(rows['prism']):.2f} dB; estimated {np.mean(rows['prism_auto']):.2f} dB; "
+        f"estimated, then each photo's best single gain {np.mean(rescaled):.2f} dB"
+    )
+    print(
+        f"lowlight: the clean photos' highlight level runs {min(levels):.2f}-{max(levels):.2f} "
+        f"(the estimate assumes 0.988; {sum(level < 0.9 for level in levels)} of {len(levels)} are under 0.9)"
+    )
 
 
 def luma(image):
@@ -80,5 +83,5 @@ def colorize(folder):
 
 if __name__ == "__main__":
     root = sys.argv[1]
-    lowlight(os.path.join(root, "lowlight"), os.path.join(root, "..", "photos", "train"))
+    lowlight(os.path.join(root, "lowlight"))
     colorize(os.path.join(root, "colorize"))

@@ -78,8 +78,8 @@ def peer_grid(task):
     if task == "lowlight":
         return [
             ("gain/gamma curve", f"gain={g} gamma={gm}", lambda x, m, s, g=g, gm=gm: curve(x, g, gm))
-            for g in (1.0, 1.5, 2.0, 2.5, 3.0)
-            for gm in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+            for g in (1.0, 1.5, 2.0, 2.5, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 5.0, 6.0)
+            for gm in (0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0)
         ]
     if task == "colorize":
         return [("gray input", "", lambda x, m, s: x)]
@@ -103,7 +103,9 @@ def main():
             mask = load(path("mask"), gray=True)
             metric_mask = mask if task == "remove" else None
             size = (clean.shape[1], clean.shape[0])
-            for ours in ("prism", "prism_float"):
+            for ours in ("prism", "prism_float", "prism_auto"):
+                if ours == "prism_auto" and not os.path.exists(path(ours)):
+                    continue  # only tools that take an exposure have an estimated-exposure run
                 per_method.setdefault((ours, ""), []).append(scores(load(path(ours)), clean, metric_mask))
             for method, note, run in peer_grid(task):
                 per_method.setdefault((method, note), []).append(scores(run(x, mask, size), clean, metric_mask))

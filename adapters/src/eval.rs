@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::data::{Credit, Split, read_credits, read_named_images};
 use crate::quad::QuadReport;
 use crate::recipe::{RunSummary, read_summaries};
-use crate::tasks::{ALL_TASKS, Task, degrade_for_eval};
+use crate::tasks::{ALL_TASKS, Example, Task, degrade_for_eval, psnr};
 use crate::train::Batch;
 
 /// Side of the centre crop each held-out photo is evaluated on.
@@ -64,9 +64,11 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
     let photos = read_named_images(&data_dir.join("photos/heldout"))?;
     let out_dir = data_dir.join("eval");
     let bar = indicatif::ProgressBar::new((ALL_TASKS.len() * photos.len()) as u64);
+    let mut by_hand = BTreeMap::new();
     for task in ALL_TASKS {
         let dir = out_dir.join(task.id());
         std::fs::create_dir_all(&dir)?;
+        let mut examples = Vec::new();
         for (i, (name, photo)) in photos.iter().enumerate() {
             let side_w = EVAL_CROP.min(photo.width) / 2 * 2;
             let side_h = EVAL_CROP.min(photo.height) / 2 * 2;
@@ -76,13 +78,29 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
             save(&dir.join(format!("{name}_clean.png")), &clean)?;
             save(&dir.join(format!("{name}_input.png")), &example.input)?;
             save_mask(&dir.join(format!("{name}_mask.png")), &example.mask)?;
+            examples.push((name, example));
+        }
+        // A tool that takes an exposure runs as the user would set it, chosen over the held-out set
+        // as the peer's curve is; its estimated exposure is scored beside it.
+        let exposure = if task.takes_exposure() {
+            let stops = exposure_by_hand(&mut backend, task, &examples)?;
+            by_hand.insert(task.id().to_string(), stops);
+            Some(stops)
+        } else {
+            None
+        };
+        for (name, example) in &examples {
             let mask = (task == Task::Remove).then(|| Arc::new(example.mask.clone()));
             let image = Arc::new(example.input.clone());
-            for (suffix, mix, precision) in [
-                ("prism", vec![(task.id().to_string(), 1.0)], Precision::Int8),
-                ("prism_float", vec![(format!("{}-float", task.id()), 1.0)], Precision::Float),
-            ] {
-                let job = EditJob { id: 0, image: image.clone(), mask: mask.clone(), mix, strength: 1.0, precision };
+            let mut runs = vec![
+                ("prism", vec![(task.id().to_string(), 1.0)], Precision::Int8, exposure),
+                ("prism_float", vec![(format!("{}-float", task.id()), 1.0)], Precision::Float, exposure),
+            ];
+            if exposure.is_some() {
+                runs.push(("prism_auto", vec![(task.id().to_string(), 1.0)], Precision::Int8, None));
+            }
+            for (suffix, mix, precision, exposure) in runs {
+                let job = EditJob { id: 0, image: image.clone(), mask: mask.clone(), mix, strength: 1.0, precision, exposure };
                 let (result, _) = run_edit(&mut backend, &job, &mut |_, _| true)?;
                 save(&dir.join(format!("{name}_{suffix}.png")), &result)?;
             }
@@ -114,9 +132,38 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
     let credits = read_credits(data_dir)?;
     write_samples(data_dir, assets)?;
     std::fs::write(assets.join("NOTICE"), notice(&credits))?;
-    let card = model_card(data_dir, &model, &scores, &gaps, &latency, &credits)?;
+    let card = model_card(data_dir, &model, &scores, &gaps, &latency, &credits, &by_hand)?;
     std::fs::write(assets.join("MODEL_CARD.md"), card)?;
     Ok(())
+}
+
+/// Exposures the eval tries by hand, in stops (the held-out set is 2.74 stops under).
+const EXPOSURE_GRID: [f32; 7] = [2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5];
+
+/// The exposure from `EXPOSURE_GRID` whose int8 edits score the best mean PSNR on `examples`.
+fn exposure_by_hand(backend: &mut ReferenceBackend, task: Task, examples: &[(&String, Example)]) -> Result<f32> {
+    let mut best = (f64::NEG_INFINITY, EXPOSURE_GRID[0]);
+    for stops in EXPOSURE_GRID {
+        let mut total = 0.0;
+        for (_, example) in examples {
+            let job = EditJob {
+                id: 0,
+                image: Arc::new(example.input.clone()),
+                mask: None,
+                mix: vec![(task.id().to_string(), 1.0)],
+                strength: 1.0,
+                precision: Precision::Int8,
+                exposure: Some(stops),
+            };
+            total += psnr(&run_edit(backend, &job, &mut |_, _| true)?.0, &example.target, None);
+        }
+        let mean = total / examples.len() as f64;
+        tracing::info!(task = task.id(), stops, psnr = mean, "exposure by hand");
+        if mean > best.0 {
+            best = (mean, stops);
+        }
+    }
+    Ok(best.1)
 }
 
 fn save(path: &Path, image: &RgbImage) -> Result<()> {
@@ -144,7 +191,7 @@ fn measure_latency(backend: &mut ReferenceBackend) -> Result<Latency> {
         let mut totals = Vec::new();
         let mut switches = Vec::new();
         for _ in 0..3 {
-            let job = EditJob { id: 0, image: image.clone(), mask: None, mix: vec![(mix.into(), 1.0)], strength: 1.0, precision };
+            let job = EditJob { id: 0, image: image.clone(), mask: None, mix: vec![(mix.into(), 1.0)], strength: 1.0, precision, exposure: None };
             let start = Instant::now();
             let (_, stats) = run_edit(backend, &job, &mut |_, _| true)?;
             totals.push(start.elapsed());
@@ -212,6 +259,7 @@ fn model_card(
     gaps: &str,
     latency: &Latency,
     credits: &[Credit],
+    by_hand: &BTreeMap<String, f32>,
 ) -> Result<String> {
     let config = model.float.config();
     let summaries = read_summaries(data_dir)?;
@@ -356,6 +404,16 @@ fn model_card(
          (PSNR / SSIM against the clean photo; mean over photos). `prism` is the shipped int8 model with its QUAD\n\
          adapter, `prism float` the float base with the float teacher.\n"
     );
+    for (tool, stops) in by_hand {
+        let grid: Vec<String> = EXPOSURE_GRID.iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "{tool} takes an exposure: its `prism` columns ran at {stops} stops, the best of {{{}}} over the held-out\n\
+             set, as the peer's curve is the best of its grid; `prism_auto` ran at the exposure the editor estimates\n\
+             from each photo (its default).\n",
+            grid.join(", ")
+        );
+    }
     let _ = writeln!(s, "| tool | region | prism int8 | prism float | best peer | margin | all methods |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     // Tools whose margin over their best peer is under the target, with what they lack.

@@ -25,7 +25,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::recipe::{adapter_pairs, float_adapter, load_base, lora_set, runs_dir, task_meta, teacher_path, var_pairs};
-use crate::tasks::{ALL_TASKS, Example, Task, degrade, degrade_for_eval, upscale_input};
+use crate::tasks::{ALL_TASKS, Example, Task, as_model_sees, degrade, degrade_for_eval, upscale_input};
 use crate::train::{Batch, Run, RunSettings, TrainingSet};
 
 /// Room above the calibrated activation ranges: held-out photos reach past what calibration saw.
@@ -99,7 +99,7 @@ pub fn heldout_examples(data_dir: &Path, task: Task, crop: usize) -> Result<Vec<
         let y0 = (photo.height - side) / 2;
         let clean = photo.crop_clamped(x0 as isize, y0 as isize, side, side);
         let mut rng = StdRng::seed_from_u64(1000 + i as u64);
-        let mut ex = degrade_for_eval(task, &clean, &mut rng);
+        let mut ex = as_model_sees(task, degrade_for_eval(task, &clean, &mut rng));
         if task == Task::Upscale {
             // The table compares model outputs at the size the model runs at.
             ex.input = upscale_input(&clean);

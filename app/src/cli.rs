@@ -62,6 +62,10 @@ struct EditArgs {
     /// Adapter strength (scales every LoRA side path).
     #[arg(long, default_value_t = 1.0)]
     strength: f32,
+    /// Stops to brighten the input by, for tools that take an exposure (lowlight); estimated from
+    /// the photo when not given.
+    #[arg(long, allow_negative_numbers = true)]
+    exposure: Option<f32>,
     #[arg(long, default_value = "auto", value_parser = ["auto", "reference", "wgpu", "ort"])]
     backend: String,
     #[arg(long, default_value = "int8", value_parser = ["int8", "float"])]
@@ -230,6 +234,7 @@ fn edit(args: EditArgs) -> Result<()> {
         mix: mix.clone(),
         strength: args.strength,
         precision,
+        exposure: args.exposure,
     };
     engine.send(Command::Edit(job))?;
     let bar = ProgressBar::new(1);

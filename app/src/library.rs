@@ -56,7 +56,11 @@ pub fn install_adapter(model: &Model, file: &Path, overwrite: bool) -> Result<(P
 
 /// The `prism:*` entries saved with an edited image.
 pub fn edit_record(model: &Model, mix: &[(String, f32)], strength: f32, stats: &JobStats) -> Vec<(String, String)> {
-    record_entries(model, mix, strength, &stats.backend, &stats.device, stats.precision.name())
+    let mut entries = record_entries(model, mix, strength, &stats.backend, &stats.device, stats.precision.name());
+    if let Some(stops) = stats.exposure {
+        entries.push(("prism:exposure".to_string(), format!("{stops:.2}")));
+    }
+    entries
 }
 
 /// The same entries from their parts (the editor keeps them per history step).

@@ -58,6 +58,9 @@ pub struct AdapterMeta {
     pub region: Region,
     /// Output size / input size (2 for the upscaler).
     pub scale: u32,
+    /// The tool brightens its input by the job's exposure (or an estimate of it) before the model
+    /// sees it: a dark photo's exposure cannot be told from a small window of it.
+    pub exposure: bool,
     pub precision: AdapterPrecision,
 }
 
@@ -309,6 +312,7 @@ fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
         ("metrics".into(), meta.metrics.to_string()),
         ("region".into(), enum_str(serde_json::to_value(meta.region).unwrap_or_default())),
         ("scale".into(), meta.scale.to_string()),
+        ("exposure".into(), meta.exposure.to_string()),
         ("precision".into(), enum_str(serde_json::to_value(meta.precision).unwrap_or_default())),
     ])
 }
@@ -329,6 +333,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
     if rank == 0 || !alpha.is_finite() || !(1..=4).contains(&scale) {
         return Err(adapter_error(&name, format!("has rank {rank}, alpha {alpha}, scale {scale}: out of range")));
     }
+    let exposure = m.get("exposure").map_or(Ok(false), |s| s.parse()).map_err(|_| adapter_error(&name, "metadata 'exposure' must be true or false"))?;
     let region = serde_json::from_value(serde_json::Value::String(m.get("region").cloned().unwrap_or("global".into())))
         .map_err(|_| adapter_error(&name, "metadata 'region' must be local or global"))?;
     let precision = serde_json::from_value(serde_json::Value::String(get("precision")?))
@@ -349,6 +354,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         metrics: parse("metrics", m.get("metrics").cloned().unwrap_or("{}".into()))?,
         region,
         scale,
+        exposure,
         precision,
         name,
     })
@@ -475,6 +481,7 @@ pub fn float_meta(name: &str, base_model: &str, rank: usize, alpha: f32) -> Adap
         metrics: serde_json::json!({}),
         region: Region::Global,
         scale: 1,
+        exposure: false,
         precision: AdapterPrecision::Float,
     }
 }

@@ -25,6 +25,15 @@ pub const TILE: usize = 512;
 pub const OVERLAP: usize = 32;
 /// Feather radius of the paste-back mask, in pixels.
 pub const FEATHER: usize = 3;
+/// The exposure range a job may ask for, in stops.
+pub const EXPOSURE_RANGE: std::ops::RangeInclusive<f32> = -4.0..=8.0;
+/// The most `auto_exposure` brightens: a black frame has no exposure to find.
+pub const MAX_AUTO_EXPOSURE: f32 = 6.0;
+/// Where a normally exposed photo's highlights start: the 99.5th percentile of each pixel's largest
+/// channel after a 3x3 mean (which keeps noise from posing as highlight). The median over 512-px
+/// crops of the training photos is 0.988; on them, darkened and noised as training does, the
+/// estimate is off by 0.11 stops (median) and 0.34 (90th percentile).
+const NORMAL_HIGHLIGHT: f32 = 0.988;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -37,6 +46,9 @@ pub struct EditJob {
     pub mix: Vec<(String, f32)>,
     pub strength: f32,
     pub precision: Precision,
+    /// Stops of exposure added to the input of tools that take it (`AdapterMeta::exposure`);
+    /// None: estimated from the image (`auto_exposure`). Other tools ignore it.
+    pub exposure: Option<f32>,
 }
 
 /// How the job went, for the status bar and the output's metadata.
@@ -51,6 +63,8 @@ pub struct JobStats {
     pub total_time: Duration,
     pub tiles: usize,
     pub memory: MemoryReport,
+    /// Stops the input was brightened by, for tools that take an exposure.
+    pub exposure: Option<f32>,
 }
 
 /// Runs `job` on `backend`. `progress(done, total)` is called after every tile and returns false
@@ -66,7 +80,16 @@ pub fn run_edit(
     backend.bind(&job.mix, job.strength, job.precision)?;
     let switch_time = switch_start.elapsed();
     let mut forward_time = Duration::ZERO;
+    let exposure = plan.takes_exposure.then(|| job.exposure.unwrap_or_else(|| auto_exposure(&job.image)));
     let mut run = |input: &RgbImage, mask: &Mask, hide_masked: bool| -> Result<RgbImage> {
+        let exposed;
+        let input = match exposure {
+            Some(stops) => {
+                exposed = expose(input, stops);
+                &exposed
+            }
+            None => input,
+        };
         let tensor = model_input(input, mask, hide_masked)?;
         let start = Instant::now();
         let residual = backend.forward(&tensor)?;
@@ -91,12 +114,14 @@ pub fn run_edit(
         total_time: started.elapsed(),
         tiles,
         memory: backend.memory(),
+        exposure,
     };
     Ok((result, stats))
 }
 
 struct Plan {
     region: Region,
+    takes_exposure: bool,
     scale: usize,
     alignment: usize,
 }
@@ -108,8 +133,18 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     if !job.strength.is_finite() || !(0.0..=4.0).contains(&job.strength) {
         return Err(EngineError::Job(format!("strength {} is outside 0..4", job.strength)));
     }
+    if let Some(stops) = job.exposure {
+        if !EXPOSURE_RANGE.contains(&stops) {
+            return Err(EngineError::Job(format!(
+                "exposure {stops} stops is outside {}..{}",
+                EXPOSURE_RANGE.start(),
+                EXPOSURE_RANGE.end()
+            )));
+        }
+    }
     let installed = backend.installed();
     let mut region = Region::Global;
+    let mut takes_exposure = false;
     let mut scale = None;
     for (name, _) in &job.mix {
         let info = installed.iter().find(|i| &i.meta.name == name).ok_or_else(|| {
@@ -122,6 +157,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
         if info.meta.region == Region::Local {
             region = Region::Local;
         }
+        takes_exposure |= info.meta.exposure;
         match scale {
             Some(s) if s != info.meta.scale => {
                 return Err(EngineError::Job("tools that change the image size cannot be mixed with tools that do not".into()));
@@ -149,7 +185,42 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     } else if region == Region::Local {
         return Err(EngineError::Job("this tool fills a painted region: paint over what to remove first".into()));
     }
-    Ok(Plan { region, scale, alignment: backend.alignment() })
+    Ok(Plan { region, takes_exposure, scale, alignment: backend.alignment() })
+}
+
+/// The stops that bring a dark photo to a normal exposure: its highlights up to where a normally
+/// exposed photo has them (`NORMAL_HIGHLIGHT`). Between 0 and `MAX_AUTO_EXPOSURE`; a photo that is
+/// already bright gets 0.
+pub fn auto_exposure(image: &RgbImage) -> f32 {
+    let (w, h) = (image.width, image.height);
+    if w == 0 || h == 0 {
+        return 0.0;
+    }
+    let mut brightest = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = [0f32; 3];
+            let mut count = 0.0;
+            for ny in y.saturating_sub(1)..(y + 2).min(h) {
+                for nx in x.saturating_sub(1)..(x + 2).min(w) {
+                    let p = &image.data[(ny * w + nx) * 3..][..3];
+                    sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+                    count += 1.0;
+                }
+            }
+            brightest.push(sum[0].max(sum[1]).max(sum[2]) / count);
+        }
+    }
+    let at = (brightest.len() - 1) * 995 / 1000;
+    let (_, highlight, _) = brightest.select_nth_unstable_by(at, f32::total_cmp);
+    let gain = NORMAL_HIGHLIGHT / highlight.max(f32::MIN_POSITIVE);
+    gain.log2().clamp(0.0, MAX_AUTO_EXPOSURE)
+}
+
+/// `image` brightened by `stops` (times 2^stops), clipped to white as a camera would.
+pub fn expose(image: &RgbImage, stops: f32) -> RgbImage {
+    let gain = stops.exp2();
+    RgbImage { width: image.width, height: image.height, data: image.data.iter().map(|v| (v * gain).min(1.0)).collect() }
 }
 
 /// `[1,H,W,4]`: RGB in [-1,1] (masked pixels 0 when hidden) and the binary mask.
@@ -308,6 +379,25 @@ fn global_edit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_exposure_lifts_the_highlights_to_a_normal_photos() {
+        // Rows of a ramp (so the 3x3 mean changes nothing inside) whose brightest half percent
+        // starts where a normal photo's does, then darkened by two stops.
+        let row: Vec<f32> = (0..1000).map(|i| i as f32 / 999.0 * NORMAL_HIGHLIGHT / 0.995).collect();
+        let ramp: Vec<f32> = (0..10).flat_map(|_| row.iter().flat_map(|&v| [v * 0.2, v, v * 0.5])).collect();
+        let normal = RgbImage { width: 1000, height: 10, data: ramp };
+        assert!(auto_exposure(&normal).abs() < 0.01);
+        let dark = RgbImage { data: normal.data.iter().map(|v| v / 4.0).collect(), ..normal.clone() };
+        assert!((auto_exposure(&dark) - 2.0).abs() < 0.01, "{}", auto_exposure(&dark));
+        let black = RgbImage::new(8, 8);
+        assert_eq!(auto_exposure(&black), MAX_AUTO_EXPOSURE);
+        let white = RgbImage { width: 8, height: 8, data: vec![1.0; 192] };
+        assert_eq!(auto_exposure(&white), 0.0);
+        let exposed = expose(&dark, 2.0);
+        assert!(exposed.data.iter().zip(&normal.data).all(|(a, b)| (a - b).abs() < 1e-6));
+        assert_eq!(expose(&normal, 1.0).data.iter().copied().fold(0f32, f32::max), 1.0, "clipped to white");
+    }
 
     #[test]
     fn tiles_cover_with_overlap() {

@@ -230,6 +230,22 @@ fn a_killed_session_is_offered_back() {
 }
 
 #[test]
+fn the_night_shot_tool_offers_its_exposure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = small_photo(dir.path());
+    let mut harness = editor(Some(photo), &dir.path().join("config"));
+    ready(&mut harness);
+    assert!(harness.query_by_label("Auto exposure").is_none(), "only tools that take an exposure show it");
+    click(&mut harness, "Brighten low light");
+    assert_eq!(harness.state().tool.exposure, None, "estimated unless the user sets it");
+    click(&mut harness, "Auto exposure");
+    harness.step();
+    let set = harness.state().tool.exposure.expect("unticking auto sets the exposure by hand");
+    assert!((0.0..=6.0).contains(&set), "it starts from the estimate: {set}");
+    assert!(harness.query_by_label_contains("Exposure (stops)").is_some(), "the slider is shown");
+}
+
+#[test]
 fn layout_snapshots() {
     let dir = tempfile::tempdir().expect("temp dir");
     let photo = small_photo(dir.path());

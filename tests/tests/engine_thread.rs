@@ -36,6 +36,7 @@ fn job(id: u64, width: usize, height: usize, mask: Option<Mask>, tool: &str) -> 
         mix: vec![(tool.into(), 1.0)],
         strength: 1.0,
         precision: Precision::Int8,
+        exposure: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn edit(backend: &mut ReferenceBackend, tool: &str, image: &RgbImage, mask: Opti
         mix: vec![(tool.into(), 1.0)],
         strength: 1.0,
         precision: Precision::Int8,
+        exposure: None,
     };
     run_edit(backend, &job, &mut |_, _| true).unwrap().0
 }
@@ -118,6 +119,43 @@ fn denoise_and_remove_beat_doing_nothing_on_a_held_out_photo() {
     let outside = mask.data.iter().map(|m| 1.0 - m).collect();
     let far = Mask { width: 128, height: 128, data: outside };
     assert!(psnr(&filled, &clean, Some(&far)) > 40.0, "remove changed pixels far outside the mask");
+}
+
+#[test]
+fn lowlight_brightens_by_the_estimated_or_the_given_exposure() {
+    let mut backend = backend();
+    let clean = sample("astronaut.jpg", 128);
+    // Three stops under and a crushing gamma, as an 8-bit file holds it.
+    let dark = RgbImage {
+        width: clean.width,
+        height: clean.height,
+        data: clean.data.iter().map(|v| ((v.powf(1.3) / 8.0) * 255.0).round() / 255.0).collect(),
+    };
+    let mut job = EditJob {
+        id: 1,
+        image: Arc::new(dark.clone()),
+        mask: None,
+        mix: vec![("lowlight".into(), 1.0)],
+        strength: 1.0,
+        precision: Precision::Int8,
+        exposure: None,
+    };
+    let (bright, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    let estimated = stats.exposure.expect("lowlight takes an exposure");
+    assert!((1.5..=4.5).contains(&estimated), "estimated {estimated} stops for a photo 3 stops under");
+    let (before, after) = (psnr(&dark, &clean, None), psnr(&bright, &clean, None));
+    assert!(after > before + 6.0, "lowlight: {before:.2} dB in, {after:.2} dB out");
+
+    job.exposure = Some(1.0);
+    let (dimmer, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    assert_eq!(stats.exposure, Some(1.0));
+    let mean = |image: &RgbImage| image.data.iter().sum::<f32>() / image.data.len() as f32;
+    assert!(mean(&dimmer) < mean(&bright), "one stop brightens less than {estimated}");
+    job.exposure = Some(20.0);
+    assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "20 stops is refused");
+    job.exposure = Some(1.0);
+    job.mix = vec![("denoise".into(), 1.0)];
+    assert_eq!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().1.exposure, None, "denoise takes no exposure");
 }
 
 #[test]

@@ -90,6 +90,8 @@ struct RunningJob {
 pub struct ToolChoice {
     pub mix: Vec<(String, f32)>,
     pub strength: f32,
+    /// Stops to brighten the input by, for tools that take an exposure; None: estimated.
+    pub exposure: Option<f32>,
     pub prompt: String,
     /// What the prompt chose last, shown under the box.
     pub prompt_matches: Option<Vec<PromptMatch>>,
@@ -837,7 +839,8 @@ impl PrismApp {
         let id = self.next_job;
         self.next_job += 1;
         let mask = (!document.mask.is_empty()).then(|| Arc::new(document.mask.to_engine()));
-        let job = EditJob { id, image: document.image().clone(), mask, mix, strength, precision };
+        let exposure = self.tool.exposure;
+        let job = EditJob { id, image: document.image().clone(), mask, mix, strength, precision, exposure };
         engine.send(Command::Edit(job))?;
         self.jobs.insert(id, RunningJob { purpose, done: 0, total: 1 });
         Ok(())

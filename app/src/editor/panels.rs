@@ -178,6 +178,22 @@ impl PrismApp {
         });
     }
 
+    /// The exposure a night-shot tool brightens by before it runs: estimated, or set by eye.
+    fn exposure_ui(&mut self, ui: &mut egui::Ui) {
+        let mut auto = self.tool.exposure.is_none();
+        if ui.checkbox(&mut auto, "Auto exposure").on_hover_text("Estimate the exposure from the photo's highlights").changed() {
+            self.tool.exposure = if auto {
+                None
+            } else {
+                Some(self.document.as_ref().map_or(0.0, |d| prism_engine::job::auto_exposure(d.image())))
+            };
+        }
+        if let Some(stops) = &mut self.tool.exposure {
+            ui.add(egui::Slider::new(stops, 0.0..=prism_engine::job::MAX_AUTO_EXPOSURE).step_by(0.05).text("Exposure (stops)"))
+                .on_hover_text("How much to brighten before the tool cleans up; each stop doubles the light");
+        }
+    }
+
     fn tool_panel_ui(&mut self, ui: &mut egui::Ui) {
         ui.heading("Tools");
         let prompt_label = ui.label("Describe the edit");
@@ -233,6 +249,10 @@ impl PrismApp {
         egui::CollapsingHeader::new("Mix").default_open(self.tool.mix.len() > 1).show(ui, |ui| self.mix_ui(ui));
         ui.add(egui::Slider::new(&mut self.tool.strength, 0.0..=2.0).text("Strength"))
             .on_hover_text("Scales every adapter's side path; 0 = the base model alone");
+        let takes_exposure = self.tools.iter().any(|t| t.meta.exposure && self.tool.mix.iter().any(|(n, _)| n == &t.meta.name));
+        if takes_exposure {
+            self.exposure_ui(ui);
+        }
         let label = self.settings.precision.clone();
         egui::ComboBox::from_label("Precision").selected_text(&label).show_ui(ui, |ui| {
             let before = self.settings.precision.clone();

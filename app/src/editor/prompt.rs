@@ -108,6 +108,7 @@ mod tests {
             metrics: serde_json::Value::Null,
             region: Region::Global,
             scale: 1,
+            exposure: false,
             precision: AdapterPrecision::Int8,
         }
     }
