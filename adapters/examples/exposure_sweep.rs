@@ -1,6 +1,6 @@
-//! Held-out PSNR of the lowlight float teacher at fixed exposures and at the estimated one, on the
-//! inputs `eval` wrote to `data/eval/lowlight`.
-//! `cargo run --release -p prism-adapters --example exposure_sweep [ASSETS] [ADAPTER]`
+//! Held-out PSNR of a lowlight float teacher at a few exposures and at the estimated one, on the
+//! inputs `eval` wrote to `data/eval/lowlight`: how a new teacher does before QUAD and eval.
+//! `cargo run --release -p prism-adapters --example exposure_sweep [ASSETS] [ADAPTER] [STOPS|auto]`
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix("_clean.png").map(String::from))
         .collect();
     names.sort();
-    for exposure in [None, Some(2.25), Some(2.5), Some(2.74), Some(3.0), Some(3.25)] {
+    for exposure in std::env::args().nth(3).map_or(vec![None, Some(2.5), Some(2.75), Some(3.0)], |s| vec![s.parse().ok()]) {
         let mut total = 0.0;
         for name in &names {
             let clean = load_picture(&dir.join(format!("{name}_clean.png")), 64_000_000)?.rgb;

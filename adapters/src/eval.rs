@@ -191,7 +191,15 @@ fn measure_latency(backend: &mut ReferenceBackend) -> Result<Latency> {
         let mut totals = Vec::new();
         let mut switches = Vec::new();
         for _ in 0..3 {
-            let job = EditJob { id: 0, image: image.clone(), mask: None, mix: vec![(mix.into(), 1.0)], strength: 1.0, precision, exposure: None };
+            let job = EditJob {
+                id: 0,
+                image: image.clone(),
+                mask: None,
+                mix: vec![(mix.into(), 1.0)],
+                strength: 1.0,
+                precision,
+                exposure: None,
+            };
             let start = Instant::now();
             let (_, stats) = run_edit(backend, &job, &mut |_, _| true)?;
             totals.push(start.elapsed());

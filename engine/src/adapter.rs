@@ -333,7 +333,10 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
     if rank == 0 || !alpha.is_finite() || !(1..=4).contains(&scale) {
         return Err(adapter_error(&name, format!("has rank {rank}, alpha {alpha}, scale {scale}: out of range")));
     }
-    let exposure = m.get("exposure").map_or(Ok(false), |s| s.parse()).map_err(|_| adapter_error(&name, "metadata 'exposure' must be true or false"))?;
+    let exposure = m
+        .get("exposure")
+        .map_or(Ok(false), |s| s.parse())
+        .map_err(|_| adapter_error(&name, "metadata 'exposure' must be true or false"))?;
     let region = serde_json::from_value(serde_json::Value::String(m.get("region").cloned().unwrap_or("global".into())))
         .map_err(|_| adapter_error(&name, "metadata 'region' must be local or global"))?;
     let precision = serde_json::from_value(serde_json::Value::String(get("precision")?))
