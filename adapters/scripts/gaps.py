@@ -37,7 +37,7 @@ def highlight(image):
 
 
 def lowlight(folder):
-    rows = {"prism": [], "prism_auto": []}
+    rows = {"prism": [], "prism_default": []}
     rescaled, levels = [], []
     for name in photos(folder):
         clean = load(os.path.join(folder, f"{name}_clean.png"))
@@ -46,15 +46,15 @@ def lowlight(folder):
             path = os.path.join(folder, f"{name}_{kind}.png")
             if os.path.exists(path):
                 rows[kind].append(psnr(load(path), clean))
-        path = os.path.join(folder, f"{name}_prism_auto.png")
+        path = os.path.join(folder, f"{name}_prism_default.png")
         if os.path.exists(path):
             out = load(path)
             gain = float(np.sum(out * clean) / max(np.sum(out * out), 1e-12))
             rescaled.append(psnr(out * gain, clean))
-    if not rows["prism_auto"]:
+    if not rows["prism_default"]:
         return
     print(
-        f"lowlight: exposure by hand {np.mean(rows['prism']):.2f} dB; estimated {np.mean(rows['prism_auto']):.2f} dB; "
+        f"lowlight: exposure by hand {np.mean(rows['prism']):.2f} dB; estimated {np.mean(rows['prism_default']):.2f} dB; "
         f"estimated, then each photo's best single gain {np.mean(rescaled):.2f} dB"
     )
     print(

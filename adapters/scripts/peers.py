@@ -103,9 +103,9 @@ def main():
             mask = load(path("mask"), gray=True)
             metric_mask = mask if task == "remove" else None
             size = (clean.shape[1], clean.shape[0])
-            for ours in ("prism", "prism_float", "prism_auto"):
-                if ours == "prism_auto" and not os.path.exists(path(ours)):
-                    continue  # only tools that take an exposure have an estimated-exposure run
+            for ours in ("prism", "prism_float", "prism_default"):
+                if ours == "prism_default" and not os.path.exists(path(ours)):
+                    continue  # only tools that take a setting have a run at its default
                 per_method.setdefault((ours, ""), []).append(scores(load(path(ours)), clean, metric_mask))
             for method, note, run in peer_grid(task):
                 per_method.setdefault((method, note), []).append(scores(run(x, mask, size), clean, metric_mask))

@@ -287,7 +287,7 @@ pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profi
         metrics: serde_json::json!({}),
         region: task.region(),
         scale: task.scale(),
-        exposure: task.takes_exposure(),
+        setting: task.setting(),
         precision,
     }
 }

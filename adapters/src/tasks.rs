@@ -4,7 +4,7 @@
 
 use prism_engine::adapter::Region;
 use prism_engine::imageio::{Mask, RgbImage};
-use prism_engine::job::{auto_exposure, expose};
+use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, gaussian_blur, unsharp};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
@@ -92,10 +92,14 @@ impl Task {
         }
     }
 
-    /// Whether the engine brightens this tool's input by the user's exposure (or its estimate)
-    /// before the model: the exposure a night shot needs is not in any small window of it.
-    pub fn takes_exposure(self) -> bool {
-        self == Task::Lowlight
+    /// The setting the user gives this tool, which the engine folds into its input: how dark the
+    /// whole shot is and how large the blur is are in no small window of the photo.
+    pub fn setting(self) -> Option<ToolSetting> {
+        match self {
+            Task::Lowlight => Some(ToolSetting::Exposure),
+            Task::Sharpen => Some(ToolSetting::BlurSize),
+            _ => None,
+        }
     }
 
     /// Output size over input size.
@@ -153,12 +157,17 @@ pub fn degrade(task: Task, target: &RgbImage, stamps: &[Stamp], rng: &mut StdRng
             global(quantize8(&add_noise(target, sigma, shot, rng)), rng)
         }
         Task::Sharpen => {
-            let blurred = if rng.random_bool(0.6) {
-                gaussian_blur(target, rng.random_range(0.6..3.0))
+            // The blur's size as a Gaussian's sigma (a motion blur's: its length's standard deviation).
+            let (blurred, size) = if rng.random_bool(0.6) {
+                let sigma = rng.random_range(0.6..3.0);
+                (gaussian_blur(target, sigma), sigma)
             } else {
-                motion_blur(target, rng.random_range(3.0..13.0), rng.random_range(0.0..std::f32::consts::PI))
+                let length = rng.random_range(3.0..13.0);
+                (motion_blur(target, length, rng.random_range(0.0..std::f32::consts::PI)), length / 12f32.sqrt())
             };
-            global(quantize8(&blurred), rng)
+            let file = quantize8(&blurred);
+            // The engine sharpens first with the user's blur size, set by eye (give or take 20%).
+            global(unsharp(&file, size * rng.random_range(0.8..1.25)), rng)
         }
         Task::Colorize => global(quantize8(&grayscale(target)), rng),
         Task::Lowlight => {
@@ -200,10 +209,12 @@ pub fn degrade_for_eval(task: Task, target: &RgbImage, rng: &mut StdRng) -> Exam
 }
 
 /// What the model sees of a `degrade_for_eval` example when the engine runs it with the job's
-/// defaults: the estimated exposure applied for tools that take one.
+/// defaults: the estimated exposure, the default blur size.
 pub fn as_model_sees(task: Task, mut example: Example) -> Example {
-    if task.takes_exposure() {
-        example.input = expose(&example.input, auto_exposure(&example.input));
+    match task.setting() {
+        Some(ToolSetting::Exposure) => example.input = expose(&example.input, auto_exposure(&example.input)),
+        Some(ToolSetting::BlurSize) => example.input = unsharp(&example.input, DEFAULT_BLUR_SIZE),
+        None => {}
     }
     example
 }
@@ -260,16 +271,6 @@ pub fn area_downscale2(image: &RgbImage) -> RgbImage {
 /// engine's job does it (so training and use agree).
 pub fn upscale_input(target: &RgbImage) -> RgbImage {
     quantize8(&area_downscale2(target)).resized(target.width, target.height)
-}
-
-/// Separable Gaussian blur with clamped edges.
-pub fn gaussian_blur(image: &RgbImage, sigma: f32) -> RgbImage {
-    let radius = (3.0 * sigma).ceil() as isize;
-    let weights: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
-    let total: f32 = weights.iter().sum();
-    let horizontal: Vec<(isize, isize, f32)> = (-radius..=radius).zip(&weights).map(|(d, w)| (d, 0, w / total)).collect();
-    let vertical: Vec<(isize, isize, f32)> = horizontal.iter().map(|&(d, _, w)| (0, d, w)).collect();
-    filter(&filter(image, &horizontal), &vertical)
 }
 
 /// Linear motion blur of `length` pixels at `angle` radians.

@@ -66,6 +66,9 @@ struct EditArgs {
     /// the photo when not given.
     #[arg(long, allow_negative_numbers = true)]
     exposure: Option<f32>,
+    /// The blur's size in pixels, for tools that take one (sharpen); 1.5 when not given.
+    #[arg(long)]
+    blur_size: Option<f32>,
     #[arg(long, default_value = "auto", value_parser = ["auto", "reference", "wgpu", "ort"])]
     backend: String,
     #[arg(long, default_value = "int8", value_parser = ["int8", "float"])]
@@ -235,6 +238,7 @@ fn edit(args: EditArgs) -> Result<()> {
         strength: args.strength,
         precision,
         exposure: args.exposure,
+        blur_size: args.blur_size,
     };
     engine.send(Command::Edit(job))?;
     let bar = ProgressBar::new(1);

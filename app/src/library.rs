@@ -60,6 +60,9 @@ pub fn edit_record(model: &Model, mix: &[(String, f32)], strength: f32, stats: &
     if let Some(stops) = stats.exposure {
         entries.push(("prism:exposure".to_string(), format!("{stops:.2}")));
     }
+    if let Some(sigma) = stats.blur_size {
+        entries.push(("prism:blur_size".to_string(), format!("{sigma:.2}")));
+    }
     entries
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::conv::oihw_to_kernel;
 use crate::error::{EngineError, Result};
 use crate::quant::{Affine, Profile};
+use crate::settings::ToolSetting;
 use crate::tensorfile::{ElementType, RawTensor, TensorFile};
 use crate::unet::{LoraLayer, LoraSet, Unet};
 
@@ -58,9 +59,8 @@ pub struct AdapterMeta {
     pub region: Region,
     /// Output size / input size (2 for the upscaler).
     pub scale: u32,
-    /// The tool brightens its input by the job's exposure (or an estimate of it) before the model
-    /// sees it: a dark photo's exposure cannot be told from a small window of it.
-    pub exposure: bool,
+    /// The setting the user gives this tool, folded into its input before the model runs.
+    pub setting: Option<ToolSetting>,
     pub precision: AdapterPrecision,
 }
 
@@ -297,7 +297,7 @@ fn lora_from_raw(meta: &AdapterMeta, layer: &str, a: &RawTensor, b: &RawTensor) 
 
 fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
     let enum_str = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    HashMap::from([
+    let mut strings = HashMap::from([
         ("format".into(), ADAPTER_FORMAT.into()),
         ("name".into(), meta.name.clone()),
         ("title".into(), meta.title.clone()),
@@ -312,9 +312,12 @@ fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
         ("metrics".into(), meta.metrics.to_string()),
         ("region".into(), enum_str(serde_json::to_value(meta.region).unwrap_or_default())),
         ("scale".into(), meta.scale.to_string()),
-        ("exposure".into(), meta.exposure.to_string()),
         ("precision".into(), enum_str(serde_json::to_value(meta.precision).unwrap_or_default())),
-    ])
+    ]);
+    if let Some(setting) = meta.setting {
+        strings.insert("setting".into(), enum_str(serde_json::to_value(setting).unwrap_or_default()));
+    }
+    strings
 }
 
 fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
@@ -333,10 +336,11 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
     if rank == 0 || !alpha.is_finite() || !(1..=4).contains(&scale) {
         return Err(adapter_error(&name, format!("has rank {rank}, alpha {alpha}, scale {scale}: out of range")));
     }
-    let exposure = m
-        .get("exposure")
-        .map_or(Ok(false), |s| s.parse())
-        .map_err(|_| adapter_error(&name, "metadata 'exposure' must be true or false"))?;
+    let setting = m
+        .get("setting")
+        .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())))
+        .transpose()
+        .map_err(|_| adapter_error(&name, "metadata 'setting' must be exposure or blur_size"))?;
     let region = serde_json::from_value(serde_json::Value::String(m.get("region").cloned().unwrap_or("global".into())))
         .map_err(|_| adapter_error(&name, "metadata 'region' must be local or global"))?;
     let precision = serde_json::from_value(serde_json::Value::String(get("precision")?))
@@ -357,7 +361,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         metrics: parse("metrics", m.get("metrics").cloned().unwrap_or("{}".into()))?,
         region,
         scale,
-        exposure,
+        setting,
         precision,
         name,
     })
@@ -484,7 +488,7 @@ pub fn float_meta(name: &str, base_model: &str, rank: usize, alpha: f32) -> Adap
         metrics: serde_json::json!({}),
         region: Region::Global,
         scale: 1,
-        exposure: false,
+        setting: None,
         precision: AdapterPrecision::Float,
     }
 }

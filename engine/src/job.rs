@@ -16,6 +16,7 @@ use crate::adapter::Region;
 use crate::backend::{Backend, MemoryReport, Precision};
 use crate::error::{EngineError, Result};
 use crate::imageio::{Mask, RgbImage};
+use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
 
 pub type JobId = u64;
 
@@ -25,15 +26,6 @@ pub const TILE: usize = 512;
 pub const OVERLAP: usize = 32;
 /// Feather radius of the paste-back mask, in pixels.
 pub const FEATHER: usize = 3;
-/// The exposure range a job may ask for, in stops.
-pub const EXPOSURE_RANGE: std::ops::RangeInclusive<f32> = -4.0..=8.0;
-/// The most `auto_exposure` brightens: a black frame has no exposure to find.
-pub const MAX_AUTO_EXPOSURE: f32 = 6.0;
-/// Where a normally exposed photo's highlights start: the 99.5th percentile of each pixel's largest
-/// channel after a 3x3 mean (which keeps noise from posing as highlight). The median over 512-px
-/// crops of the training photos is 0.988; on them, darkened and noised as training does, the
-/// estimate is off by 0.11 stops (median) and 0.34 (90th percentile).
-const NORMAL_HIGHLIGHT: f32 = 0.988;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -46,9 +38,12 @@ pub struct EditJob {
     pub mix: Vec<(String, f32)>,
     pub strength: f32,
     pub precision: Precision,
-    /// Stops of exposure added to the input of tools that take it (`AdapterMeta::exposure`);
+    /// Stops of exposure added to the input of tools that take it (`ToolSetting::Exposure`);
     /// None: estimated from the image (`auto_exposure`). Other tools ignore it.
     pub exposure: Option<f32>,
+    /// The blur size, in pixels, for tools that take it (`ToolSetting::BlurSize`); None: the
+    /// default. Other tools ignore it.
+    pub blur_size: Option<f32>,
 }
 
 /// How the job went, for the status bar and the output's metadata.
@@ -65,6 +60,8 @@ pub struct JobStats {
     pub memory: MemoryReport,
     /// Stops the input was brightened by, for tools that take an exposure.
     pub exposure: Option<f32>,
+    /// The blur size the input was unsharp-masked at, for tools that take one.
+    pub blur_size: Option<f32>,
 }
 
 /// Runs `job` on `backend`. `progress(done, total)` is called after every tile and returns false
@@ -80,16 +77,18 @@ pub fn run_edit(
     backend.bind(&job.mix, job.strength, job.precision)?;
     let switch_time = switch_start.elapsed();
     let mut forward_time = Duration::ZERO;
-    let exposure = plan.takes_exposure.then(|| job.exposure.unwrap_or_else(|| auto_exposure(&job.image)));
+    // The model's view of the photo: the tools' settings folded in (the result is pasted onto the
+    // photo itself).
+    let exposure = plan.exposure.then(|| job.exposure.unwrap_or_else(|| auto_exposure(&job.image)));
+    let blur_size = plan.blur_size.then(|| job.blur_size.unwrap_or(DEFAULT_BLUR_SIZE));
+    let mut view = None;
+    if let Some(stops) = exposure {
+        view = Some(expose(&job.image, stops));
+    }
+    if let Some(sigma) = blur_size {
+        view = Some(unsharp(view.as_ref().unwrap_or(&job.image), sigma));
+    }
     let mut run = |input: &RgbImage, mask: &Mask, hide_masked: bool| -> Result<RgbImage> {
-        let exposed;
-        let input = match exposure {
-            Some(stops) => {
-                exposed = expose(input, stops);
-                &exposed
-            }
-            None => input,
-        };
         let tensor = model_input(input, mask, hide_masked)?;
         let start = Instant::now();
         let residual = backend.forward(&tensor)?;
@@ -97,13 +96,14 @@ pub fn run_edit(
         add_residual(&tensor, &residual)
     };
     let image = &job.image;
+    let view = view.as_ref().unwrap_or(image);
     let (result, tiles) = match plan.region {
         Region::Local => {
             let mask = job.mask.as_deref().ok_or_else(|| EngineError::Job("paint over what to remove first".into()))?;
-            let out = local_edit(image, mask, plan.alignment, &mut run, progress)?;
+            let out = local_edit(image, view, mask, plan.alignment, &mut run, progress)?;
             (out, 1)
         }
-        Region::Global => global_edit(image, job.mask.as_deref(), plan.scale, plan.alignment, &mut run, progress)?,
+        Region::Global => global_edit(image, view, job.mask.as_deref(), plan.scale, plan.alignment, &mut run, progress)?,
     };
     let stats = JobStats {
         backend: backend.kind().name().into(),
@@ -115,13 +115,16 @@ pub fn run_edit(
         tiles,
         memory: backend.memory(),
         exposure,
+        blur_size,
     };
     Ok((result, stats))
 }
 
 struct Plan {
     region: Region,
-    takes_exposure: bool,
+    /// The settings the mix's tools take.
+    exposure: bool,
+    blur_size: bool,
     scale: usize,
     alignment: usize,
 }
@@ -133,18 +136,20 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     if !job.strength.is_finite() || !(0.0..=4.0).contains(&job.strength) {
         return Err(EngineError::Job(format!("strength {} is outside 0..4", job.strength)));
     }
-    if let Some(stops) = job.exposure {
-        if !EXPOSURE_RANGE.contains(&stops) {
+    for (setting, value) in [(ToolSetting::Exposure, job.exposure), (ToolSetting::BlurSize, job.blur_size)] {
+        if let Some(value) = value.filter(|v| !setting.range().contains(v)) {
+            let range = setting.range();
             return Err(EngineError::Job(format!(
-                "exposure {stops} stops is outside {}..{}",
-                EXPOSURE_RANGE.start(),
-                EXPOSURE_RANGE.end()
+                "{} {value} is outside {}..{}",
+                setting.describe(),
+                range.start(),
+                range.end()
             )));
         }
     }
     let installed = backend.installed();
     let mut region = Region::Global;
-    let mut takes_exposure = false;
+    let (mut exposure, mut blur_size) = (false, false);
     let mut scale = None;
     for (name, _) in &job.mix {
         let info = installed.iter().find(|i| &i.meta.name == name).ok_or_else(|| {
@@ -157,7 +162,8 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
         if info.meta.region == Region::Local {
             region = Region::Local;
         }
-        takes_exposure |= info.meta.exposure;
+        exposure |= info.meta.setting == Some(ToolSetting::Exposure);
+        blur_size |= info.meta.setting == Some(ToolSetting::BlurSize);
         match scale {
             Some(s) if s != info.meta.scale => {
                 return Err(EngineError::Job("tools that change the image size cannot be mixed with tools that do not".into()));
@@ -185,42 +191,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     } else if region == Region::Local {
         return Err(EngineError::Job("this tool fills a painted region: paint over what to remove first".into()));
     }
-    Ok(Plan { region, takes_exposure, scale, alignment: backend.alignment() })
-}
-
-/// The stops that bring a dark photo to a normal exposure: its highlights up to where a normally
-/// exposed photo has them (`NORMAL_HIGHLIGHT`). Between 0 and `MAX_AUTO_EXPOSURE`; a photo that is
-/// already bright gets 0.
-pub fn auto_exposure(image: &RgbImage) -> f32 {
-    let (w, h) = (image.width, image.height);
-    if w == 0 || h == 0 {
-        return 0.0;
-    }
-    let mut brightest = Vec::with_capacity(w * h);
-    for y in 0..h {
-        for x in 0..w {
-            let mut sum = [0f32; 3];
-            let mut count = 0.0;
-            for ny in y.saturating_sub(1)..(y + 2).min(h) {
-                for nx in x.saturating_sub(1)..(x + 2).min(w) {
-                    let p = &image.data[(ny * w + nx) * 3..][..3];
-                    sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
-                    count += 1.0;
-                }
-            }
-            brightest.push(sum[0].max(sum[1]).max(sum[2]) / count);
-        }
-    }
-    let at = (brightest.len() - 1) * 995 / 1000;
-    let (_, highlight, _) = brightest.select_nth_unstable_by(at, f32::total_cmp);
-    let gain = NORMAL_HIGHLIGHT / highlight.max(f32::MIN_POSITIVE);
-    gain.log2().clamp(0.0, MAX_AUTO_EXPOSURE)
-}
-
-/// `image` brightened by `stops` (times 2^stops), clipped to white as a camera would.
-pub fn expose(image: &RgbImage, stops: f32) -> RgbImage {
-    let gain = stops.exp2();
-    RgbImage { width: image.width, height: image.height, data: image.data.iter().map(|v| (v * gain).min(1.0)).collect() }
+    Ok(Plan { region, exposure, blur_size, scale, alignment: backend.alignment() })
 }
 
 /// `[1,H,W,4]`: RGB in [-1,1] (masked pixels 0 when hidden) and the binary mask.
@@ -250,8 +221,10 @@ pub fn add_residual(input: &Tensor, residual: &Tensor) -> Result<RgbImage> {
 
 type RunFn<'a> = dyn FnMut(&RgbImage, &Mask, bool) -> Result<RgbImage> + 'a;
 
+/// `view` is what the model sees of `image` (the same size); the result is pasted onto `image`.
 fn local_edit(
     image: &RgbImage,
+    view: &RgbImage,
     mask: &Mask,
     alignment: usize,
     run: &mut RunFn<'_>,
@@ -265,7 +238,7 @@ fn local_edit(
     let cx1 = (x1 + margin).min(image.width);
     let cy1 = (y1 + margin).min(image.height);
     let (cw, ch) = (cx1 - cx0, cy1 - cy0);
-    let crop = image.crop_clamped(cx0 as isize, cy0 as isize, cw, ch);
+    let crop = view.crop_clamped(cx0 as isize, cy0 as isize, cw, ch);
     let crop_mask = mask.crop_clamped(cx0 as isize, cy0 as isize, cw, ch);
     // Shrink to the working size when larger, then round up to the model's alignment.
     let shrink = (TILE as f32 / cw.max(ch) as f32).min(1.0);
@@ -303,15 +276,19 @@ fn tile_starts(len: usize, tile: usize) -> Vec<usize> {
     (0..count).map(|i| (i * step).min(len - tile)).collect()
 }
 
+/// `view` is what the model sees of `image` (the same size); the result is pasted onto `image`.
 fn global_edit(
     image: &RgbImage,
+    view: &RgbImage,
     mask: Option<&Mask>,
     scale: usize,
     alignment: usize,
     run: &mut RunFn<'_>,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<(RgbImage, usize)> {
-    let source = if scale == 1 { image.clone() } else { image.resized(image.width * scale, image.height * scale) };
+    let resize = |i: &RgbImage| if scale == 1 { i.clone() } else { i.resized(i.width * scale, i.height * scale) };
+    let source = resize(image);
+    let view_source = if std::ptr::eq(view, image) { source.clone() } else { resize(view) };
     let (w, h) = (source.width, source.height);
     // Region to process: the mask's box plus room for the feather, or everything.
     let (rx0, ry0, rx1, ry1) = match mask.and_then(Mask::bounding_box) {
@@ -338,7 +315,7 @@ fn global_edit(
     for &ty in &ys {
         for &tx in &xs {
             let (ox, oy) = ((rx0 + tx) as isize, (ry0 + ty) as isize);
-            let tile = source.crop_clamped(ox, oy, tile_w, tile_h);
+            let tile = view_source.crop_clamped(ox, oy, tile_w, tile_h);
             let tile_mask = mask_for_model.crop_clamped(ox, oy, tile_w, tile_h);
             let result = run(&tile, &tile_mask, false)?;
             for y in 0..tile_h.min(rh - ty) {
@@ -379,25 +356,6 @@ fn global_edit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn auto_exposure_lifts_the_highlights_to_a_normal_photos() {
-        // Rows of a ramp (so the 3x3 mean changes nothing inside) whose brightest half percent
-        // starts where a normal photo's does, then darkened by two stops.
-        let row: Vec<f32> = (0..1000).map(|i| i as f32 / 999.0 * NORMAL_HIGHLIGHT / 0.995).collect();
-        let ramp: Vec<f32> = (0..10).flat_map(|_| row.iter().flat_map(|&v| [v * 0.2, v, v * 0.5])).collect();
-        let normal = RgbImage { width: 1000, height: 10, data: ramp };
-        assert!(auto_exposure(&normal).abs() < 0.01);
-        let dark = RgbImage { data: normal.data.iter().map(|v| v / 4.0).collect(), ..normal.clone() };
-        assert!((auto_exposure(&dark) - 2.0).abs() < 0.01, "{}", auto_exposure(&dark));
-        let black = RgbImage::new(8, 8);
-        assert_eq!(auto_exposure(&black), MAX_AUTO_EXPOSURE);
-        let white = RgbImage { width: 8, height: 8, data: vec![1.0; 192] };
-        assert_eq!(auto_exposure(&white), 0.0);
-        let exposed = expose(&dark, 2.0);
-        assert!(exposed.data.iter().zip(&normal.data).all(|(a, b)| (a - b).abs() < 1e-6));
-        assert_eq!(expose(&normal, 1.0).data.iter().copied().fold(0f32, f32::max), 1.0, "clipped to white");
-    }
 
     #[test]
     fn tiles_cover_with_overlap() {

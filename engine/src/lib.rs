@@ -16,6 +16,7 @@ pub mod onnx;
 #[cfg(feature = "ort")]
 pub mod ort_backend;
 pub mod quant;
+pub mod settings;
 pub mod tensorfile;
 pub mod unet;
 

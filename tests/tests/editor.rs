@@ -230,7 +230,7 @@ fn a_killed_session_is_offered_back() {
 }
 
 #[test]
-fn the_night_shot_tool_offers_its_exposure() {
+fn tools_offer_their_settings() {
     let dir = tempfile::tempdir().expect("temp dir");
     let photo = small_photo(dir.path());
     let mut harness = editor(Some(photo), &dir.path().join("config"));
@@ -243,6 +243,9 @@ fn the_night_shot_tool_offers_its_exposure() {
     let set = harness.state().tool.exposure.expect("unticking auto sets the exposure by hand");
     assert!((0.0..=6.0).contains(&set), "it starts from the estimate: {set}");
     assert!(harness.query_by_label_contains("Exposure (stops)").is_some(), "the slider is shown");
+    click(&mut harness, "Sharpen");
+    assert!(harness.query_by_label("Auto exposure").is_none());
+    assert!(harness.query_by_label_contains("Blur size (px)").is_some(), "sharpen asks for the blur's size");
 }
 
 #[test]

@@ -37,6 +37,7 @@ fn job(id: u64, width: usize, height: usize, mask: Option<Mask>, tool: &str) -> 
         strength: 1.0,
         precision: Precision::Int8,
         exposure: None,
+        blur_size: None,
     }
 }
 

@@ -11,6 +11,7 @@ use prism_engine::backend::{Backend, Precision, ReferenceBackend};
 use prism_engine::imageio::{Mask, RgbImage, load_picture};
 use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::Model;
+use prism_engine::settings::{DEFAULT_BLUR_SIZE, gaussian_blur};
 
 const TOOLS: [&str; 7] = ["colorize", "dejpeg", "denoise", "lowlight", "remove", "sharpen", "upscale"];
 
@@ -56,6 +57,7 @@ fn edit(backend: &mut ReferenceBackend, tool: &str, image: &RgbImage, mask: Opti
         strength: 1.0,
         precision: Precision::Int8,
         exposure: None,
+        blur_size: None,
     };
     run_edit(backend, &job, &mut |_, _| true).unwrap().0
 }
@@ -139,6 +141,7 @@ fn lowlight_brightens_by_the_estimated_or_the_given_exposure() {
         strength: 1.0,
         precision: Precision::Int8,
         exposure: None,
+        blur_size: None,
     };
     let (bright, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
     let estimated = stats.exposure.expect("lowlight takes an exposure");
@@ -156,6 +159,32 @@ fn lowlight_brightens_by_the_estimated_or_the_given_exposure() {
     job.exposure = Some(1.0);
     job.mix = vec![("denoise".into(), 1.0)];
     assert_eq!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().1.exposure, None, "denoise takes no exposure");
+}
+
+#[test]
+fn sharpen_takes_the_blur_size() {
+    let mut backend = backend();
+    let clean = sample("coffee.jpg", 128);
+    let blurred =
+        RgbImage { data: gaussian_blur(&clean, 2.0).data.iter().map(|v| (v * 255.0).round() / 255.0).collect(), ..clean.clone() };
+    let mut job = EditJob {
+        id: 1,
+        image: Arc::new(blurred.clone()),
+        mask: None,
+        mix: vec![("sharpen".into(), 1.0)],
+        strength: 1.0,
+        precision: Precision::Int8,
+        exposure: None,
+        blur_size: Some(2.0),
+    };
+    let (sharp, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    assert_eq!(stats.blur_size, Some(2.0));
+    let (before, after) = (psnr(&blurred, &clean, None), psnr(&sharp, &clean, None));
+    assert!(after > before + 1.0, "sharpen: {before:.2} dB in, {after:.2} dB out");
+    job.blur_size = None;
+    assert_eq!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().1.blur_size, Some(DEFAULT_BLUR_SIZE));
+    job.blur_size = Some(0.0);
+    assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "a blur size of 0 is refused");
 }
 
 #[test]

@@ -92,6 +92,8 @@ pub struct ToolChoice {
     pub strength: f32,
     /// Stops to brighten the input by, for tools that take an exposure; None: estimated.
     pub exposure: Option<f32>,
+    /// The blur size for tools that take one; None: the default.
+    pub blur_size: Option<f32>,
     pub prompt: String,
     /// What the prompt chose last, shown under the box.
     pub prompt_matches: Option<Vec<PromptMatch>>,
@@ -839,8 +841,8 @@ impl PrismApp {
         let id = self.next_job;
         self.next_job += 1;
         let mask = (!document.mask.is_empty()).then(|| Arc::new(document.mask.to_engine()));
-        let exposure = self.tool.exposure;
-        let job = EditJob { id, image: document.image().clone(), mask, mix, strength, precision, exposure };
+        let (exposure, blur_size) = (self.tool.exposure, self.tool.blur_size);
+        let job = EditJob { id, image: document.image().clone(), mask, mix, strength, precision, exposure, blur_size };
         engine.send(Command::Edit(job))?;
         self.jobs.insert(id, RunningJob { purpose, done: 0, total: 1 });
         Ok(())

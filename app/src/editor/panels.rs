@@ -7,6 +7,7 @@ use std::sync::Arc;
 use eframe::egui::{self, Color32, RichText};
 use prism_engine::adapter::{AdapterPrecision, Region};
 use prism_engine::imageio::RgbImage;
+use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, auto_exposure};
 
 use super::canvas::{self, Compare, Layers, MaskTool};
 use super::mask::Brush;
@@ -182,14 +183,10 @@ impl PrismApp {
     fn exposure_ui(&mut self, ui: &mut egui::Ui) {
         let mut auto = self.tool.exposure.is_none();
         if ui.checkbox(&mut auto, "Auto exposure").on_hover_text("Estimate the exposure from the photo's highlights").changed() {
-            self.tool.exposure = if auto {
-                None
-            } else {
-                Some(self.document.as_ref().map_or(0.0, |d| prism_engine::job::auto_exposure(d.image())))
-            };
+            self.tool.exposure = if auto { None } else { Some(self.document.as_ref().map_or(0.0, |d| auto_exposure(d.image()))) };
         }
         if let Some(stops) = &mut self.tool.exposure {
-            ui.add(egui::Slider::new(stops, 0.0..=prism_engine::job::MAX_AUTO_EXPOSURE).step_by(0.05).text("Exposure (stops)"))
+            ui.add(egui::Slider::new(stops, 0.0..=MAX_AUTO_EXPOSURE).step_by(0.05).text("Exposure (stops)"))
                 .on_hover_text("How much to brighten before the tool cleans up; each stop doubles the light");
         }
     }
@@ -249,9 +246,19 @@ impl PrismApp {
         egui::CollapsingHeader::new("Mix").default_open(self.tool.mix.len() > 1).show(ui, |ui| self.mix_ui(ui));
         ui.add(egui::Slider::new(&mut self.tool.strength, 0.0..=2.0).text("Strength"))
             .on_hover_text("Scales every adapter's side path; 0 = the base model alone");
-        let takes_exposure = self.tools.iter().any(|t| t.meta.exposure && self.tool.mix.iter().any(|(n, _)| n == &t.meta.name));
-        if takes_exposure {
+        let takes = |setting| {
+            self.tools.iter().any(|t| t.meta.setting == Some(setting) && self.tool.mix.iter().any(|(n, _)| n == &t.meta.name))
+        };
+        let (exposure, blur_size) = (takes(ToolSetting::Exposure), takes(ToolSetting::BlurSize));
+        if exposure {
             self.exposure_ui(ui);
+        }
+        if blur_size {
+            let mut sigma = self.tool.blur_size.unwrap_or(DEFAULT_BLUR_SIZE);
+            let slider = egui::Slider::new(&mut sigma, 0.5..=4.0).step_by(0.1).text("Blur size (px)");
+            if ui.add(slider).on_hover_text("How far the blur spreads a point; match it to the photo by eye").changed() {
+                self.tool.blur_size = Some(sigma);
+            }
         }
         let label = self.settings.precision.clone();
         egui::ComboBox::from_label("Precision").selected_text(&label).show_ui(ui, |ui| {

@@ -108,7 +108,7 @@ mod tests {
             metrics: serde_json::Value::Null,
             region: Region::Global,
             scale: 1,
-            exposure: false,
+            setting: None,
             precision: AdapterPrecision::Int8,
         }
     }

@@ -1,0 +1,55 @@
+//! Held-out PSNR of one float teacher before QUAD and eval, on the inputs the last `eval` wrote to
+//! `data/eval/TASK`. Tools that take a setting are scored at each value given (`auto` = the
+//! engine's estimate).
+//! `cargo run --release -p prism-adapters --example teacher_probe -- TASK ADAPTER [SETTING ...]`
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use prism_adapters::tasks::psnr;
+use prism_engine::adapter::Adapter;
+use prism_engine::backend::{Backend, Precision, ReferenceBackend};
+use prism_engine::imageio::load_picture;
+use prism_engine::job::{EditJob, run_edit};
+use prism_engine::model::Model;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, adapter) = (args.first().context("TASK")?, PathBuf::from(args.get(1).context("ADAPTER")?));
+    let settings: Vec<Option<f32>> = if args.len() > 2 { args[2..].iter().map(|s| s.parse().ok()).collect() } else { vec![None] };
+    let model = Model::load(Path::new("assets"))?;
+    let mut backend = ReferenceBackend::new(model.clone());
+    let mut teacher = Adapter::read(&adapter)?;
+    teacher.meta.name = task.clone();
+    backend.install(&teacher)?;
+    let dir = Path::new("data/eval").join(task);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix("_clean.png").map(String::from))
+        .collect();
+    names.sort();
+    for setting in settings {
+        let mut total = 0.0;
+        for name in &names {
+            let clean = load_picture(&dir.join(format!("{name}_clean.png")), 64_000_000)?.rgb;
+            let input = load_picture(&dir.join(format!("{name}_input.png")), 64_000_000)?.rgb;
+            let mask = (task == "remove")
+                .then(|| -> anyhow::Result<_> {
+                    Ok(Arc::new(prism_engine::imageio::load_mask(&dir.join(format!("{name}_mask.png")), 64_000_000)?))
+                })
+                .transpose()?;
+            let job = EditJob {
+                id: 0,
+                image: Arc::new(input),
+                mask: mask.clone(),
+                mix: vec![(task.clone(), 1.0)],
+                strength: 1.0,
+                precision: Precision::Float,
+                exposure: setting.filter(|_| task == "lowlight"),
+                blur_size: setting.filter(|_| task == "sharpen"),
+            };
+            total += psnr(&run_edit(&mut backend, &job, &mut |_, _| true)?.0, &clean, mask.as_deref());
+        }
+        println!("{task} setting {setting:?}: {:.2} dB", total / names.len() as f64);
+    }
+    Ok(())
+}
