@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use prism_adapters::tasks::psnr;
+use prism_adapters::tasks::{Task, psnr};
 use prism_engine::adapter::Adapter;
 use prism_engine::backend::{Backend, Precision, ReferenceBackend};
 use prism_engine::imageio::load_picture;
@@ -21,6 +21,8 @@ fn main() -> anyhow::Result<()> {
     let mut backend = ReferenceBackend::new(model.clone());
     let mut teacher = Adapter::read(&adapter)?;
     teacher.meta.name = task.clone();
+    // Teachers written before a tool took its setting do not name it.
+    teacher.meta.setting = Task::parse(task).context("unknown task")?.setting();
     backend.install(&teacher)?;
     let dir = Path::new("data/eval").join(task);
     let mut names: Vec<String> = std::fs::read_dir(&dir)?
