@@ -162,7 +162,10 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridC
     let mut teachers = BTreeMap::new();
     for task in ALL_TASKS {
         let path = teacher_path(data_dir, task);
-        let teacher = Adapter::read(&path).with_context(|| format!("run `prism-adapters train-adapter --task {}`", task.id()))?;
+        let mut teacher =
+            Adapter::read(&path).with_context(|| format!("run `prism-adapters train-adapter --task {}`", task.id()))?;
+        // The setting is the tool's: a teacher trained before its tool took one does not name it.
+        teacher.meta.setting = task.setting();
         teacher.check_compatible(&base, &hash, None).context("the teacher was trained on another base model")?;
         teachers.insert(task, teacher);
     }
