@@ -252,3 +252,29 @@ fn edit_runs_on_onnx_runtime_and_export_onnx_writes_the_graph() {
     let again = prism(&setup, &["export-onnx", "-o", s(&graph), "--model", s(&setup.model)]);
     assert_clean_failure(&again, "already exists");
 }
+
+#[test]
+fn a_tools_setting_is_used_recorded_and_checked() {
+    let setup = setup();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let out = setup.dir.path().join("bright.png");
+    let edit = |tool: &str, flag: &str, value: &str, out: &Path| {
+        prism(&setup, &["edit", s(&setup.photo), "--model", s(&shipped), "--tool", tool, flag, value, "-o", s(out)])
+    };
+    let output = edit("lowlight", "--exposure", "2.5", &out);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let chunks = png_text_chunks(&out).unwrap();
+    let get = |k: &str| chunks.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(get("prism:exposure").as_deref(), Some("2.50"));
+    assert_eq!(get("prism:blur_size"), None, "lowlight takes no blur size");
+
+    let sharp = setup.dir.path().join("sharp.png");
+    let output = edit("sharpen", "--blur-size", "2", &sharp);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let chunks = png_text_chunks(&sharp).unwrap();
+    assert!(chunks.iter().any(|(k, v)| k == "prism:blur_size" && v == "2.00"), "{chunks:?}");
+
+    let refused = setup.dir.path().join("refused.png");
+    assert_clean_failure(&edit("lowlight", "--exposure", "20", &refused), "exposure (stops) 20 is outside");
+    assert!(!refused.exists());
+}
