@@ -104,7 +104,7 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
             }
             for (suffix, mix, precision, setting) in runs {
                 let mut job = EditJob { mask: mask.clone(), mix, precision, ..plain_job(image.clone()) };
-                set(&mut job, setting);
+                apply_setting(&mut job, setting);
                 let (result, _) = run_edit(&mut backend, &job, &mut |_, _| true)?;
                 save(&dir.join(format!("{name}_{suffix}.png")), &result)?;
             }
@@ -150,7 +150,7 @@ fn setting_grid(setting: ToolSetting) -> &'static [f32] {
     }
 }
 
-/// A job on `image` with one tool's defaults; the caller fills in the rest.
+/// A job on `image` at the default settings; the caller names the tool.
 fn plain_job(image: Arc<RgbImage>) -> EditJob {
     EditJob {
         id: 0,
@@ -164,7 +164,8 @@ fn plain_job(image: Arc<RgbImage>) -> EditJob {
     }
 }
 
-fn set(job: &mut EditJob, setting: Option<(ToolSetting, f32)>) {
+/// Gives `job` the value of its tool's setting, if it takes one.
+fn apply_setting(job: &mut EditJob, setting: Option<(ToolSetting, f32)>) {
     match setting {
         Some((ToolSetting::Exposure, stops)) => job.exposure = Some(stops),
         Some((ToolSetting::BlurSize, sigma)) => job.blur_size = Some(sigma),
@@ -185,7 +186,7 @@ fn setting_by_hand(
         let mut total = 0.0;
         for (_, example) in examples {
             let mut job = EditJob { mix: vec![(task.id().to_string(), 1.0)], ..plain_job(Arc::new(example.input.clone())) };
-            set(&mut job, Some((setting, value)));
+            apply_setting(&mut job, Some((setting, value)));
             total += psnr(&run_edit(backend, &job, &mut |_, _| true)?.0, &example.target, None);
         }
         let mean = total / examples.len() as f64;

@@ -288,7 +288,8 @@ fn global_edit(
 ) -> Result<(RgbImage, usize)> {
     let resize = |i: &RgbImage| if scale == 1 { i.clone() } else { i.resized(i.width * scale, i.height * scale) };
     let source = resize(image);
-    let view_source = if std::ptr::eq(view, image) { source.clone() } else { resize(view) };
+    let resized_view = (!std::ptr::eq(view, image)).then(|| resize(view));
+    let view_source = resized_view.as_ref().unwrap_or(&source);
     let (w, h) = (source.width, source.height);
     // Region to process: the mask's box plus room for the feather, or everything.
     let (rx0, ry0, rx1, ry1) = match mask.and_then(Mask::bounding_box) {
