@@ -459,6 +459,33 @@ mod tests {
     }
 
     #[test]
+    fn training_inputs_are_prepared_as_the_engine_prepares_them() {
+        let clean = synthetic_photo(64, 64, 7);
+        let mean = |i: &RgbImage| i.data.iter().sum::<f32>() / i.data.len() as f32;
+        for seed in 0..8 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            // Brightened by the true exposure give or take 0.3 stops: at most the gamma's darkening and
+            // 0.3 stops away from the clean photo's brightness, where the dark file is 1.5-4.3 stops under.
+            let night = degrade(Task::Lowlight, &clean, &[], &mut rng);
+            let ratio = mean(&night.input) / mean(&clean);
+            assert!((0.4..1.4).contains(&ratio), "lowlight input at {ratio} of the clean brightness");
+        }
+        // Sharpen's input is unsharp-masked: a blurred step edge stays within the step's two levels,
+        // unsharp masking overshoots them.
+        let step = RgbImage {
+            width: 64,
+            height: 64,
+            data: (0..64 * 64).flat_map(|i| [if i % 64 < 32 { 0.2 } else { 0.8 }; 3]).collect(),
+        };
+        for seed in 0..4 {
+            let ex = degrade(Task::Sharpen, &step, &[], &mut StdRng::seed_from_u64(seed));
+            let overshoot = ex.input.data.iter().any(|&v| !(0.199..=0.801).contains(&v));
+            let (lo, hi) = ex.input.data.iter().fold((1f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            assert!(overshoot, "the sharpen input was not unsharp-masked (seed {seed}: {lo}..{hi})");
+        }
+    }
+
+    #[test]
     fn eval_degradations_are_reproducible() {
         let clean = synthetic_photo(32, 32, 5);
         for task in ALL_TASKS {
