@@ -1,6 +1,6 @@
 //! Held-out PSNR of one float teacher before QUAD and eval, on the inputs the last `eval` wrote to
-//! `data/eval/TASK`. Tools that take a setting are scored at each value given (`auto` = the
-//! engine's estimate).
+//! `data/eval/TASK`. Tools that take a setting are scored at each value given (`default`, or
+//! anything that is not a number: the tool's default, i.e. the estimated exposure or 1.5 px).
 //! `cargo run --release -p prism-adapters --example teacher_probe -- TASK ADAPTER [SETTING ...]`
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

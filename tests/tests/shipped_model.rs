@@ -48,17 +48,22 @@ fn backend() -> ReferenceBackend {
     backend
 }
 
-fn edit(backend: &mut ReferenceBackend, tool: &str, image: &RgbImage, mask: Option<Mask>) -> RgbImage {
-    let job = EditJob {
+/// An int8 job of `tool` on the whole of `image`, its setting (if any) at the default.
+fn job(tool: &str, image: &RgbImage) -> EditJob {
+    EditJob {
         id: 1,
         image: Arc::new(image.clone()),
-        mask: mask.map(Arc::new),
+        mask: None,
         mix: vec![(tool.into(), 1.0)],
         strength: 1.0,
         precision: Precision::Int8,
         exposure: None,
         blur_size: None,
-    };
+    }
+}
+
+fn edit(backend: &mut ReferenceBackend, tool: &str, image: &RgbImage, mask: Option<Mask>) -> RgbImage {
+    let job = EditJob { mask: mask.map(Arc::new), ..job(tool, image) };
     run_edit(backend, &job, &mut |_, _| true).unwrap().0
 }
 
@@ -133,16 +138,7 @@ fn lowlight_brightens_by_the_estimated_or_the_given_exposure() {
         height: clean.height,
         data: clean.data.iter().map(|v| ((v.powf(1.3) / 8.0) * 255.0).round() / 255.0).collect(),
     };
-    let mut job = EditJob {
-        id: 1,
-        image: Arc::new(dark.clone()),
-        mask: None,
-        mix: vec![("lowlight".into(), 1.0)],
-        strength: 1.0,
-        precision: Precision::Int8,
-        exposure: None,
-        blur_size: None,
-    };
+    let mut job = job("lowlight", &dark);
     let (bright, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
     let estimated = stats.exposure.expect("lowlight takes an exposure");
     assert!((1.5..=4.5).contains(&estimated), "estimated {estimated} stops for a photo 3 stops under");
@@ -167,16 +163,7 @@ fn sharpen_takes_the_blur_size() {
     let clean = sample("coffee.jpg", 128);
     let blurred =
         RgbImage { data: gaussian_blur(&clean, 2.0).data.iter().map(|v| (v * 255.0).round() / 255.0).collect(), ..clean.clone() };
-    let mut job = EditJob {
-        id: 1,
-        image: Arc::new(blurred.clone()),
-        mask: None,
-        mix: vec![("sharpen".into(), 1.0)],
-        strength: 1.0,
-        precision: Precision::Int8,
-        exposure: None,
-        blur_size: Some(2.0),
-    };
+    let mut job = EditJob { blur_size: Some(2.0), ..job("sharpen", &blurred) };
     let (sharp, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
     assert_eq!(stats.blur_size, Some(2.0));
     let (before, after) = (psnr(&blurred, &clean, None), psnr(&sharp, &clean, None));
