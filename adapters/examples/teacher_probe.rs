@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use prism_adapters::tasks::{Task, psnr};
 use prism_engine::adapter::Adapter;
-use prism_engine::backend::{Backend, Precision, ReferenceBackend};
+use prism_engine::backends::{Backend, Precision, ReferenceBackend};
 use prism_engine::imageio::load_picture;
 use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::Model;
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
                 id: 0,
                 image: Arc::new(input),
                 mask: mask.clone(),
-                mix: vec![(task.clone(), 1.0)],
+                mix: prism_engine::mix::Mix::single(task.clone()),
                 strength: 1.0,
                 precision: Precision::Float,
                 exposure: setting.filter(|_| task == "lowlight"),

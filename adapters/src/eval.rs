@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use prism_engine::adapter::Adapter;
-use prism_engine::backend::{Backend, Precision, ReferenceBackend};
+use prism_engine::backends::{Backend, Precision, ReferenceBackend};
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::job::{EditJob, run_edit};
+use prism_engine::mix::Mix;
 use prism_engine::model::{ADAPTERS_DIR, Model};
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting};
 use prism_engine::tensorfile::TensorFile;
@@ -96,11 +97,11 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
             let mask = (task == Task::Remove).then(|| Arc::new(example.mask.clone()));
             let image = Arc::new(example.input.clone());
             let mut runs = vec![
-                ("prism", vec![(task.id().to_string(), 1.0)], Precision::Int8, setting),
-                ("prism_float", vec![(format!("{}-float", task.id()), 1.0)], Precision::Float, setting),
+                ("prism", Mix::single(task.id()), Precision::Int8, setting),
+                ("prism_float", Mix::single(format!("{}-float", task.id())), Precision::Float, setting),
             ];
             if setting.is_some() {
-                runs.push(("prism_default", vec![(task.id().to_string(), 1.0)], Precision::Int8, None));
+                runs.push(("prism_default", Mix::single(task.id()), Precision::Int8, None));
             }
             for (suffix, mix, precision, setting) in runs {
                 let mut job = EditJob { mask: mask.clone(), mix, precision, ..plain_job(image.clone()) };
@@ -156,7 +157,7 @@ fn plain_job(image: Arc<RgbImage>) -> EditJob {
         id: 0,
         image,
         mask: None,
-        mix: Vec::new(),
+        mix: Mix::none(),
         strength: 1.0,
         precision: Precision::Int8,
         exposure: None,
@@ -185,7 +186,7 @@ fn setting_by_hand(
     for &value in grid {
         let mut total = 0.0;
         for (_, example) in examples {
-            let mut job = EditJob { mix: vec![(task.id().to_string(), 1.0)], ..plain_job(Arc::new(example.input.clone())) };
+            let mut job = EditJob { mix: Mix::single(task.id()), ..plain_job(Arc::new(example.input.clone())) };
             apply_setting(&mut job, Some((setting, value)));
             total += psnr(&run_edit(backend, &job, &mut |_, _| true)?.0, &example.target, None);
         }
@@ -223,7 +224,7 @@ fn measure_latency(backend: &mut ReferenceBackend) -> Result<Latency> {
         let mut totals = Vec::new();
         let mut switches = Vec::new();
         for _ in 0..3 {
-            let job = EditJob { mix: vec![(mix.into(), 1.0)], precision, ..plain_job(image.clone()) };
+            let job = EditJob { mix: Mix::single(mix), precision, ..plain_job(image.clone()) };
             let start = Instant::now();
             let (_, stats) = run_edit(backend, &job, &mut |_, _| true)?;
             totals.push(start.elapsed());

@@ -7,10 +7,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use candle_core::{Device, Tensor};
-use prism_engine::backend::{Backend, Precision, ReferenceBackend};
-use prism_engine::gpu::{SwapMode, WgpuBackend, matmul_seconds, merged_model};
+use prism_engine::backends::gpu::{SwapMode, WgpuBackend, matmul_seconds};
+use prism_engine::backends::{Backend, Precision, ReferenceBackend};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, load_picture};
+use prism_engine::mix::Mix;
 use prism_engine::model::Model;
+use prism_engine::model::merged_model;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -109,7 +111,7 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     // with the next forward's submission. The flush is timed apart: on a software Vulkan driver an
     // empty submission alone costs hundreds of microseconds, whatever was queued.
     let mut flush = Vec::new();
-    let mut switch = |mode: SwapMode, mixes: &[Vec<(String, f32)>], count: usize| -> Result<Vec<f64>> {
+    let mut switch = |mode: SwapMode, mixes: &[Mix], count: usize| -> Result<Vec<f64>> {
         wgpu.swap = mode;
         let mut samples = Vec::with_capacity(count);
         for i in 0..count {
@@ -124,8 +126,9 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
         }
         Ok(samples)
     };
-    let singles: Vec<Vec<(String, f32)>> = tools.iter().map(|t| vec![(t.clone(), 1.0)]).collect();
-    let blends: Vec<Vec<(String, f32)>> = tools.windows(2).map(|w| vec![(w[0].clone(), 0.6), (w[1].clone(), 0.4)]).collect();
+    let singles: Vec<Mix> = tools.iter().map(Mix::single).collect();
+    let blends: Vec<Mix> =
+        tools.windows(2).map(|w| Mix::new([(w[0].clone(), 0.6), (w[1].clone(), 0.4)])).collect::<Result<_, _>>()?;
     let mut rebind = switch(SwapMode::Rebind, &singles, 400)?;
     let mut slot = switch(SwapMode::SingleSlot, &singles, 200)?;
     let mut blend = switch(SwapMode::Rebind, &blends, 200)?;
@@ -133,20 +136,20 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     wgpu.swap = SwapMode::Rebind;
 
     progress("forwards");
-    let mut forward = |mix: &[(String, f32)], precision: Precision| -> Result<f64> {
+    let mut forward = |mix: &Mix, precision: Precision| -> Result<f64> {
         wgpu.bind(mix, 1.0, precision)?;
         wgpu.forward(&input)?; // plan and warm-up
         median_ms(repeats, || wgpu.forward(&input).map(|_| ()).map_err(Into::into))
     };
-    let one = vec![(first.clone(), 1.0)];
+    let one = Mix::single(first.clone());
     let rank_of = |tool: &str| adapters.iter().find(|a| a.meta.name == tool).map_or(0, |a| a.meta.rank);
     let lora_rank = rank_of(&first);
-    let forward_ms_base = forward(&[], Precision::Int8)?;
+    let forward_ms_base = forward(&Mix::none(), Precision::Int8)?;
     let forward_ms_lora = forward(&one, Precision::Int8)?;
     let forward_ms_f32_wgpu = forward(&one, Precision::Float)?;
     let largest = tools.iter().max_by_key(|t| rank_of(t)).filter(|t| rank_of(t) > lora_rank).cloned();
     let largest_rank = match largest {
-        Some(tool) => Some((tool.clone(), rank_of(&tool), forward(&[(tool, 1.0)], Precision::Int8)?)),
+        Some(tool) => Some((tool.clone(), rank_of(&tool), forward(&Mix::single(tool), Precision::Int8)?)),
         None => None,
     };
 
@@ -229,17 +232,17 @@ fn ort_peer(
     input: &Tensor,
     repeats: usize,
 ) -> Result<(f64, f64, String)> {
-    let mut ort = prism_engine::ort_backend::OrtBackend::new(model.clone())?;
+    let mut ort = prism_engine::backends::ort::OrtBackend::new(model.clone())?;
     for adapter in adapters {
         ort.install(adapter)?;
     }
     let mut switches = Vec::new();
     for i in 0..200 {
         let start = Instant::now();
-        ort.bind(&[(tools[i % tools.len()].clone(), 1.0)], 1.0, Precision::Int8)?;
+        ort.bind(&Mix::single(tools[i % tools.len()].clone()), 1.0, Precision::Int8)?;
         switches.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    ort.bind(&[(tools[0].clone(), 1.0)], 1.0, Precision::Int8)?;
+    ort.bind(&Mix::single(tools[0].clone()), 1.0, Precision::Int8)?;
     ort.forward(input)?;
     let forward = median_ms(repeats, || ort.forward(input).map(|_| ()).map_err(Into::into))?;
     Ok((forward, percentile(&mut switches, 0.5), ort.device()))

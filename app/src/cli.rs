@@ -8,13 +8,15 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use prism_engine::adapter::AdapterPrecision;
-use prism_engine::backend::{BackendKind, Precision};
+use prism_engine::backends::{BackendKind, Precision};
 use prism_engine::engine::{Command, EngineHandle, Event};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, OutputFormat, Picture, load_mask, load_picture, save_picture};
 use prism_engine::job::EditJob;
+use prism_engine::mix::Mix;
 use prism_engine::model::{Model, read_any_adapter};
+use prism_engine::record::{EditRecord, file_entries};
 
-use crate::library::{all_adapter_files, default_model_dir, edit_record, install_adapter};
+use crate::library::{all_adapter_files, default_model_dir, install_adapter};
 
 #[derive(Parser, Debug)]
 #[command(name = "prism", version, about = "Local image editing with one shared quantized model and LoRA tools")]
@@ -69,10 +71,10 @@ struct EditArgs {
     /// The blur's size in pixels, for tools that take one (sharpen); 1.5 when not given.
     #[arg(long)]
     blur_size: Option<f32>,
-    #[arg(long, default_value = "auto", value_parser = ["auto", "reference", "wgpu", "ort"])]
-    backend: String,
-    #[arg(long, default_value = "int8", value_parser = ["int8", "float"])]
-    precision: String,
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    backend: BackendKind,
+    #[arg(long, value_enum, default_value_t = Precision::Int8)]
+    precision: Precision,
     /// Output file (.png, .jpg, .webp).
     #[arg(short, long)]
     output: PathBuf,
@@ -107,8 +109,8 @@ struct ExportArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// int8: QDQ graph on the shared profile, int8 LoRA inputs; float: the float model.
-    #[arg(long, default_value = "int8", value_parser = ["int8", "float"])]
-    precision: String,
+    #[arg(long, value_enum, default_value_t = Precision::Int8)]
+    precision: Precision,
     /// Rank of the LoRA inputs (smaller adapters are fed padded). Default: the model's maximum.
     #[arg(long)]
     max_rank: Option<usize>,
@@ -148,7 +150,7 @@ pub fn run(args: Args) -> Result<()> {
             if export.output.exists() && !export.overwrite {
                 bail!("{}: already exists; pass --overwrite to replace it", export.output.display());
             }
-            let precision = if export.precision == "float" { Precision::Float } else { Precision::Int8 };
+            let precision = export.precision;
             let rank = export.max_rank.unwrap_or(model.float.config().max_rank);
             let bytes = prism_engine::onnx::export(&model, precision, rank)?;
             prism_engine::tensorfile::write_atomically(&export.output, &bytes)?;
@@ -185,17 +187,10 @@ fn load_model(args: &ModelArgs) -> Result<Model> {
     Ok(Model::load(&dir)?)
 }
 
-fn parse_mix(tool: Option<&str>, mix: Option<&str>) -> Result<Vec<(String, f32)>> {
+fn parse_mix(tool: Option<&str>, mix: Option<&str>) -> Result<Mix> {
     match (tool, mix) {
-        (Some(tool), None) => Ok(vec![(tool.to_string(), 1.0)]),
-        (None, Some(mix)) => mix
-            .split(',')
-            .map(|part| {
-                let (name, weight) = part.split_once('=').ok_or_else(|| anyhow!("--mix entry '{part}' is not NAME=WEIGHT"))?;
-                let weight: f32 = weight.trim().parse().map_err(|_| anyhow!("--mix weight '{weight}' is not a number"))?;
-                Ok((name.trim().to_string(), weight))
-            })
-            .collect(),
+        (Some(tool), None) => Ok(Mix::new([(tool, 1.0)])?),
+        (None, Some(mix)) => Ok(mix.parse::<Mix>().map_err(|e| anyhow!("--mix: {e}"))?),
         _ => bail!("choose a tool with --tool NAME or a blend with --mix a=0.7,b=0.3"),
     }
 }
@@ -219,8 +214,7 @@ fn edit(args: EditArgs) -> Result<()> {
         }
         bail!("{}: already exists; pass --overwrite to replace it", args.output.display());
     }
-    let backend = BackendKind::parse(&args.backend).unwrap_or_default();
-    let precision = if args.precision == "float" { Precision::Float } else { Precision::Int8 };
+    let (backend, precision) = (args.backend, args.precision);
     if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
         bail!("--max-megapixels must be positive");
     }
@@ -246,11 +240,15 @@ fn edit(args: EditArgs) -> Result<()> {
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message(format!("{} ", mix.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")));
+    bar.set_message(format!("{mix} "));
+    let mut titles = std::collections::HashMap::new();
     loop {
         let event =
             engine.recv_timeout(Duration::from_secs(3600)).ok_or_else(|| anyhow!("the engine stopped without an answer"))?;
         match event {
+            Event::AdapterInstalled(info) => {
+                titles.insert(info.meta.name.clone(), info.meta.title.clone());
+            }
             Event::AdapterRejected { path, error } => {
                 bar.suspend(|| eprintln!("warning: skipped adapter {}: {error}", path.display()));
             }
@@ -269,12 +267,12 @@ fn edit(args: EditArgs) -> Result<()> {
                 // The alpha channel only fits when the tool kept the image size.
                 let alpha = picture.alpha.filter(|a| a.len() == width * height);
                 let out = Picture { rgb: Arc::unwrap_or_clone(image), alpha, sixteen_bit: picture.sixteen_bit };
-                let record = edit_record(&model, &mix, args.strength, &stats);
-                save_picture(&args.output, &out, &record)?;
+                let title = mix.title(|id| titles.get(id).cloned().unwrap_or_else(|| id.to_string()));
+                let record = EditRecord::new(&model, title, &mix, args.strength, &stats);
+                save_picture(&args.output, &out, &file_entries(&[record]))?;
                 eprintln!(
-                    "wrote {} ({width}x{height}) with {} on {} [{}]: switch {:.2} ms, forward {:.0} ms, total {:.0} ms",
+                    "wrote {} ({width}x{height}) with {mix} on {} [{}]: switch {:.2} ms, forward {:.0} ms, total {:.0} ms",
                     args.output.display(),
-                    record[0].1,
                     stats.device,
                     stats.precision.name(),
                     stats.switch_time.as_secs_f64() * 1e3,

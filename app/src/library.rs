@@ -1,11 +1,10 @@
-//! What the CLI and the editor share: where the model and the user's adapters live, installing an
-//! adapter, and the edit record written into output files.
+//! What the CLI and the editor share: where the model and the user's adapters live, and
+//! installing an adapter.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use prism_engine::adapter::{ADAPTER_EXTENSION, Adapter};
-use prism_engine::job::JobStats;
 use prism_engine::model::{Model, adapter_files_in};
 
 /// `$PRISM_MODEL`, or the model shipped in the repository's `assets/`.
@@ -52,38 +51,4 @@ pub fn install_adapter(model: &Model, file: &Path, overwrite: bool) -> Result<(P
     }
     adapter.write(&target)?;
     Ok((target, adapter))
-}
-
-/// The `prism:*` entries saved with an edited image.
-pub fn edit_record(model: &Model, mix: &[(String, f32)], strength: f32, stats: &JobStats) -> Vec<(String, String)> {
-    let mut entries = record_entries(model, mix, strength, &stats.backend, &stats.device, stats.precision.name());
-    if let Some(stops) = stats.exposure {
-        entries.push(("prism:exposure".to_string(), format!("{stops:.2}")));
-    }
-    if let Some(sigma) = stats.blur_size {
-        entries.push(("prism:blur_size".to_string(), format!("{sigma:.2}")));
-    }
-    entries
-}
-
-/// The same entries from their parts (the editor keeps them per history step).
-pub fn record_entries(
-    model: &Model,
-    mix: &[(String, f32)],
-    strength: f32,
-    backend: &str,
-    device: &str,
-    precision: &str,
-) -> Vec<(String, String)> {
-    vec![
-        ("prism:tool".to_string(), mix.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")),
-        ("prism:adapters".to_string(), serde_json::to_string(mix).unwrap_or_default()),
-        ("prism:strength".to_string(), strength.to_string()),
-        ("prism:backend".to_string(), backend.to_string()),
-        ("prism:device".to_string(), device.to_string()),
-        ("prism:precision".to_string(), precision.to_string()),
-        ("prism:model".to_string(), model.hash.clone()),
-        ("prism:profile".to_string(), model.profile.id.clone()),
-        ("prism:version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-    ]
 }

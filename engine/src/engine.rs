@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
 
-use crate::backend::{AdapterInfo, Backend, BackendKind, MemoryReport, ReferenceBackend, create_backend};
+use crate::backends::{AdapterInfo, Backend, BackendKind, MemoryReport, ReferenceBackend, create_backend};
 use crate::error::{EngineError, Result};
 use crate::imageio::RgbImage;
 use crate::job::{EditJob, JobId, JobStats, run_edit};

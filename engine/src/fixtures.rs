@@ -90,10 +90,15 @@ pub fn photo_input(image: &RgbImage) -> Result<Tensor> {
     Ok(Tensor::from_vec(data, (1, image.height, image.width, 4), &Device::Cpu)?)
 }
 
-/// Writes a complete random model directory: base, int8 base, a profile calibrated on synthetic
-/// photos, and int8 adapters `fill` (local) and `tone` (global) quantized onto it.
+/// [`write_model_dir`] with [`tiny_config`].
 pub fn write_tiny_model_dir(dir: &Path, seed: u64) -> Result<Model> {
-    let float = random_model(&tiny_config(), seed)?;
+    write_model_dir(dir, &tiny_config(), seed)
+}
+
+/// Writes a complete random model directory of `config`: base, int8 base, a profile calibrated
+/// on synthetic photos, and int8 adapters `fill` (local) and `tone` (global) quantized onto it.
+pub fn write_model_dir(dir: &Path, config: &UnetConfig, seed: u64) -> Result<Model> {
+    let float = random_model(config, seed)?;
     let fill = random_adapter(&float, "fill", 4, seed + 1, Region::Local)?;
     let tone = random_adapter(&float, "tone", 2, seed + 2, Region::Global)?;
     let samples: Vec<Tensor> = (0..2).map(|i| photo_input(&synthetic_photo(32, 32, seed + 10 + i))).collect::<Result<_>>()?;

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor};
 
 use crate::adapter::Region;
-use crate::backend::{Backend, MemoryReport, Precision};
+use crate::backends::{AdapterBank, Backend, BackendKind, MemoryReport, Precision};
 use crate::error::{EngineError, Result};
 use crate::imageio::{Mask, RgbImage};
+use crate::mix::Mix;
 use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
 
 pub type JobId = u64;
@@ -35,7 +36,7 @@ pub struct EditJob {
     /// 1 = edit. None: the whole image (global tools only).
     pub mask: Option<Arc<Mask>>,
     /// Installed adapters and their weights; one entry for a single tool.
-    pub mix: Vec<(String, f32)>,
+    pub mix: Mix,
     pub strength: f32,
     pub precision: Precision,
     /// Stops of exposure added to the input of tools that take it (`ToolSetting::Exposure`);
@@ -49,7 +50,7 @@ pub struct EditJob {
 /// How the job went, for the status bar and the output's metadata.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobStats {
-    pub backend: String,
+    pub backend: BackendKind,
     pub device: String,
     pub precision: Precision,
     /// Binding the adapters: the tool switch.
@@ -106,7 +107,7 @@ pub fn run_edit(
         Region::Global => global_edit(image, view, job.mask.as_deref(), plan.scale, plan.alignment, &mut run, progress)?,
     };
     let stats = JobStats {
-        backend: backend.kind().name().into(),
+        backend: backend.kind(),
         device: backend.device(),
         precision: job.precision,
         switch_time,
@@ -147,18 +148,14 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
             )));
         }
     }
-    let installed = backend.installed();
+    let mut installed = AdapterBank::default();
+    for info in backend.installed() {
+        installed.insert(info);
+    }
     let mut region = Region::Global;
     let (mut exposure, mut blur_size) = (false, false);
     let mut scale = None;
-    for (name, _) in &job.mix {
-        let info = installed.iter().find(|i| &i.meta.name == name).ok_or_else(|| {
-            let names: Vec<&str> = installed.iter().map(|i| i.meta.name.as_str()).collect();
-            EngineError::Job(format!(
-                "no tool named '{name}' is installed (installed: {})",
-                if names.is_empty() { "none".into() } else { names.join(", ") }
-            ))
-        })?;
+    for (info, _) in installed.resolve(&job.mix)? {
         if info.meta.region == Region::Local {
             region = Region::Local;
         }

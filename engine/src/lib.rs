@@ -2,20 +2,20 @@
 //! inputs, image I/O and the engine thread. No UI code lives here.
 
 pub mod adapter;
-pub mod backend;
+pub mod backends;
 pub mod calibrate;
 pub mod conv;
 pub mod engine;
 pub mod error;
 pub mod fixtures;
-pub mod gpu;
+pub mod graph;
 pub mod imageio;
 pub mod job;
+pub mod mix;
 pub mod model;
 pub mod onnx;
-#[cfg(feature = "ort")]
-pub mod ort_backend;
 pub mod quant;
+pub mod record;
 pub mod settings;
 pub mod tensorfile;
 pub mod unet;

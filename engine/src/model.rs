@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
-use crate::adapter::{ADAPTER_EXTENSION, Adapter, import_kohya, import_peft};
+use crate::adapter::{ADAPTER_EXTENSION, Adapter, ResidentAdapter, import_kohya, import_peft};
 use crate::error::{EngineError, Result};
 use crate::quant::{Profile, int8_model_file, load_int8_model, quantized_weights_model};
 use crate::tensorfile::{TensorFile, write_atomically};
@@ -140,5 +140,23 @@ pub fn read_any_adapter(path: &Path, model_hash: &str, model: &Unet) -> Result<A
     Adapter::from_file(&file).map_err(|e| match e {
         EngineError::Adapter(message) => EngineError::file(path, message),
         other => other,
+    })
+}
+
+/// The "one compiled model per tool" deployment: `adapter` merged into the base weights
+/// (`W + alpha x strength x A B` per conv), to be requantized and compiled like a new model.
+pub fn merged_model(model: &Model, adapter: &Adapter, strength: f32) -> Result<Model> {
+    let resident = ResidentAdapter::new(adapter, Some(&model.profile), &Device::Cpu)?;
+    let scale = f64::from(resident.meta.alpha * strength);
+    let merged = model.float.map_weights(|spec, weight| match resident.float.get(&spec.name) {
+        Some((a, b)) => Ok((weight + (a.matmul(b)? * scale)?)?),
+        None => Ok(weight.clone()),
+    })?;
+    Ok(Model {
+        dir: model.dir.clone(),
+        quantized: quantized_weights_model(&merged)?,
+        hash: merged.content_hash()?,
+        float: merged,
+        profile: model.profile.clone(),
     })
 }

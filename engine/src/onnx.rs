@@ -21,12 +21,12 @@ use onnx_protobuf::{
 };
 use protobuf::{EnumOrUnknown, MessageField};
 
-use crate::backend::Precision;
+use crate::backends::Precision;
 use crate::conv::kernel_to_oihw;
 use crate::error::{EngineError, Result};
+use crate::graph::{ConvSpec, LEAKY_SLOPE, Node, ValueId, missing_value};
 use crate::model::Model;
 use crate::quant::{kernel_to_oihw_i8, quantize_weight_per_channel};
-use crate::unet::{ConvSpec, LEAKY_SLOPE};
 
 /// ONNX opset of the export: 21 is the first with int16 QuantizeLinear.
 pub const OPSET: i64 = 21;
@@ -179,10 +179,9 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
         .layers()
         .map(|(spec, kernel, bias)| Ok((spec.clone(), kernel.flatten_all()?.to_vec1::<f32>()?, bias.to_vec1::<f32>()?)))
         .collect::<Result<_>>()?;
-    let mut next = 0usize;
-    let mut conv = |graph: &mut Graph, x: &str| -> Result<String> {
-        let (spec, kernel, bias) = layers.get(next).ok_or_else(|| export_error("the model graph ran out of convolutions"))?;
-        next += 1;
+    let conv = |graph: &mut Graph, index: usize, x: &str| -> Result<String> {
+        let (spec, kernel, bias) =
+            layers.get(index).ok_or_else(|| export_error(format!("the model has no conv number {index}")))?;
         let name = &spec.name;
         let (k, cin, cout) = (spec.k, spec.cin, spec.cout);
         let dims = [cout as i64, cin as i64, k as i64, k as i64];
@@ -251,53 +250,63 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
         Ok(if quantized { graph.qdq(&sum, scale_of(point)?, point) } else { sum })
     };
 
-    let config = model.float.config().clone();
-    let levels = config.channels.len();
-    let input = if quantized { graph.qdq("image", scale_of("input")?, "input") } else { "image".to_string() };
-    let unshuffled = graph.node("SpaceToDepth", &[&input], vec![attr_int("blocksize", 2)], "unshuffle");
-    let mut x = conv(&mut graph, &unshuffled)?;
-    let mut skips = Vec::new();
-    for level in 0..levels {
-        for b in 0..config.blocks[level] {
-            let inner = conv(&mut graph, &x)?;
-            let inner = conv(&mut graph, &inner)?;
-            x = add(&mut graph, &x, &inner, &format!("enc{level}.res{b}.add"))?;
-        }
-        if level + 1 < levels {
-            skips.push(x.clone());
-            x = conv(&mut graph, &x)?;
-        }
-    }
+    // The model graph lowered node by node; each value is the name of an ONNX tensor.
+    let nodes = &model.float.graph().nodes;
+    let mut values: Vec<Option<String>> = vec![None; nodes.len()];
+    let value = |values: &[Option<String>], id: ValueId| values[id].clone().ok_or_else(|| missing_value(id));
     let scales = graph.f32s("upsample.scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
-    for level in (0..levels - 1).rev() {
-        let skip = skips.pop().ok_or_else(|| export_error("the model graph lost a skip connection"))?;
-        let up = graph.node(
-            "Resize",
-            &[&x, "", &scales],
-            vec![
-                attr_string("mode", "nearest"),
-                attr_string("coordinate_transformation_mode", "asymmetric"),
-                attr_string("nearest_mode", "floor"),
-            ],
-            &format!("dec{level}.up"),
-        );
-        let joined = graph.node("Concat", &[&up, &skip], vec![attr_int("axis", 1)], &format!("dec{level}.concat"));
-        x = conv(&mut graph, &joined)?;
-        for b in 0..config.blocks[level] {
-            let inner = conv(&mut graph, &x)?;
-            let inner = conv(&mut graph, &inner)?;
-            x = add(&mut graph, &x, &inner, &format!("dec{level}.res{b}.add"))?;
-        }
+    for (index, node) in nodes.iter().enumerate() {
+        values[index] = Some(match node {
+            Node::Input => {
+                if quantized {
+                    graph.qdq("image", scale_of("input")?, "input")
+                } else {
+                    "image".to_string()
+                }
+            }
+            Node::Unshuffle { x } => {
+                graph.node("SpaceToDepth", &[&value(&values, *x)?], vec![attr_int("blocksize", 2)], "unshuffle")
+            }
+            Node::Conv { conv: number, x, skip } => {
+                let mut x = value(&values, *x)?;
+                if let Some(skip) = skip {
+                    let name = layers.get(*number).map_or("fuse", |layer| layer.0.name.as_str());
+                    let up = graph.node(
+                        "Resize",
+                        &[&x, "", &scales],
+                        vec![
+                            attr_string("mode", "nearest"),
+                            attr_string("coordinate_transformation_mode", "asymmetric"),
+                            attr_string("nearest_mode", "floor"),
+                        ],
+                        &format!("{name}.up"),
+                    );
+                    x = graph.node(
+                        "Concat",
+                        &[&up, &value(&values, *skip)?],
+                        vec![attr_int("axis", 1)],
+                        &format!("{name}.concat"),
+                    );
+                }
+                conv(&mut graph, *number, &x)?
+            }
+            Node::Add { x, y, point } => add(&mut graph, &value(&values, *x)?, &value(&values, *y)?, point)?,
+            Node::Shuffle { x } => {
+                if index + 1 != nodes.len() {
+                    return Err(export_error("the export pixel-shuffles only into the model output"));
+                }
+                graph.nodes.push(NodeProto {
+                    op_type: "DepthToSpace".into(),
+                    name: "shuffle".into(),
+                    input: vec![value(&values, *x)?],
+                    output: vec!["residual".into()],
+                    attribute: vec![attr_int("blocksize", 2), attr_string("mode", "DCR")],
+                    ..Default::default()
+                });
+                "residual".to_string()
+            }
+        });
     }
-    let head = conv(&mut graph, &x)?;
-    graph.nodes.push(NodeProto {
-        op_type: "DepthToSpace".into(),
-        name: "shuffle".into(),
-        input: vec![head],
-        output: vec!["residual".into()],
-        attribute: vec![attr_int("blocksize", 2), attr_string("mode", "DCR")],
-        ..Default::default()
-    });
     let model_proto = ModelProto {
         // IR 10 is the first that allows opset 21.
         ir_version: 10,

@@ -1,13 +1,6 @@
-//! prism-unet: the one image-to-image model every tool shares.
+//! prism-unet's weights and the reference lowering of its graph (see `graph` for the structure).
 //!
-//! Layout (NHWC throughout, so every conv is an im2col + matmul, see `conv`):
-//! ```text
-//! input [N,H,W,4] -> pixel_unshuffle(2) -> stem conv3x3 -> level 0 residual blocks
-//!   -> down conv3x3/s2 -> level 1 blocks -> ... -> bottom level blocks
-//!   -> for each level above, bottom up: nearest upsample x2, concat skip, fuse conv1x1, blocks
-//!   -> head conv3x3 (12 channels) -> pixel_shuffle(2) -> residual [N,H,W,3]
-//! ```
-//! Every conv takes an optional LoRA side path `y = conv(W,x) + B(s * q(A(x)))` where `s` holds one
+//! NHWC throughout, so every conv is an im2col + matmul (see `conv`). Every conv takes an optional LoRA side path `y = conv(W,x) + B(s * q(A(x)))` where `s` holds one
 //! scale per rank channel (alpha x adapter weight x strength), so blending adapters is exact rank
 //! concatenation. Activations pass through an [`ActivationHook`] at each quantization point: the
 //! float model uses the identity, QuantSim rounds to the profile's static scales, calibration
@@ -16,175 +9,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use candle_core::{D, Device, Tensor};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::conv::{ConvGeometry, add_bias, conv_nhwc, kernel_to_oihw, oihw_to_kernel};
+use crate::conv::{add_bias, conv_nhwc, kernel_to_oihw, oihw_to_kernel};
 use crate::error::{EngineError, Result};
+use crate::graph::{Graph, Node, SHUFFLE, ValueId, missing_value};
 use crate::tensorfile::{RawTensor, TensorFile};
 
-pub const ARCH_NAME: &str = "prism-unet";
-pub const ARCH_VERSION: u32 = 1;
-/// RGB in [-1, 1] (masked pixels 0 for local tools) plus the mask.
-pub const INPUT_CHANNELS: usize = 4;
-pub const OUTPUT_CHANNELS: usize = 3;
-/// The stem works at half resolution on pixel-unshuffled input.
-const SHUFFLE: usize = 2;
-
-/// Architecture hyper-parameters, stored in the weights file's metadata.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnetConfig {
-    pub arch: String,
-    pub version: u32,
-    /// Channels per level, top (half resolution) to bottom.
-    pub channels: Vec<usize>,
-    /// Residual blocks per level (encoder; the decoder mirrors them above the bottom level).
-    pub blocks: Vec<usize>,
-    /// Largest LoRA rank the compiled graph accepts per adapter.
-    pub max_rank: usize,
-}
-
-impl UnetConfig {
-    pub fn new(channels: Vec<usize>, blocks: Vec<usize>, max_rank: usize) -> Result<Self> {
-        let config = Self { arch: ARCH_NAME.into(), version: ARCH_VERSION, channels, blocks, max_rank };
-        config.validate()?;
-        Ok(config)
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        if self.arch != ARCH_NAME || self.version != ARCH_VERSION {
-            return Err(EngineError::Model(format!(
-                "model architecture is {} v{}, this Prism runs {ARCH_NAME} v{ARCH_VERSION}",
-                self.arch, self.version
-            )));
-        }
-        if self.channels.is_empty() || self.channels.len() != self.blocks.len() {
-            return Err(EngineError::Model("model config needs one block count per level".into()));
-        }
-        if self.channels.iter().any(|&c| c == 0 || c > 4096) || self.blocks.iter().any(|&b| b > 64) {
-            return Err(EngineError::Model(format!(
-                "model config has implausible sizes: {:?} / {:?}",
-                self.channels, self.blocks
-            )));
-        }
-        if self.max_rank == 0 || self.max_rank > 1024 {
-            return Err(EngineError::Model(format!("model max LoRA rank {} is out of range", self.max_rank)));
-        }
-        Ok(())
-    }
-
-    /// Input height and width must be multiples of this.
-    pub fn alignment(&self) -> usize {
-        SHUFFLE << (self.channels.len() - 1)
-    }
-
-    /// Every convolution of the model, in execution order.
-    pub fn convs(&self) -> Vec<ConvSpec> {
-        let c = &self.channels;
-        let levels = c.len();
-        let mut specs = vec![ConvSpec::new("stem", INPUT_CHANNELS * SHUFFLE * SHUFFLE, c[0], 3, 1, true)];
-        let res_block = |specs: &mut Vec<ConvSpec>, prefix: &str, ch: usize| {
-            specs.push(ConvSpec::new(&format!("{prefix}.conv1"), ch, ch, 3, 1, true));
-            specs.push(ConvSpec::new(&format!("{prefix}.conv2"), ch, ch, 3, 1, false));
-        };
-        for level in 0..levels {
-            for b in 0..self.blocks[level] {
-                res_block(&mut specs, &format!("enc{level}.res{b}"), c[level]);
-            }
-            if level + 1 < levels {
-                specs.push(ConvSpec::new(&format!("enc{level}.down"), c[level], c[level + 1], 3, 2, true));
-            }
-        }
-        for level in (0..levels - 1).rev() {
-            specs.push(ConvSpec::new(&format!("dec{level}.fuse"), c[level + 1] + c[level], c[level], 1, 1, true));
-            for b in 0..self.blocks[level] {
-                res_block(&mut specs, &format!("dec{level}.res{b}"), c[level]);
-            }
-        }
-        specs.push(ConvSpec::new("head", c[0], OUTPUT_CHANNELS * SHUFFLE * SHUFFLE, 3, 1, false));
-        specs
-    }
-
-    /// Multiply-accumulates x 2 for one forward pass at `height x width` (no LoRA).
-    pub fn flops(&self, height: usize, width: usize) -> u64 {
-        self.convs().iter().map(|spec| 2 * (spec.pixels(height, width) * spec.k * spec.k * spec.cin * spec.cout) as u64).sum()
-    }
-
-    /// What one bound adapter of `rank` adds to [`Self::flops`]: its A pass (a k x k conv to
-    /// `rank` channels) and its B pass (1x1 back to the conv's outputs) on every conv.
-    pub fn lora_flops(&self, height: usize, width: usize, rank: usize) -> u64 {
-        self.convs().iter().map(|spec| 2 * (spec.pixels(height, width) * rank * spec.lora_values_per_rank()) as u64).sum()
-    }
-
-    /// Values in one adapter of `rank` (A and B on every conv).
-    pub fn lora_values(&self, rank: usize) -> usize {
-        self.convs().iter().map(|spec| rank * spec.lora_values_per_rank()).sum()
-    }
-
-    pub fn parameter_count(&self) -> usize {
-        self.convs().iter().map(|s| s.k * s.k * s.cin * s.cout + s.cout).sum()
-    }
-}
-
-/// One convolution of the model.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConvSpec {
-    pub name: String,
-    pub cin: usize,
-    pub cout: usize,
-    pub k: usize,
-    pub stride: usize,
-    /// Followed by a leaky ReLU (slope [`LEAKY_SLOPE`] below zero).
-    pub leaky_relu: bool,
-}
-
-impl ConvSpec {
-    fn new(name: &str, cin: usize, cout: usize, k: usize, stride: usize, leaky_relu: bool) -> Self {
-        Self { name: name.into(), cin, cout, k, stride, leaky_relu }
-    }
-
-    pub fn geometry(&self) -> ConvGeometry {
-        ConvGeometry { k: self.k, stride: self.stride }
-    }
-
-    /// Output pixels of this conv for a `height x width` model input.
-    fn pixels(&self, height: usize, width: usize) -> usize {
-        let scale = SHUFFLE * (1usize << self.level());
-        (height / scale) * (width / scale)
-    }
-
-    /// Values a LoRA adds to this conv per unit of rank: one A column (k x k x cin) and one B row (cout).
-    fn lora_values_per_rank(&self) -> usize {
-        self.k * self.k * self.cin + self.cout
-    }
-
-    /// Resolution level the conv's output lives at (0 = half resolution).
-    fn level(&self) -> usize {
-        let digit =
-            |prefix: &str| self.name.strip_prefix(prefix).and_then(|rest| rest.chars().next()).and_then(|c| c.to_digit(10));
-        match (digit("enc"), digit("dec")) {
-            (Some(l), _) if self.name.ends_with(".down") => l as usize + 1,
-            (Some(l), _) | (_, Some(l)) => l as usize,
-            _ => 0,
-        }
-    }
-
-    pub fn weight_name(&self) -> String {
-        format!("{}.weight", self.name)
-    }
-
-    pub fn bias_name(&self) -> String {
-        format!("{}.bias", self.name)
-    }
-
-    pub fn weight_shape(&self) -> Vec<usize> {
-        vec![self.cout, self.cin, self.k, self.k]
-    }
-}
-
-/// Negative slope of the activation. A plain ReLU let whole decoder layers die within a few
-/// hundred training steps (every output negative, no gradient back); a leaky one cannot die.
-pub const LEAKY_SLOPE: f32 = 0.1;
+pub use crate::graph::{ARCH_NAME, ARCH_VERSION, ConvSpec, INPUT_CHANNELS, LEAKY_SLOPE, OUTPUT_CHANNELS, UnetConfig};
 
 /// What happens to activations at each quantization point.
 pub trait ActivationHook {
@@ -223,7 +55,9 @@ pub struct LoraSet {
 #[derive(Clone, Debug)]
 pub struct Unet {
     config: UnetConfig,
-    convs: Vec<(ConvSpec, Tensor, Tensor)>,
+    graph: Graph,
+    /// Kernel-layout weight and bias of each of `graph.convs`, in the same order.
+    weights: Vec<(Tensor, Tensor)>,
 }
 
 impl Unet {
@@ -231,9 +65,10 @@ impl Unet {
     /// missing, mis-shaped or unknown tensor is an error that names it.
     pub fn new(config: &UnetConfig, tensors: &BTreeMap<String, Tensor>) -> Result<Self> {
         config.validate()?;
-        let specs = config.convs();
+        let graph = config.graph();
+        let specs = &graph.convs;
         let mut expected: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for spec in &specs {
+        for spec in specs {
             expected.insert(spec.weight_name(), spec.weight_shape());
             expected.insert(spec.bias_name(), vec![spec.cout]);
         }
@@ -249,31 +84,31 @@ impl Unet {
                 )));
             }
         }
-        let mut convs = Vec::with_capacity(specs.len());
+        let mut weights = Vec::with_capacity(specs.len());
         for spec in specs {
-            let weight = oihw_to_kernel(&tensors[&spec.weight_name()])?;
-            let bias = tensors[&spec.bias_name()].clone();
-            convs.push((spec, weight, bias));
+            weights.push((oihw_to_kernel(&tensors[&spec.weight_name()])?, tensors[&spec.bias_name()].clone()));
         }
-        Ok(Self { config: config.clone(), convs })
+        Ok(Self { config: config.clone(), graph, weights })
     }
 
     /// Builds the model from kernel-layout `(weight [k*k*cin, cout], bias [cout])` pairs in the
     /// order of [`UnetConfig::convs`]; training passes its variables here so gradients reach them.
     pub fn from_kernel_tensors(config: &UnetConfig, layers: Vec<(Tensor, Tensor)>) -> Result<Self> {
         config.validate()?;
-        let specs = config.convs();
-        if specs.len() != layers.len() {
-            return Err(EngineError::Model(format!("the model has {} convolutions, {} were given", specs.len(), layers.len())));
+        let graph = config.graph();
+        if graph.convs.len() != layers.len() {
+            return Err(EngineError::Model(format!(
+                "the model has {} convolutions, {} were given",
+                graph.convs.len(),
+                layers.len()
+            )));
         }
-        let mut convs = Vec::with_capacity(specs.len());
-        for (spec, (weight, bias)) in specs.into_iter().zip(layers) {
+        for (spec, (weight, bias)) in graph.convs.iter().zip(&layers) {
             if weight.dims() != [spec.k * spec.k * spec.cin, spec.cout] || bias.dims() != [spec.cout] {
                 return Err(EngineError::Model(format!("kernel tensors of '{}' have the wrong shape", spec.name)));
             }
-            convs.push((spec, weight, bias));
         }
-        Ok(Self { config: config.clone(), convs })
+        Ok(Self { config: config.clone(), graph, weights: layers })
     }
 
     /// A model with random weights (He init, residual branches scaled down): for tests and as the
@@ -302,13 +137,18 @@ impl Unet {
         &self.config
     }
 
+    /// The structure every backend lowers.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
     pub fn convs(&self) -> impl Iterator<Item = &ConvSpec> {
-        self.convs.iter().map(|(spec, _, _)| spec)
+        self.graph.convs.iter()
     }
 
     /// Every conv with its kernel-layout weight and bias.
     pub fn layers(&self) -> impl Iterator<Item = (&ConvSpec, &Tensor, &Tensor)> {
-        self.convs.iter().map(|(spec, weight, bias)| (spec, weight, bias))
+        self.graph.convs.iter().zip(&self.weights).map(|(spec, (weight, bias))| (spec, weight, bias))
     }
 
     pub fn spec(&self, name: &str) -> Option<&ConvSpec> {
@@ -318,7 +158,7 @@ impl Unet {
     /// Weights back in file layout (`[cout,cin,k,k]`), keyed by tensor name.
     pub fn tensors(&self) -> Result<BTreeMap<String, Tensor>> {
         let mut out = BTreeMap::new();
-        for (spec, weight, bias) in &self.convs {
+        for (spec, weight, bias) in self.layers() {
             out.insert(spec.weight_name(), kernel_to_oihw(weight, spec.k)?);
             out.insert(spec.bias_name(), bias.clone());
         }
@@ -327,11 +167,11 @@ impl Unet {
 
     /// The same model with every weight replaced by `f(spec, kernel-layout weight)`.
     pub fn map_weights(&self, mut f: impl FnMut(&ConvSpec, &Tensor) -> Result<Tensor>) -> Result<Self> {
-        let mut convs = Vec::with_capacity(self.convs.len());
-        for (spec, weight, bias) in &self.convs {
-            convs.push((spec.clone(), f(spec, weight)?, bias.clone()));
+        let mut weights = Vec::with_capacity(self.weights.len());
+        for (spec, weight, bias) in self.layers() {
+            weights.push((f(spec, weight)?, bias.clone()));
         }
-        Ok(Self { config: self.config.clone(), convs })
+        Ok(Self { config: self.config.clone(), graph: self.graph.clone(), weights })
     }
 
     /// Runs the model on `input [N,H,W,4]` (H, W multiples of `alignment`) and returns the RGB
@@ -345,35 +185,31 @@ impl Unet {
                 input.dims()
             )));
         }
-        let mut convs = self.convs.iter();
-        let mut next = |x: &Tensor, hook: &mut dyn ActivationHook| -> Result<Tensor> {
-            let (spec, weight, bias) =
-                convs.next().ok_or_else(|| EngineError::Model("model graph ran out of convolutions".into()))?;
-            conv_layer(spec, weight, bias, x, lora.and_then(|l| l.layers.get(&spec.name)), hook)
-        };
-        let levels = self.config.channels.len();
-        let x = hook.visit("input", input.clone())?;
-        let mut x = next(&pixel_unshuffle(&x, SHUFFLE)?, hook)?;
-        let mut skips = Vec::with_capacity(levels);
-        for level in 0..levels {
-            for b in 0..self.config.blocks[level] {
-                x = residual_block(&x, &format!("enc{level}.res{b}"), &mut next, hook)?;
-            }
-            if level + 1 < levels {
-                skips.push(x.clone());
-                x = next(&x, hook)?;
-            }
-        }
-        for level in (0..levels - 1).rev() {
-            let skip = skips.pop().ok_or_else(|| EngineError::Model("model graph lost a skip connection".into()))?;
-            let up = upsample_nearest2(&x)?;
-            x = next(&Tensor::cat(&[&up, &skip], D::Minus1)?, hook)?;
-            for b in 0..self.config.blocks[level] {
-                x = residual_block(&x, &format!("dec{level}.res{b}"), &mut next, hook)?;
+        let value = |values: &[Option<Tensor>], id: ValueId| values[id].clone().ok_or_else(|| missing_value(id));
+        let mut values: Vec<Option<Tensor>> = vec![None; self.graph.nodes.len()];
+        for (index, (node, last_reads)) in self.graph.nodes.iter().zip(self.graph.last_reads()).enumerate() {
+            let out = match node {
+                Node::Input => hook.visit("input", input.clone())?,
+                Node::Unshuffle { x } => pixel_unshuffle(&value(&values, *x)?, SHUFFLE)?,
+                Node::Conv { conv, x, skip } => {
+                    let mut x = value(&values, *x)?;
+                    if let Some(skip) = skip {
+                        x = Tensor::cat(&[&upsample_nearest2(&x)?, &value(&values, *skip)?], D::Minus1)?;
+                    }
+                    let (spec, (weight, bias)) = (&self.graph.convs[*conv], &self.weights[*conv]);
+                    conv_layer(spec, weight, bias, &x, lora.and_then(|l| l.layers.get(&spec.name)), hook)?
+                }
+                Node::Add { x, y, point } => hook.visit(point, (value(&values, *x)? + value(&values, *y)?)?)?,
+                Node::Shuffle { x } => pixel_shuffle(&value(&values, *x)?, SHUFFLE)?,
+            };
+            values[index] = Some(out);
+            // Inference frees activations as soon as nothing reads them (training's autograd
+            // keeps what it needs on its own).
+            for read in last_reads {
+                values[read] = None;
             }
         }
-        let head = next(&x, hook)?;
-        Ok(pixel_shuffle(&head, SHUFFLE)?)
+        values.pop().flatten().ok_or_else(|| missing_value(self.graph.nodes.len()))
     }
 
     /// Content hash of config and weights: what adapters and profiles are bound to.
@@ -477,17 +313,6 @@ fn conv_layer(
         y = y.maximum(&(&y * LEAKY_SLOPE as f64)?)?;
     }
     hook.visit(&format!("{}.out", spec.name), y)
-}
-
-fn residual_block(
-    x: &Tensor,
-    prefix: &str,
-    next: &mut dyn FnMut(&Tensor, &mut dyn ActivationHook) -> Result<Tensor>,
-    hook: &mut dyn ActivationHook,
-) -> Result<Tensor> {
-    let inner = next(x, hook)?;
-    let inner = next(&inner, hook)?;
-    hook.visit(&format!("{prefix}.add"), (x + inner)?)
 }
 
 /// `[N,H,W,C] -> [N,H/f,W/f,C*f*f]`, channel order `(dy, dx, c)`.

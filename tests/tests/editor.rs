@@ -151,7 +151,7 @@ fn paint_run_undo_switch_and_lightbox() {
     wait_for(&mut harness, "the denoise", |app| !app.is_busy());
     let doc = harness.state().document.as_ref().expect("document");
     assert_eq!(doc.steps().len(), 3);
-    assert_eq!(doc.steps()[2].record.as_ref().map(|r| r.adapters[0].0.as_str()), Some("denoise"));
+    assert_eq!(doc.steps()[2].record.as_ref().map(|r| r.adapters.parts()[0].0.as_str()), Some("denoise"));
     assert!(mean_abs_difference(&doc.image().data, &original.data, painted.iter().copied()) > 0.0);
     assert_eq!(mean_abs_difference(&doc.image().data, &original.data, far.iter().copied()), 0.0);
     let switch_shown = harness.query_by_label_contains("Switch ").is_some();

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use candle_core::Tensor;
 use prism_engine::adapter::Adapter;
-use prism_engine::backend::{AdapterInfo, Backend, BackendKind, MemoryReport, Precision, ReferenceBackend};
+use prism_engine::backends::{AdapterInfo, Backend, BackendKind, MemoryReport, Precision, ReferenceBackend};
 use prism_engine::engine::{Command, EngineHandle, Event};
 use prism_engine::fixtures::{synthetic_photo, write_tiny_model_dir};
 use prism_engine::imageio::Mask;
 use prism_engine::job::EditJob;
+use prism_engine::mix::Mix;
 use prism_engine::model::Model;
 
 fn next_event(engine: &EngineHandle, wanted: impl Fn(&Event) -> bool) -> Event {
@@ -33,7 +34,7 @@ fn job(id: u64, width: usize, height: usize, mask: Option<Mask>, tool: &str) -> 
         id,
         image: Arc::new(synthetic_photo(width, height, id)),
         mask: mask.map(Arc::new),
-        mix: vec![(tool.into(), 1.0)],
+        mix: Mix::single(tool),
         strength: 1.0,
         precision: Precision::Int8,
         exposure: None,
@@ -90,7 +91,7 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
         }
     }
     assert!(changed_inside > 100, "only {changed_inside} masked pixels changed");
-    assert_eq!(stats.backend, "reference");
+    assert_eq!(stats.backend, BackendKind::Reference);
     assert_eq!(stats.memory.adapters, 2);
 
     // Unknown tool: a clear failure, then removal and a switch still work.
@@ -109,7 +110,7 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
             assert_eq!(backend, BackendKind::Ort);
             engine.send(Command::Edit(job(6, 24, 24, None, "tone"))).unwrap();
             match next_event(&engine, is_final) {
-                Event::Done { job: 6, stats, .. } => assert_eq!(stats.backend, "ort"),
+                Event::Done { job: 6, stats, .. } => assert_eq!(stats.backend, BackendKind::Ort),
                 other => panic!("expected the edit on ort, got {other:?}"),
             }
         }
@@ -126,7 +127,7 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
             assert_eq!(backend, BackendKind::Wgpu);
             engine.send(Command::Edit(job(5, 20, 20, None, "tone"))).unwrap();
             match next_event(&engine, is_final) {
-                Event::Done { job: 5, stats, .. } => assert_eq!((stats.backend.as_str(), stats.memory.adapters), ("wgpu", 2)),
+                Event::Done { job: 5, stats, .. } => assert_eq!((stats.backend, stats.memory.adapters), (BackendKind::Wgpu, 2)),
                 other => panic!("expected the edit on wgpu, got {other:?}"),
             }
         }
@@ -184,7 +185,7 @@ impl Backend for PanickingBackend {
     fn installed(&self) -> Vec<AdapterInfo> {
         self.0.installed()
     }
-    fn bind(&mut self, mix: &[(String, f32)], strength: f32, precision: Precision) -> prism_engine::Result<()> {
+    fn bind(&mut self, mix: &Mix, strength: f32, precision: Precision) -> prism_engine::Result<()> {
         self.0.bind(mix, strength, precision)
     }
     fn forward(&mut self, input: &Tensor) -> prism_engine::Result<Tensor> {

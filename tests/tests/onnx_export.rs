@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use prism_engine::adapter::Adapter;
-use prism_engine::backend::{Backend, Precision, ReferenceBackend};
+use prism_engine::backends::{Backend, Precision, ReferenceBackend};
 use prism_engine::imageio::{Mask, load_picture};
 use prism_engine::job::model_input;
+use prism_engine::mix::Mix;
 use prism_engine::model::Model;
 use serde_json::json;
 
@@ -121,7 +122,7 @@ fn onnx_runtime_runs_the_export_with_two_adapters_fed_into_one_session() {
     for tool in tools {
         let bytes = std::fs::read(dir.path().join(format!("{tool}.out.bin"))).expect("output");
         let got: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        reference.bind(&[(tool.to_string(), 1.0)], 1.0, Precision::Int8).expect("bind");
+        reference.bind(&Mix::single(tool), 1.0, Precision::Int8).expect("bind");
         let expected = reference.forward(&input).and_then(|t| Ok(t.flatten_all()?.to_vec1::<f32>()?)).expect("forward");
         let expected = to_nchw(&expected, h, w, 3);
         let agreement = psnr(&expected, &got);
@@ -138,7 +139,7 @@ fn onnx_runtime_runs_the_export_with_two_adapters_fed_into_one_session() {
 #[cfg(feature = "ort")]
 mod ort_backend {
     use super::*;
-    use prism_engine::ort_backend::OrtBackend;
+    use prism_engine::backends::ort::OrtBackend;
 
     /// The ort backend (ONNX Runtime from the Python wheel, CPU provider) against the reference
     /// backend, switching between two tools on one session.
@@ -161,7 +162,7 @@ mod ort_backend {
         let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), false).expect("input");
         let values = |t: candle_core::Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
         for tool in ["denoise", "colorize", "denoise"] {
-            let mix = [(tool.to_string(), 1.0)];
+            let mix = Mix::single(tool);
             let start = std::time::Instant::now();
             ort.bind(&mix, 1.0, Precision::Int8).expect("bind");
             let switch = start.elapsed();
@@ -171,8 +172,10 @@ mod ort_backend {
             eprintln!("{tool} on ort: {agreement:.1} dB against the reference, switch {:?}", switch);
             assert!(agreement >= 40.0, "{tool}: {agreement:.1} dB");
         }
-        let error =
-            ort.bind(&[("denoise".into(), 0.5), ("colorize".into(), 0.5)], 1.0, Precision::Int8).err().map(|e| e.to_string());
+        let error = ort
+            .bind(&Mix::new([("denoise", 0.5), ("colorize", 0.5)]).unwrap(), 1.0, Precision::Int8)
+            .err()
+            .map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("one adapter at a time")));
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use prism_engine::adapter::{AdapterPrecision, Region};
-use prism_engine::backend::{Backend, Precision, ReferenceBackend};
+use prism_engine::backends::{Backend, Precision, ReferenceBackend};
 use prism_engine::imageio::{Mask, RgbImage, load_picture};
 use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::Model;
@@ -54,7 +54,7 @@ fn job(tool: &str, image: &RgbImage) -> EditJob {
         id: 1,
         image: Arc::new(image.clone()),
         mask: None,
-        mix: vec![(tool.into(), 1.0)],
+        mix: prism_engine::mix::Mix::single(tool),
         strength: 1.0,
         precision: Precision::Int8,
         exposure: None,
@@ -153,7 +153,7 @@ fn lowlight_brightens_by_the_estimated_or_the_given_exposure() {
     job.exposure = Some(20.0);
     assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "20 stops is refused");
     job.exposure = Some(1.0);
-    job.mix = vec![("denoise".into(), 1.0)];
+    job.mix = prism_engine::mix::Mix::single("denoise");
     assert_eq!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().1.exposure, None, "denoise takes no exposure");
 }
 

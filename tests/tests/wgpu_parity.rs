@@ -14,10 +14,11 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 use prism_engine::adapter::{Region, ResidentAdapter, bind_mix};
-use prism_engine::backend::{Backend, Precision, ReferenceBackend};
+use prism_engine::backends::gpu::{Gpu, SwapMode, WgpuBackend};
+use prism_engine::backends::{Backend, Precision, ReferenceBackend};
 use prism_engine::calibrate::build_profile;
 use prism_engine::fixtures::{photo_input, random_adapter, random_model, synthetic_photo};
-use prism_engine::gpu::{Gpu, SwapMode, WgpuBackend};
+use prism_engine::mix::Mix;
 use prism_engine::model::Model;
 use prism_engine::quant::QuantSim;
 use prism_engine::unet::{ARCH_NAME, ARCH_VERSION, ActivationHook, FloatActivations, UnetConfig};
@@ -40,16 +41,16 @@ impl ActivationHook for Recorder<'_> {
 }
 
 /// The reference's stored tensors for `mix` on `input`, and its residual under `residual`.
-fn reference_points(model: &Model, input: &Tensor, mix: &[(String, f32)], precision: Precision) -> HashMap<String, Vec<f32>> {
+fn reference_points(model: &Model, input: &Tensor, mix: &Mix, precision: Precision) -> HashMap<String, Vec<f32>> {
     let adapters: Vec<ResidentAdapter> = mix
-        .iter()
-        .map(|(name, _)| {
+        .names()
+        .map(|name| {
             let file = model.dir.join("adapters").join(format!("{name}.prism-lora"));
             ResidentAdapter::new(&model.read_adapter(&file).expect("read"), Some(&model.profile), &candle_core::Device::Cpu)
                 .expect("resident")
         })
         .collect();
-    let parts: Vec<(&ResidentAdapter, f32)> = adapters.iter().zip(mix).map(|(a, (_, w))| (a, *w)).collect();
+    let parts: Vec<(&ResidentAdapter, f32)> = adapters.iter().zip(mix.parts()).map(|(a, (_, w))| (a, *w)).collect();
     let set = bind_mix(&parts, STRENGTH, precision == Precision::Int8).expect("bind");
     let quantized = precision == Precision::Int8;
     let mut recorder = Recorder { sim: quantized.then_some(QuantSim { profile: &model.profile }), values: HashMap::new() };
@@ -62,7 +63,7 @@ fn reference_points(model: &Model, input: &Tensor, mix: &[(String, f32)], precis
 const STRENGTH: f32 = 0.8;
 
 /// Every kernel of the bound model within one step of the reference at every stored point.
-fn check_layerwise(model: &Model, gpu: &mut WgpuBackend, input: &Tensor, mix: &[(String, f32)], precision: Precision) {
+fn check_layerwise(model: &Model, gpu: &mut WgpuBackend, input: &Tensor, mix: &Mix, precision: Precision) {
     let reference = reference_points(model, input, mix, precision);
     gpu.bind(mix, STRENGTH, precision).expect("bind");
     let (_, h, w, _) = input.dims4().expect("4d");
@@ -132,7 +133,7 @@ fn check(
     reference: &mut ReferenceBackend,
     gpu: &mut WgpuBackend,
     input: &Tensor,
-    mix: &[(String, f32)],
+    mix: &Mix,
     precision: Precision,
 ) -> (f32, f64) {
     reference.bind(mix, STRENGTH, precision).expect("bind reference");
@@ -169,12 +170,8 @@ fn random_models_match_quantsim() {
         install_all(&model, &mut reference);
         install_all(&model, &mut wgpu);
         let input = photo_input(&synthetic_photo(size.1, size.0, 40 + case as u64)).expect("input");
-        let mixes: Vec<Vec<(String, f32)>> = vec![
-            vec![],
-            vec![("tool0".into(), 1.0)],
-            vec![("tool1".into(), 1.0)],
-            vec![("tool0".into(), 0.7), ("tool1".into(), 0.4)],
-        ];
+        let mixes =
+            [Mix::none(), Mix::single("tool0"), Mix::single("tool1"), Mix::new([("tool0", 0.7), ("tool1", 0.4)]).expect("mix")];
         for precision in [Precision::Int8, Precision::Float] {
             for mix in &mixes {
                 check_layerwise(&model, &mut wgpu, &input, mix, precision);
@@ -206,14 +203,13 @@ fn the_shipped_model_matches_on_a_real_photo() {
     install_all(&model, &mut reference);
     install_all(&model, &mut wgpu);
     for tool in ["denoise", "colorize"] {
-        let mix = [(tool.to_string(), 1.0)];
+        let mix = Mix::single(tool);
         check_layerwise(&model, &mut wgpu, &input, &mix, Precision::Int8);
         let (_, psnr) = check(&model, &mut reference, &mut wgpu, &input, &mix, Precision::Int8);
         assert!(psnr >= 45.0, "{tool}: {psnr:.1} dB");
     }
     // A blend of three shipped tools (rank channels side by side in the slot).
-    let blend: Vec<(String, f32)> =
-        [("denoise", 0.6), ("sharpen", 0.5), ("colorize", 0.4)].map(|(t, w)| (t.to_string(), w)).to_vec();
+    let blend = Mix::new([("denoise", 0.6), ("sharpen", 0.5), ("colorize", 0.4)]).expect("mix");
     let (_, psnr) = check(&model, &mut reference, &mut wgpu, &input, &blend, Precision::Int8);
     assert!(psnr >= 45.0, "blend of three: {psnr:.1} dB");
 }

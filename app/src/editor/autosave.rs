@@ -10,9 +10,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, RgbImage, load_picture};
+use prism_engine::record::EditRecord;
 use serde::{Deserialize, Serialize};
 
-use super::document::{Document, EditRecord, Step, StepKind};
+use super::document::{Document, Step, StepKind};
 use super::mask::MaskLayer;
 use super::settings::write_file_atomically;
 

@@ -6,28 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use prism_engine::imageio::RgbImage;
+use prism_engine::record::EditRecord;
 use serde::{Deserialize, Serialize};
 
 use super::mask::MaskLayer;
 
 /// Steps kept; older ones are dropped (the first kept one becomes the new start).
 pub const MAX_STEPS: usize = 64;
-
-/// What an edit step was made with: shown in the history panel and written into saved files.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EditRecord {
-    /// Tool titles joined, e.g. "Denoise" or "Denoise + Sharpen".
-    pub tool: String,
-    /// Adapter ids and weights.
-    pub adapters: Vec<(String, f32)>,
-    pub strength: f32,
-    pub backend: String,
-    pub device: String,
-    pub precision: String,
-    pub switch_ms: f64,
-    pub forward_ms: f64,
-    pub total_ms: f64,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepKind {
@@ -207,8 +192,8 @@ impl Document {
     }
 
     /// The edits that made the current image, oldest first (saved into exported files).
-    pub fn edit_records(&self) -> Vec<&EditRecord> {
-        self.steps[..=self.position].iter().filter_map(|s| s.record.as_ref()).collect()
+    pub fn edit_records(&self) -> Vec<EditRecord> {
+        self.steps[..=self.position].iter().filter_map(|s| s.record.clone()).collect()
     }
 }
 
@@ -219,11 +204,16 @@ pub(crate) mod tests_support {
     pub fn record(tool: &str) -> EditRecord {
         EditRecord {
             tool: tool.into(),
-            adapters: vec![(tool.into(), 1.0)],
+            adapters: prism_engine::mix::Mix::single(tool),
             strength: 1.0,
-            backend: "reference".into(),
+            backend: prism_engine::backends::BackendKind::Reference,
             device: "cpu".into(),
-            precision: "int8".into(),
+            precision: prism_engine::backends::Precision::Int8,
+            exposure: None,
+            blur_size: None,
+            model: String::new(),
+            profile: String::new(),
+            version: String::new(),
             switch_ms: 0.0,
             forward_ms: 1.0,
             total_ms: 1.0,

@@ -22,15 +22,17 @@ use anyhow::{Context, Result, anyhow};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
 use prism_engine::adapter::Region;
-use prism_engine::backend::{AdapterInfo, MemoryReport, Precision};
+use prism_engine::backends::{AdapterInfo, BackendKind, MemoryReport, Precision};
 use prism_engine::engine::{Command, EngineHandle, Event, TEACHER_SUFFIX};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, Picture, RgbImage, load_mask, load_picture, save_picture};
 use prism_engine::job::{EditJob, JobId, JobStats};
+use prism_engine::mix::Mix;
 use prism_engine::model::Model;
+use prism_engine::record::{EditRecord, file_entries};
 
 pub use autosave::AutosaveSummary;
 pub use canvas::{Compare, MaskTool};
-pub use document::{Document, EditRecord};
+pub use document::Document;
 pub use mask::{Brush, MaskLayer};
 pub use metrics::Agreement;
 pub use prompt::PromptMatch;
@@ -74,7 +76,7 @@ pub fn run_editor(options: EditorOptions) -> Result<()> {
 /// What a running job is for.
 #[derive(Clone, Debug)]
 enum JobPurpose {
-    Edit { mix: Vec<(String, f32)>, strength: f32, title: String },
+    Edit { mix: Mix, strength: f32, title: String },
     Lightbox { slot: usize },
     Quantized { float: bool },
 }
@@ -88,6 +90,7 @@ struct RunningJob {
 /// The tool (or blend) the next run uses.
 #[derive(Clone, Debug, Default)]
 pub struct ToolChoice {
+    /// Tools and weights as the mix editor holds them; checked into a [`Mix`] when a job starts.
     pub mix: Vec<(String, f32)>,
     pub strength: f32,
     /// Stops to brighten the input by, for tools that take an exposure; None: estimated.
@@ -111,9 +114,11 @@ pub struct Lightbox {
 
 pub struct LightboxEntry {
     pub label: String,
-    pub mix: Vec<(String, f32)>,
+    pub mix: Mix,
     pub strength: f32,
     pub result: Option<Arc<RgbImage>>,
+    /// What made `result`, kept with it in the history when the user keeps it.
+    pub record: Option<EditRecord>,
     pub error: Option<String>,
 }
 
@@ -170,7 +175,7 @@ pub enum Action {
     MaskOp(MaskOp),
     PickTool(String),
     ApplyPrompt,
-    SetBackend(String),
+    SetBackend(BackendKind),
     InstallDialog,
     Install(PathBuf),
     RemoveAdapter(String),
@@ -210,7 +215,8 @@ impl MaskOp {
 /// What the engine said about itself, for the status bar.
 #[derive(Clone, Debug, Default)]
 pub struct EngineStatus {
-    pub backend: String,
+    /// None until the engine says which backend it runs.
+    pub backend: Option<BackendKind>,
     pub device: String,
     pub memory: MemoryReport,
     pub last_stats: Option<JobStats>,
@@ -331,8 +337,7 @@ impl PrismApp {
                 }
                 // The engine starts on the CPU backend; this moves it to the one chosen (auto: a
                 // hardware GPU when there is one).
-                let kind = prism_engine::backend::BackendKind::parse(&self.settings.backend).unwrap_or_default();
-                let _ = engine.send(Command::SetBackend(kind));
+                let _ = engine.send(Command::SetBackend(self.settings.backend));
                 self.engine = Some(engine);
                 self.model = Some(model);
             }
@@ -373,22 +378,8 @@ impl PrismApp {
         self.tools.iter().find(|t| t.meta.name == name).map(|t| t.meta.title.clone()).unwrap_or_else(|| name.to_string())
     }
 
-    fn mix_title(&self, mix: &[(String, f32)]) -> String {
-        let names: Vec<String> = mix
-            .iter()
-            .map(|(n, w)| {
-                if mix.len() == 1 || (*w - 1.0).abs() < 1e-6 {
-                    self.tool_title(n)
-                } else {
-                    format!("{} ×{w:.2}", self.tool_title(n))
-                }
-            })
-            .collect();
-        names.join(" + ")
-    }
-
-    fn precision(&self) -> Precision {
-        if self.settings.precision == "float" { Precision::Float } else { Precision::Int8 }
+    fn mix_title(&self, mix: &Mix) -> String {
+        mix.title(|name| self.tool_title(name))
     }
 
     // ---- engine events -------------------------------------------------------------------
@@ -407,7 +398,7 @@ impl PrismApp {
     fn handle_event(&mut self, event: Event) {
         match event {
             Event::BackendReady { backend, device } => {
-                self.status.backend = backend.name().to_string();
+                self.status.backend = Some(backend);
                 self.status.device = device;
             }
             Event::BackendUnavailable { reason, .. } => self.error(reason),
@@ -474,22 +465,10 @@ impl PrismApp {
         match purpose {
             JobPurpose::Edit { mix, strength, title } => match result {
                 Ok((image, stats)) => {
-                    let record = EditRecord {
-                        tool: title.clone(),
-                        adapters: mix,
-                        strength,
-                        backend: stats.backend.clone(),
-                        device: stats.device.clone(),
-                        precision: stats.precision.name().to_string(),
-                        switch_ms: stats.switch_time.as_secs_f64() * 1e3,
-                        forward_ms: stats.forward_time.as_secs_f64() * 1e3,
-                        total_ms: stats.total_time.as_secs_f64() * 1e3,
-                    };
-                    let fills_hole = record
-                        .adapters
-                        .iter()
-                        .any(|(name, _)| self.tools.iter().any(|t| t.meta.name == *name && t.meta.region == Region::Local));
-                    if let Some(document) = &mut self.document {
+                    let fills_hole =
+                        mix.names().any(|name| self.tools.iter().any(|t| t.meta.name == name && t.meta.region == Region::Local));
+                    if let (Some(document), Some(model)) = (&mut self.document, &self.model) {
+                        let record = EditRecord::new(model, title.clone(), &mix, strength, &stats);
                         let resized = (image.width, image.height) != (document.image().width, document.image().height);
                         document.commit_edit(image, record, fills_hole);
                         self.overlay = None;
@@ -505,7 +484,13 @@ impl PrismApp {
             JobPurpose::Lightbox { slot } => {
                 if let Some(entry) = self.lightbox.as_mut().and_then(|l| l.entries.get_mut(slot)) {
                     match result {
-                        Ok((image, _)) => entry.result = Some(image),
+                        Ok((image, stats)) => {
+                            entry.result = Some(image);
+                            entry.record = self
+                                .model
+                                .as_ref()
+                                .map(|model| EditRecord::new(model, entry.label.clone(), &entry.mix, entry.strength, &stats));
+                        }
                         Err(error) => entry.error = Some(error),
                     }
                 }
@@ -653,10 +638,8 @@ impl PrismApp {
                 }
                 self.tool.prompt_matches = Some(matches);
             }
-            Action::SetBackend(name) => {
-                let kind = prism_engine::backend::BackendKind::parse(&name)
-                    .ok_or_else(|| anyhow!("there is no backend named '{name}'"))?;
-                self.settings.backend = name;
+            Action::SetBackend(kind) => {
+                self.settings.backend = kind;
                 self.save_settings();
                 self.engine.as_ref().ok_or_else(|| anyhow!("the engine is not running"))?.send(Command::SetBackend(kind))?;
             }
@@ -691,21 +674,10 @@ impl PrismApp {
             Action::KeepLightboxResult => {
                 let Some(lightbox) = self.lightbox.take() else { return Ok(()) };
                 if let Some(entry) = lightbox.entries.get(lightbox.selected)
-                    && let Some(image) = &entry.result
+                    && let (Some(image), Some(record)) = (&entry.result, &entry.record)
                     && let Some(document) = &mut self.document
                 {
-                    let record = EditRecord {
-                        tool: entry.label.clone(),
-                        adapters: entry.mix.clone(),
-                        strength: entry.strength,
-                        backend: self.status.backend.clone(),
-                        device: self.status.device.clone(),
-                        precision: self.settings.precision.clone(),
-                        switch_ms: 0.0,
-                        forward_ms: 0.0,
-                        total_ms: 0.0,
-                    };
-                    document.commit_edit(image.clone(), record, false);
+                    document.commit_edit(image.clone(), record.clone(), false);
                 }
             }
             Action::RunQuantized => self.run_quantized()?,
@@ -813,19 +785,7 @@ impl PrismApp {
             None => (None, false),
         };
         let picture = Picture { rgb: (**image).clone(), alpha, sixteen_bit };
-        let mut record = Vec::new();
-        if let (Some(last), Some(model)) = (document.edit_records().last(), &self.model) {
-            record = crate::library::record_entries(
-                model,
-                &last.adapters,
-                last.strength,
-                &last.backend,
-                &last.device,
-                &last.precision,
-            );
-            record.push(("prism:history".to_string(), serde_json::to_string(&document.edit_records())?));
-        }
-        save_picture(path, &picture, &record)
+        save_picture(path, &picture, &file_entries(&document.edit_records()))
             .with_context(|| format!("{} was not saved (nothing was overwritten)", path.display()))?;
         if let Some(document) = &mut self.document {
             document.saved_revision = document.revision;
@@ -835,7 +795,7 @@ impl PrismApp {
         Ok(())
     }
 
-    fn job(&mut self, mix: Vec<(String, f32)>, strength: f32, precision: Precision, purpose: JobPurpose) -> Result<()> {
+    fn job(&mut self, mix: Mix, strength: f32, precision: Precision, purpose: JobPurpose) -> Result<()> {
         let engine = self.engine.as_ref().ok_or_else(|| anyhow!("no model is loaded, so no tool can run"))?;
         let document = self.document.as_ref().ok_or_else(|| anyhow!("open a photo first"))?;
         let id = self.next_job;
@@ -852,13 +812,10 @@ impl PrismApp {
         if self.is_busy() {
             return Ok(());
         }
-        if self.tool.mix.is_empty() {
-            return Err(anyhow!("choose a tool first"));
-        }
-        let mix = self.tool.mix.clone();
+        let mix = Mix::new(self.tool.mix.clone())?;
         let title = self.mix_title(&mix);
         let strength = self.tool.strength;
-        self.job(mix.clone(), strength, self.precision(), JobPurpose::Edit { mix, strength, title })
+        self.job(mix.clone(), strength, self.settings.precision, JobPurpose::Edit { mix, strength, title })
     }
 
     fn run_lightbox(&mut self) -> Result<()> {
@@ -872,22 +829,24 @@ impl PrismApp {
         // The baseline runs the first tool at strength 0: the base model alone, same region.
         let mut entries = vec![LightboxEntry {
             label: "No adapter (base)".into(),
-            mix: vec![(chosen[0].clone(), 1.0)],
+            mix: Mix::single(chosen[0].clone()),
             strength: 0.0,
             result: None,
+            record: None,
             error: None,
         }];
         for name in &chosen {
             entries.push(LightboxEntry {
                 label: self.tool_title(name),
-                mix: vec![(name.clone(), 1.0)],
+                mix: Mix::single(name.clone()),
                 strength,
                 result: None,
+                record: None,
                 error: None,
             });
         }
         self.cancel_jobs(|p| matches!(p, JobPurpose::Lightbox { .. }));
-        let precision = self.precision();
+        let precision = self.settings.precision;
         let jobs: Vec<_> = entries.iter().map(|e| (e.mix.clone(), e.strength)).collect();
         if let Some(lightbox) = &mut self.lightbox {
             lightbox.entries = entries;
@@ -900,22 +859,13 @@ impl PrismApp {
     }
 
     fn run_quantized(&mut self) -> Result<()> {
-        if self.tool.mix.is_empty() {
-            return Err(anyhow!("choose a tool first"));
-        }
-        let mix = self.tool.mix.clone();
+        let mix = Mix::new(self.tool.mix.clone())?;
         let mut notes = Vec::new();
-        let float_mix: Vec<(String, f32)> = mix
-            .iter()
-            .map(|(name, w)| {
-                if self.teachers.contains_key(name) {
-                    (format!("{name}{TEACHER_SUFFIX}"), *w)
-                } else {
-                    notes.push(format!("{} has no float teacher: its own tensors run in float.", self.tool_title(name)));
-                    (name.clone(), *w)
-                }
-            })
-            .collect();
+        for name in mix.names().filter(|name| !self.teachers.contains_key(*name)) {
+            notes.push(format!("{} has no float teacher: its own tensors run in float.", self.tool_title(name)));
+        }
+        let float_mix = mix
+            .renamed(|name| if self.teachers.contains_key(name) { format!("{name}{TEACHER_SUFFIX}") } else { name.to_string() });
         self.cancel_jobs(|p| matches!(p, JobPurpose::Quantized { .. }));
         self.quantized = Some(QuantCompare {
             title: self.mix_title(&mix),

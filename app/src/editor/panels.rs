@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use eframe::egui::{self, Color32, RichText};
 use prism_engine::adapter::{AdapterPrecision, Region};
+use prism_engine::backends::{BackendKind, Precision};
 use prism_engine::imageio::RgbImage;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, auto_exposure};
 
@@ -260,25 +261,20 @@ impl PrismApp {
                 self.tool.blur_size = Some(sigma);
             }
         }
-        let label = self.settings.precision.clone();
-        egui::ComboBox::from_label("Precision").selected_text(&label).show_ui(ui, |ui| {
-            let before = self.settings.precision.clone();
-            ui.selectable_value(&mut self.settings.precision, "int8".to_string(), "int8 (shared quantized model)");
-            ui.selectable_value(&mut self.settings.precision, "float".to_string(), "float");
+        egui::ComboBox::from_label("Precision").selected_text(self.settings.precision.name()).show_ui(ui, |ui| {
+            let before = self.settings.precision;
+            for precision in Precision::ALL {
+                ui.selectable_value(&mut self.settings.precision, precision, precision.describe());
+            }
             if before != self.settings.precision {
                 self.save_settings();
             }
         });
-        let backend = self.settings.backend.clone();
-        egui::ComboBox::from_label("Backend").selected_text(&backend).show_ui(ui, |ui| {
-            for (name, what) in [
-                ("auto", "auto (GPU when there is one)"),
-                ("reference", "reference (CPU)"),
-                ("wgpu", "wgpu (GPU)"),
-                ("ort", "ONNX Runtime"),
-            ] {
-                if ui.selectable_label(backend == name, what).clicked() && backend != name {
-                    self.act(Action::SetBackend(name.to_string()));
+        let backend = self.settings.backend;
+        egui::ComboBox::from_label("Backend").selected_text(backend.name()).show_ui(ui, |ui| {
+            for kind in BackendKind::ALL {
+                if ui.selectable_label(backend == kind, kind.describe()).clicked() && backend != kind {
+                    self.act(Action::SetBackend(kind));
                 }
             }
         });
@@ -362,7 +358,7 @@ impl PrismApp {
                 let response = match &step.record {
                     Some(r) => response.on_hover_text(format!(
                         "adapters: {}\nstrength {:.2}\n{} on {} [{}]\nswitch {:.2} ms, forward {:.0} ms, total {:.0} ms",
-                        r.adapters.iter().map(|(n, w)| format!("{n} ×{w:.2}")).collect::<Vec<_>>().join(", "),
+                        r.adapters.parts().iter().map(|(n, w)| format!("{n} ×{w:.2}")).collect::<Vec<_>>().join(", "),
                         r.strength,
                         r.backend,
                         r.device,
@@ -402,7 +398,7 @@ impl PrismApp {
                 ui.label(format!("Opening {name}…"));
             }
             let status = &self.status;
-            let backend = if status.backend.is_empty() { "no engine".to_string() } else { status.backend.clone() };
+            let backend = status.backend.map_or("no engine", BackendKind::name);
             ui.label(format!("Backend: {backend}")).on_hover_text(&status.device);
             ui.label(format!("Device: {}", if status.device.is_empty() { "-" } else { &status.device }));
             if let Some(stats) = &status.last_stats {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use prism_engine::backends::{BackendKind, Precision};
 use serde::{Deserialize, Serialize};
 
 /// Recent files kept in the menu.
@@ -20,10 +21,11 @@ pub enum Theme {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// "auto" or "reference" (the backends this build has).
-    pub backend: String,
-    /// "int8" (the shared quantized model) or "float".
-    pub precision: String,
+    #[serde(deserialize_with = "known_or_default")]
+    pub backend: BackendKind,
+    /// The shared quantized model, or the float reference.
+    #[serde(deserialize_with = "known_or_default")]
+    pub precision: Precision,
     pub theme: Theme,
     pub recent_files: Vec<PathBuf>,
     pub brush_radius: f32,
@@ -35,8 +37,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            backend: "auto".into(),
-            precision: "int8".into(),
+            backend: BackendKind::Auto,
+            precision: Precision::Int8,
             theme: Theme::Dark,
             recent_files: Vec::new(),
             brush_radius: 24.0,
@@ -45,6 +47,17 @@ impl Default for Settings {
             overlay_opacity: 0.5,
         }
     }
+}
+
+/// A value this version knows, or the default: a backend named by another build ("cuda") must
+/// not cost the user every other setting.
+fn known_or_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 impl Settings {
@@ -100,7 +113,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings::load(dir.path());
         assert_eq!(settings, Settings::default());
-        settings.precision = "float".into();
+        settings.precision = Precision::Float;
         for i in 0..12 {
             settings.add_recent(Path::new(&format!("/photos/{i}.jpg")));
         }
@@ -114,6 +127,13 @@ mod tests {
         let old = Settings::load(dir.path());
         assert_eq!(old.theme, Theme::Light);
         assert_eq!(old.brush_radius, Settings::default().brush_radius);
+        // Backend and precision were strings before they were types: the same words load.
+        std::fs::write(dir.path().join(FILE_NAME), r#"{"backend":"wgpu","precision":"float"}"#).expect("write");
+        let old = Settings::load(dir.path());
+        assert_eq!((old.backend, old.precision), (BackendKind::Wgpu, Precision::Float));
+        std::fs::write(dir.path().join(FILE_NAME), r#"{"backend":"cuda","brush_radius":7.0}"#).expect("write");
+        let other = Settings::load(dir.path());
+        assert_eq!((other.backend, other.brush_radius), (BackendKind::Auto, 7.0));
         std::fs::write(dir.path().join(FILE_NAME), "not json").expect("write");
         assert_eq!(Settings::load(dir.path()), Settings::default());
     }

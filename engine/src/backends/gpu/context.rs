@@ -340,22 +340,22 @@ impl Kernels {
         Self {
             conv: pipeline(
                 "conv",
-                concat!(include_str!("../shaders/activations.wgsl"), include_str!("../shaders/conv.wgsl")),
+                concat!(include_str!("shaders/activations.wgsl"), include_str!("shaders/conv.wgsl")),
                 &[&layouts.conv_io, &layouts.conv_weights, &layouts.conv_lora],
             ),
             add: pipeline(
                 "add",
-                concat!(include_str!("../shaders/activations.wgsl"), include_str!("../shaders/add.wgsl")),
+                concat!(include_str!("shaders/activations.wgsl"), include_str!("shaders/add.wgsl")),
                 &[&layouts.add_io],
             ),
             unshuffle: pipeline(
                 "unshuffle",
-                concat!(include_str!("../shaders/activations.wgsl"), include_str!("../shaders/unshuffle.wgsl")),
+                concat!(include_str!("shaders/activations.wgsl"), include_str!("shaders/unshuffle.wgsl")),
                 &[&layouts.shuffle_io],
             ),
             shuffle: pipeline(
                 "shuffle",
-                concat!(include_str!("../shaders/activations.wgsl"), include_str!("../shaders/shuffle.wgsl")),
+                concat!(include_str!("shaders/activations.wgsl"), include_str!("shaders/shuffle.wgsl")),
                 &[&layouts.shuffle_io],
             ),
             layouts,

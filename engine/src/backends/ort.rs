@@ -14,9 +14,10 @@ use candle_core::{Device, Tensor};
 use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor as OrtTensor;
 
+use super::{AdapterBank, AdapterInfo, Backend, BackendKind, Installed, MemoryReport, Precision};
 use crate::adapter::{Adapter, AdapterPrecision};
-use crate::backend::{AdapterInfo, Backend, BackendKind, MemoryReport, Precision};
 use crate::error::{EngineError, Result};
+use crate::mix::Mix;
 use crate::model::Model;
 
 fn ort_error(message: impl std::fmt::Display) -> EngineError {
@@ -80,6 +81,12 @@ struct OrtAdapter {
     tensors: BTreeMap<String, (Vec<i8>, Vec<i8>)>,
 }
 
+impl Installed for OrtAdapter {
+    fn info(&self) -> AdapterInfo {
+        self.info.clone()
+    }
+}
+
 pub struct OrtBackend {
     model: Model,
     session: Session,
@@ -87,7 +94,7 @@ pub struct OrtBackend {
     rank: usize,
     /// Per conv: the LoRA input shapes, and zero-valued tensors fed when no adapter covers it.
     zeros: BTreeMap<String, LoraInputs>,
-    adapters: BTreeMap<String, OrtAdapter>,
+    adapters: AdapterBank<OrtAdapter>,
     bound: Option<(String, f32)>,
     bytes: usize,
 }
@@ -124,7 +131,7 @@ impl OrtBackend {
         }
         let provider =
             format!("ONNX Runtime ({provider}, {})", library.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
-        Ok(Self { model, session, provider, rank, zeros, adapters: BTreeMap::new(), bound: None, bytes: graph.len() })
+        Ok(Self { model, session, provider, rank, zeros, adapters: AdapterBank::default(), bound: None, bytes: graph.len() })
     }
 }
 
@@ -191,32 +198,27 @@ impl Backend for OrtBackend {
             quantized_on_load: adapter.meta.precision == AdapterPrecision::Float,
             stored_bytes: adapter.stored_bytes(),
         };
-        self.adapters.insert(info.meta.name.clone(), OrtAdapter { info: info.clone(), alpha: adapter.meta.alpha, tensors });
-        Ok(info)
+        Ok(self.adapters.insert(OrtAdapter { info, alpha: adapter.meta.alpha, tensors }))
     }
 
     fn remove(&mut self, name: &str) -> bool {
         self.bound = None;
-        self.adapters.remove(name).is_some()
+        self.adapters.remove(name)
     }
 
     fn installed(&self) -> Vec<AdapterInfo> {
-        self.adapters.values().map(|a| a.info.clone()).collect()
+        self.adapters.infos()
     }
 
-    fn bind(&mut self, mix: &[(String, f32)], strength: f32, precision: Precision) -> Result<()> {
+    fn bind(&mut self, mix: &Mix, strength: f32, precision: Precision) -> Result<()> {
         if precision == Precision::Float {
             return Err(EngineError::Job(
                 "the ort backend runs the int8 graph; use --precision int8, or another backend for float".into(),
             ));
         }
-        match mix {
+        match self.adapters.resolve(mix)?.as_slice() {
             [] => self.bound = None,
-            [(name, weight)] => {
-                let adapter =
-                    self.adapters.get(name).ok_or_else(|| EngineError::Job(format!("no tool named '{name}' is installed")))?;
-                self.bound = Some((name.clone(), adapter.alpha * weight * strength));
-            }
+            [(adapter, weight)] => self.bound = Some((adapter.info.meta.name.clone(), adapter.alpha * weight * strength)),
             _ => {
                 return Err(EngineError::Job(
                     "the ort backend binds one adapter at a time (its graph has one alpha input); blend on the reference or wgpu backend".into(),
@@ -238,7 +240,7 @@ impl Backend for OrtBackend {
             nchw[channel * h * w + pixel] = *v;
         }
         let (adapter, alpha) = match &self.bound {
-            Some((name, alpha)) => (self.adapters.get(name), *alpha),
+            Some((name, alpha)) => (self.adapters.get(name).ok(), *alpha),
             None => (None, 0.0),
         };
         let mut feeds: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(2 + 2 * self.zeros.len());
@@ -266,8 +268,7 @@ impl Backend for OrtBackend {
     }
 
     fn memory(&self) -> MemoryReport {
-        let adapter_bytes = self.adapters.values().map(|a| a.info.stored_bytes).sum();
-        MemoryReport { base_bytes: self.bytes, adapter_bytes, adapters: self.adapters.len() }
+        MemoryReport { base_bytes: self.bytes, adapter_bytes: self.adapters.stored_bytes(), adapters: self.adapters.len() }
     }
 
     fn alignment(&self) -> usize {
