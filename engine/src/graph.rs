@@ -286,8 +286,9 @@ mod tests {
         ran.sort_unstable();
         assert_eq!(ran, (0..graph.convs.len()).collect::<Vec<_>>());
         assert!(matches!(graph.nodes.last(), Some(Node::Shuffle { .. })));
-        // 1 stem + 2 downs + 2 fuses + 1 head + 2 convs per block (1 + 0 + 2 encoder, 1 + 0 decoder).
-        assert_eq!(graph.convs.len(), 6 + 2 * 5);
+        // Stem, 2 downs, 2 fuses and the head, then 2 convs per residual block: 1 + 0 + 2 in the
+        // encoder, 0 + 1 in the decoder (the levels above the bottom mirror theirs).
+        assert_eq!(graph.convs.len(), 6 + 2 * 4);
         let names: Vec<&str> = graph.convs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names[..4], ["stem", "enc0.res0.conv1", "enc0.res0.conv2", "enc0.down"]);
         let levels: Vec<(&str, usize)> = graph.convs.iter().map(|s| (s.name.as_str(), s.level)).collect();

@@ -315,3 +315,62 @@ fn quantized_against_float_and_saving_without_losing_the_original() {
     assert_ne!(std::fs::read(&photo).expect("read"), original_bytes);
     assert!(harness.state().document.as_ref().is_some_and(|d| !d.has_unsaved_changes()));
 }
+
+/// The `prism:*` entries of a saved PNG, the history parsed and its timings zeroed (they are the
+/// one thing two runs of the same edit do not share).
+fn saved_record(path: &Path) -> (Vec<(String, String)>, Vec<prism_engine::record::EditRecord>) {
+    let entries = prism_engine::imageio::png_text_chunks(path).expect("a PNG with text chunks");
+    let history = entries.iter().find(|(k, _)| k == "prism:history").map(|(_, v)| v.clone()).expect("a history");
+    let mut history: Vec<prism_engine::record::EditRecord> = serde_json::from_str(&history).expect("the history parses");
+    for record in &mut history {
+        (record.switch_ms, record.forward_ms, record.total_ms) = (0.0, 0.0, 0.0);
+    }
+    (entries.into_iter().filter(|(k, _)| k.starts_with("prism:") && k != "prism:history").collect(), history)
+}
+
+#[test]
+fn saved_files_record_the_tools_settings_as_the_command_line_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = small_photo(dir.path());
+    let mut harness = editor(Some(photo.clone()), &dir.path().join("config"));
+    ready(&mut harness);
+
+    // Low light at an exposure set by hand, then sharpen at a blur size set by hand.
+    click(&mut harness, "Brighten low light");
+    harness.state_mut().tool.exposure = Some(1.5);
+    click(&mut harness, "Run");
+    wait_for(&mut harness, "the low-light edit", |app| !app.is_busy());
+    let after_lowlight = dir.path().join("editor-lowlight.png");
+    harness.state_mut().act(prism::editor::Action::SaveTo { path: after_lowlight.clone(), confirmed: false });
+    harness.run_steps(2);
+    click(&mut harness, "Sharpen");
+    harness.state_mut().tool.blur_size = Some(2.0);
+    click(&mut harness, "Run");
+    wait_for(&mut harness, "the sharpen edit", |app| !app.is_busy());
+    let after_both = dir.path().join("editor-both.png");
+    harness.state_mut().act(prism::editor::Action::SaveTo { path: after_both.clone(), confirmed: false });
+    harness.run_steps(2);
+
+    let (entries, history) = saved_record(&after_lowlight);
+    let get = |entries: &[(String, String)], key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    assert_eq!(get(&entries, "prism:exposure").as_deref(), Some("1.50"), "{entries:?}");
+    assert_eq!(history.last().and_then(|r| r.exposure), Some(1.5));
+    let (both, both_history) = saved_record(&after_both);
+    assert_eq!(get(&both, "prism:blur_size").as_deref(), Some("2.00"), "{both:?}");
+    assert_eq!(get(&both, "prism:exposure"), None, "the last step was sharpen");
+    let settings: Vec<(Option<f32>, Option<f32>)> = both_history.iter().map(|r| (r.exposure, r.blur_size)).collect();
+    assert_eq!(settings, [(Some(1.5), None), (None, Some(2.0))], "the history keeps each step's setting");
+
+    // The same low-light edit from the command line writes the same record and the same pixels.
+    use clap::Parser;
+    let from_cli = dir.path().join("cli-lowlight.png");
+    let args = ["prism", "edit", photo.to_str().expect("utf-8 path"), "--tool", "lowlight", "--exposure", "1.5"];
+    let args =
+        prism::cli::Args::parse_from(args.into_iter().chain(["--backend", "auto", "-o", from_cli.to_str().expect("utf-8")]));
+    prism::cli::run(args).expect("the CLI edit");
+    let (cli_entries, cli_history) = saved_record(&from_cli);
+    assert_eq!(cli_entries, entries, "the CLI and the editor record the same edit alike");
+    assert_eq!(cli_history, history);
+    let pixels = |path: &Path| image::open(path).expect("decode").to_rgb16().into_raw();
+    assert_eq!(pixels(&from_cli), pixels(&after_lowlight), "and it is the same edit");
+}

@@ -1,0 +1,138 @@
+//! Starting edits on the engine: the tool run, the lightbox's runs, the quantized-vs-float pair,
+//! and cancelling them.
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use prism_engine::adapter::Region;
+use prism_engine::backends::Precision;
+use prism_engine::engine::{Command, TEACHER_SUFFIX};
+use prism_engine::job::EditJob;
+use prism_engine::mix::Mix;
+
+use super::PrismApp;
+use super::state::{JobPurpose, Lightbox, LightboxEntry, QuantCompare, QuantShow, RunningJob};
+
+impl PrismApp {
+    pub(super) fn open_lightbox(&mut self) {
+        let chosen = if self.tool.mix.len() > 1 {
+            self.tool.mix.iter().map(|(n, _)| n.clone()).collect()
+        } else {
+            self.tools
+                .iter()
+                .filter(|t| t.meta.region == Region::Global && t.meta.scale == 1)
+                .map(|t| t.meta.name.clone())
+                .collect()
+        };
+        self.lightbox = Some(Lightbox { entries: Vec::new(), selected: 0, chosen });
+    }
+
+    /// Puts the lightbox result shown now into the history, with the record of the job that made it.
+    pub(super) fn keep_lightbox_result(&mut self) {
+        let Some(lightbox) = self.lightbox.take() else { return };
+        if let Some(entry) = lightbox.entries.get(lightbox.selected)
+            && let (Some(image), Some(record)) = (&entry.result, &entry.record)
+            && let Some(document) = &mut self.document
+        {
+            document.commit_edit(image.clone(), record.clone(), false);
+        }
+    }
+
+    pub(super) fn cancel_jobs(&mut self, which: impl Fn(&JobPurpose) -> bool) {
+        let Some(engine) = &self.engine else { return };
+        for (id, job) in &self.jobs {
+            if which(&job.purpose) {
+                let _ = engine.send(Command::Cancel(*id));
+            }
+        }
+    }
+
+    pub(super) fn job(&mut self, mix: Mix, strength: f32, precision: Precision, purpose: JobPurpose) -> Result<()> {
+        let engine = self.engine.as_ref().ok_or_else(|| anyhow!("no model is loaded, so no tool can run"))?;
+        let document = self.document.as_ref().ok_or_else(|| anyhow!("open a photo first"))?;
+        let id = self.next_job;
+        self.next_job += 1;
+        let mask = (!document.mask.is_empty()).then(|| Arc::new(document.mask.to_engine()));
+        let (exposure, blur_size) = (self.tool.exposure, self.tool.blur_size);
+        let job = EditJob { id, image: document.image().clone(), mask, mix, strength, precision, exposure, blur_size };
+        engine.send(Command::Edit(job))?;
+        self.jobs.insert(id, RunningJob { purpose, done: 0, total: 1 });
+        Ok(())
+    }
+
+    pub(super) fn run_edit(&mut self) -> Result<()> {
+        if self.is_busy() {
+            return Ok(());
+        }
+        let mix = Mix::new(self.tool.mix.clone())?;
+        let title = self.mix_title(&mix);
+        let strength = self.tool.strength;
+        self.job(mix.clone(), strength, self.settings.precision, JobPurpose::Edit { mix, strength, title })
+    }
+
+    pub(super) fn run_lightbox(&mut self) -> Result<()> {
+        let Some(lightbox) = &self.lightbox else { return Ok(()) };
+        let chosen: Vec<String> =
+            self.tools.iter().map(|t| t.meta.name.clone()).filter(|n| lightbox.chosen.contains(n)).collect();
+        if chosen.is_empty() {
+            return Err(anyhow!("tick at least one tool for the lightbox"));
+        }
+        let strength = self.tool.strength;
+        // The baseline runs the first tool at strength 0: the base model alone, same region.
+        let mut entries = vec![LightboxEntry {
+            label: "No adapter (base)".into(),
+            mix: Mix::single(chosen[0].clone()),
+            strength: 0.0,
+            result: None,
+            record: None,
+            error: None,
+        }];
+        for name in &chosen {
+            entries.push(LightboxEntry {
+                label: self.tool_title(name),
+                mix: Mix::single(name.clone()),
+                strength,
+                result: None,
+                record: None,
+                error: None,
+            });
+        }
+        self.cancel_jobs(|p| matches!(p, JobPurpose::Lightbox { .. }));
+        let precision = self.settings.precision;
+        let jobs: Vec<_> = entries.iter().map(|e| (e.mix.clone(), e.strength)).collect();
+        if let Some(lightbox) = &mut self.lightbox {
+            lightbox.entries = entries;
+            lightbox.selected = lightbox.selected.min(lightbox.entries.len() - 1);
+        }
+        for (slot, (mix, strength)) in jobs.into_iter().enumerate() {
+            self.job(mix, strength, precision, JobPurpose::Lightbox { slot })?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn run_quantized(&mut self) -> Result<()> {
+        let mix = Mix::new(self.tool.mix.clone())?;
+        let mut notes = Vec::new();
+        for name in mix.names().filter(|name| !self.teachers.contains_key(*name)) {
+            notes.push(format!("{} has no float teacher: its own tensors run in float.", self.tool_title(name)));
+        }
+        let float_mix = mix
+            .renamed(|name| if self.teachers.contains_key(name) { format!("{name}{TEACHER_SUFFIX}") } else { name.to_string() });
+        self.cancel_jobs(|p| matches!(p, JobPurpose::Quantized { .. }));
+        self.quantized = Some(QuantCompare {
+            title: self.mix_title(&mix),
+            int8: None,
+            float: None,
+            show: QuantShow::Difference,
+            agreement: None,
+            heatmap: None,
+            heat_scale: 8.0,
+            heat_scale_used: 0.0,
+            notes,
+            error: None,
+        });
+        let strength = self.tool.strength;
+        self.job(mix, strength, Precision::Int8, JobPurpose::Quantized { float: false })?;
+        self.job(float_mix, strength, Precision::Float, JobPurpose::Quantized { float: true })
+    }
+}

@@ -1,0 +1,108 @@
+//! What lives only for the session: the tool the next run uses, running jobs, the lightbox and
+//! quantized-vs-float views, notices, modals, and what the engine said about itself.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eframe::egui;
+use prism_engine::backends::{BackendKind, MemoryReport};
+use prism_engine::imageio::RgbImage;
+use prism_engine::job::JobStats;
+use prism_engine::mix::Mix;
+use prism_engine::record::EditRecord;
+
+use super::{Agreement, AutosaveSummary, PromptMatch};
+
+/// What a running job is for.
+#[derive(Clone, Debug)]
+pub(super) enum JobPurpose {
+    Edit { mix: Mix, strength: f32, title: String },
+    Lightbox { slot: usize },
+    Quantized { float: bool },
+}
+
+pub(super) struct RunningJob {
+    pub(super) purpose: JobPurpose,
+    pub(super) done: usize,
+    pub(super) total: usize,
+}
+
+/// The tool (or blend) the next run uses.
+#[derive(Clone, Debug, Default)]
+pub struct ToolChoice {
+    /// Tools and weights as the mix editor holds them; checked into a [`Mix`] when a job starts.
+    pub mix: Vec<(String, f32)>,
+    pub strength: f32,
+    /// Stops to brighten the input by, for tools that take an exposure; None: estimated.
+    pub exposure: Option<f32>,
+    /// The blur size for tools that take one; None: the default.
+    pub blur_size: Option<f32>,
+    pub prompt: String,
+    /// What the prompt chose last, shown under the box.
+    pub prompt_matches: Option<Vec<PromptMatch>>,
+    /// The user picked a tool; until then the default follows the tools as they install.
+    pub picked: bool,
+}
+
+/// The adapter lightbox: one image and mask through several adapters and a no-adapter baseline.
+pub struct Lightbox {
+    pub entries: Vec<LightboxEntry>,
+    pub selected: usize,
+    /// Tools ticked for the next lightbox run.
+    pub chosen: BTreeSet<String>,
+}
+
+pub struct LightboxEntry {
+    pub label: String,
+    pub mix: Mix,
+    pub strength: f32,
+    pub result: Option<Arc<RgbImage>>,
+    /// What made `result`, kept with it in the history when the user keeps it.
+    pub record: Option<EditRecord>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantShow {
+    Int8,
+    Float,
+    Difference,
+}
+
+/// The same edit through the int8 model and through the float teachers.
+pub struct QuantCompare {
+    pub title: String,
+    pub int8: Option<Arc<RgbImage>>,
+    pub float: Option<Arc<RgbImage>>,
+    pub show: QuantShow,
+    pub agreement: Option<Agreement>,
+    pub(super) heatmap: Option<(Arc<RgbImage>, egui::TextureHandle)>,
+    /// Difference shown as full white, in 0..255 steps.
+    pub heat_scale: f32,
+    pub(super) heat_scale_used: f32,
+    pub notes: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// A message for the user; errors stay until dismissed.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+pub enum Modal {
+    ConfirmOverwrite(PathBuf),
+    RestoreAutosave(AutosaveSummary),
+}
+
+/// What the engine said about itself, for the status bar.
+#[derive(Clone, Debug, Default)]
+pub struct EngineStatus {
+    /// None until the engine says which backend it runs.
+    pub backend: Option<BackendKind>,
+    pub device: String,
+    pub memory: MemoryReport,
+    pub last_stats: Option<JobStats>,
+}
