@@ -4,6 +4,7 @@
 pub mod data;
 pub mod eval;
 pub mod grow;
+pub mod model_card;
 pub mod quad;
 pub mod recipe;
 pub mod tasks;

@@ -338,15 +338,18 @@ fn saved_files_record_the_tools_settings_as_the_command_line_does() {
     // Low light at an exposure set by hand, then sharpen at a blur size set by hand.
     click(&mut harness, "Brighten low light");
     harness.state_mut().tool.exposure = Some(1.5);
+    // The exposure slider appears and moves the Run button: let the layout settle first.
+    harness.run_steps(2);
     click(&mut harness, "Run");
-    wait_for(&mut harness, "the low-light edit", |app| !app.is_busy());
+    wait_for(&mut harness, "the low-light edit", |app| app.document.as_ref().is_some_and(|d| d.edit_records().len() == 1));
     let after_lowlight = dir.path().join("editor-lowlight.png");
     harness.state_mut().act(prism::editor::Action::SaveTo { path: after_lowlight.clone(), confirmed: false });
     harness.run_steps(2);
     click(&mut harness, "Sharpen");
     harness.state_mut().tool.blur_size = Some(2.0);
+    harness.run_steps(2);
     click(&mut harness, "Run");
-    wait_for(&mut harness, "the sharpen edit", |app| !app.is_busy());
+    wait_for(&mut harness, "the sharpen edit", |app| app.document.as_ref().is_some_and(|d| d.edit_records().len() == 2));
     let after_both = dir.path().join("editor-both.png");
     harness.state_mut().act(prism::editor::Action::SaveTo { path: after_both.clone(), confirmed: false });
     harness.run_steps(2);
