@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use candle_core::{Device, Tensor};
 use prism_engine::backends::gpu::{SwapMode, WgpuBackend, matmul_seconds};
-use prism_engine::backends::{Backend, Precision, ReferenceBackend};
+use prism_engine::backends::{Backend, BackendKind, Precision, ReferenceBackend};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, load_picture};
 use prism_engine::mix::Mix;
 use prism_engine::model::Model;
@@ -26,7 +26,7 @@ pub struct KernelRate {
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub tools: usize,
-    pub backend: String,
+    pub backend: BackendKind,
     pub device: String,
     pub size: usize,
     pub switch_us_p50: f64,
@@ -195,7 +195,7 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     let memory = wgpu.gpu_memory();
     Ok(BenchReport {
         tools: adapters.len(),
-        backend: "wgpu".into(),
+        backend: BackendKind::Wgpu,
         device: wgpu.device(),
         size,
         switch_us_p50: percentile(&mut rebind, 0.5),
