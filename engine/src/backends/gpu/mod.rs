@@ -1,7 +1,7 @@
 //! The wgpu backend, Prism's NPU stand-in: the base model is compiled once (pipelines, layouts,
 //! int8 weights in GPU buffers, per-size activation buffers); adapters are inputs. Installing an
 //! adapter uploads its int8 A/B once into buffers of its own and builds its bind groups; a tool
-//! switch then only selects those bind groups and writes the 272-byte rank-scale uniform. A blend
+//! switch then only selects those bind groups and writes the 528-byte rank-scale uniform. A blend
 //! is assembled on the GPU by buffer-to-buffer copies into a slot (the shared profile makes int8
 //! codes of different adapters concatenable). The single-slot variant writes the active
 //! adapter's tensors from the CPU into that slot, as an NPU graph input would be written.
