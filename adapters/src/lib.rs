@@ -2,9 +2,11 @@
 //! It uses the engine's model definition, so what is trained is exactly what runs.
 
 pub mod data;
+pub mod debian_copyright;
 pub mod eval;
 pub mod grow;
 pub mod model_card;
+pub mod qt_resources;
 pub mod quad;
 pub mod recipe;
 pub mod tasks;
