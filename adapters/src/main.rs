@@ -51,6 +51,10 @@ enum Command {
         /// first stages train a narrower model and `grow` it.
         #[arg(long, value_delimiter = ',')]
         channels: Option<Vec<usize>>,
+        /// Residual blocks per level (comma-separated), one per --channels level; with it the
+        /// model may have more or fewer levels than the shipped one.
+        #[arg(long, value_delimiter = ',', requires = "channels")]
+        blocks: Option<Vec<usize>>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -161,13 +165,16 @@ fn main() {
     }
 }
 
-/// The shipped model's layout with other channel counts per level.
-fn sized_config(channels: Vec<usize>) -> Result<prism_engine::unet::UnetConfig> {
+/// The shipped model's layout with other channel counts per level, or (with `blocks`) any layout.
+fn sized_config(channels: Vec<usize>, blocks: Option<Vec<usize>>) -> Result<prism_engine::unet::UnetConfig> {
     let shipped = shipped_config()?;
-    if channels.len() != shipped.channels.len() {
-        bail!("--channels needs {} levels, got {:?}", shipped.channels.len(), channels);
-    }
-    Ok(prism_engine::unet::UnetConfig::new(channels, shipped.blocks, shipped.max_rank)?)
+    let blocks = match blocks {
+        Some(blocks) if blocks.len() == channels.len() => blocks,
+        Some(blocks) => bail!("--blocks needs one count per --channels level: {channels:?} / {blocks:?}"),
+        None if channels.len() == shipped.channels.len() => shipped.blocks,
+        None => bail!("--channels needs {} levels (or give --blocks), got {:?}", shipped.channels.len(), channels),
+    };
+    Ok(prism_engine::unet::UnetConfig::new(channels, blocks, shipped.max_rank)?)
 }
 
 /// `all` or a comma-separated list of task ids.
@@ -188,11 +195,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { action: DataAction::Fetch { photos } } => {
             prism_adapters::data::fetch(&cli.data, &photos)?;
         }
-        Command::TrainBase { tasks, init, weighting, channels, run } => {
+        Command::TrainBase { tasks, init, weighting, channels, blocks, run } => {
             let tasks = parse_tasks(&tasks)?;
             let settings = run.settings(3e-4, 1e-4);
             let config = match channels {
-                Some(channels) => sized_config(channels)?,
+                Some(channels) => sized_config(channels, blocks)?,
                 None => shipped_config()?,
             };
             let model = train_base(&cli.data, &config, &settings, &tasks, weighting, run.fresh, init.as_deref())?;
@@ -203,7 +210,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Grow { channels, seed } => {
-            let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels)?, seed)?;
+            let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, None)?, seed)?;
             println!("grown base and teachers written to {}", out.display());
         }
         Command::TrainAdapter { task, init, rank, run } => {

@@ -15,6 +15,9 @@ use prism_engine::model::Model;
 use prism_engine::model::merged_model;
 use serde::Serialize;
 
+/// The side of the CPU forwards: the size an edit works at.
+const CPU_SIZE: usize = 512;
+
 #[derive(Debug, Serialize)]
 pub struct KernelRate {
     pub conv: String,
@@ -49,6 +52,10 @@ pub struct BenchReport {
     pub forward_ms_int8_wgpu: f64,
     pub forward_ms_f32_wgpu: f64,
     pub forward_ms_reference: f64,
+    /// The reference CPU backend (int8 QuantSim) at 512x512, whatever `size` is: the base alone and
+    /// with the first tool bound, measured one after the other in this run.
+    pub forward_ms_base_cpu: f64,
+    pub forward_ms_lora_cpu: f64,
     /// ONNX Runtime (CPU provider) on the exported graph, when the runtime is found.
     pub forward_ms_ort: Option<f64>,
     pub switch_us_ort_p50: Option<f64>,
@@ -171,6 +178,14 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     reference.bind(&one, 1.0, Precision::Int8)?;
     reference.forward(&input)?;
     let forward_ms_reference = median_ms(repeats, || reference.forward(&input).map(|_| ()).map_err(Into::into))?;
+    let input_512 = bench_input(model, CPU_SIZE)?;
+    let mut cpu_forward = |mix: &Mix| -> Result<f64> {
+        reference.bind(mix, 1.0, Precision::Int8)?;
+        reference.forward(&input_512)?;
+        median_ms(repeats, || reference.forward(&input_512).map(|_| ()).map_err(Into::into))
+    };
+    let forward_ms_base_cpu = cpu_forward(&Mix::none())?;
+    let forward_ms_lora_cpu = cpu_forward(&one)?;
 
     progress("ONNX Runtime");
     let ort = ort_peer(model, &adapters, &tools, &input, repeats);
@@ -215,6 +230,8 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
         forward_ms_int8_wgpu: forward_ms_lora,
         forward_ms_f32_wgpu,
         forward_ms_reference,
+        forward_ms_base_cpu,
+        forward_ms_lora_cpu,
         forward_ms_ort,
         switch_us_ort_p50,
         ort_device,
@@ -304,6 +321,13 @@ pub fn print_report(r: &BenchReport) {
         "| forward, reference CPU backend (int8 QuantSim) | {:.1} ms | {:.2}x wgpu int8 | |",
         r.forward_ms_reference,
         r.forward_ms_reference / r.forward_ms_int8_wgpu
+    );
+    println!(
+        "| forward on the CPU at {CPU_SIZE}x{CPU_SIZE}, one adapter bound ({}) / base alone | {:.1} / {:.1} ms | {:.3}x | ≤ 1.10x |",
+        r.lora_tool,
+        r.forward_ms_lora_cpu,
+        r.forward_ms_base_cpu,
+        r.forward_ms_lora_cpu / r.forward_ms_base_cpu
     );
     if let (Some(forward), Some(switch), Some(device)) = (r.forward_ms_ort, r.switch_us_ort_p50, &r.ort_device) {
         println!(

@@ -25,8 +25,10 @@ pub type JobId = u64;
 pub const TILE: usize = 512;
 /// Overlap between neighbouring tiles, blended linearly.
 pub const OVERLAP: usize = 32;
-/// Feather radius of the paste-back mask, in pixels.
+/// Feather radius of a global tool's paste-back mask, in pixels.
 pub const FEATHER: usize = 3;
+/// A mask value above this marks a pixel to edit (and, for local tools, hides it from the model).
+pub const HIDDEN: f32 = 0.5;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -188,6 +190,11 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     } else if region == Region::Local {
         return Err(EngineError::Job("this tool fills a painted region: paint over what to remove first".into()));
     }
+    if region == Region::Local && job.mask.as_ref().is_some_and(|m| m.data.iter().all(|&v| v > HIDDEN)) {
+        return Err(EngineError::Job(
+            "the mask covers the whole photo, so there is nothing left to fill from: paint only what to remove".into(),
+        ));
+    }
     Ok(Plan { region, exposure, blur_size, scale, alignment: backend.alignment() })
 }
 
@@ -195,7 +202,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
 pub fn model_input(image: &RgbImage, mask: &Mask, hide_masked: bool) -> Result<Tensor> {
     let mut data = Vec::with_capacity(image.width * image.height * 4);
     for (pixel, &m) in image.data.chunks_exact(3).zip(&mask.data) {
-        let edit = if m > 0.5 { 1.0 } else { 0.0 };
+        let edit = if m > HIDDEN { 1.0 } else { 0.0 };
         let keep = if hide_masked { 1.0 - edit } else { 1.0 };
         data.extend(pixel.iter().map(|v| (v * 2.0 - 1.0) * keep));
         data.push(edit);
@@ -248,16 +255,18 @@ fn local_edit(
     }
     let result = run(&work, &work_mask, true)?.resized(cw, ch);
     progress(1, 1);
-    let soft = mask.feathered(FEATHER).crop_clamped(cx0 as isize, cy0 as isize, cw, ch);
+    // The fill goes exactly where the model was asked to fill (the pixels it did not see) and
+    // nowhere else: outside the hole the photo stays as it was. A feather reaching outwards
+    // blended the model's resampled view of the surroundings into them, a light or dark halo.
     let mut out = image.clone();
     for y in 0..ch {
         for x in 0..cw {
-            let m = soft.at(x, y);
+            if crop_mask.at(x, y) <= HIDDEN {
+                continue;
+            }
             let o = ((cy0 + y) * image.width + cx0 + x) * 3;
             let r = (y * cw + x) * 3;
-            for c in 0..3 {
-                out.data[o + c] = out.data[o + c] * (1.0 - m) + result.data[r + c] * m;
-            }
+            out.data[o..o + 3].copy_from_slice(&result.data[r..r + 3]);
         }
     }
     Ok(out)
@@ -354,6 +363,64 @@ fn global_edit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever the model returns, a removal changes only the pixels it filled: the band just
+    /// outside the mask keeps the photo exactly (no halo), and the hole gets the model's fill.
+    #[test]
+    fn a_removal_leaves_the_band_outside_the_mask_untouched() {
+        let image = crate::fixtures::synthetic_photo(300, 200, 3);
+        let mut mask = Mask::filled(300, 200, 0.0);
+        for y in 80..130 {
+            for x in 100..190 {
+                // A soft brush edge: the outer ring is painted at 0.3.
+                let ring = x == 100 || x == 189 || y == 80 || y == 129;
+                mask.data[y * 300 + x] = if ring { 0.3 } else { 1.0 };
+            }
+        }
+        // A model that fills everything with mid gray, whatever it sees.
+        let mut run = |input: &RgbImage, _: &Mask, hidden: bool| -> Result<RgbImage> {
+            assert!(hidden, "removal hides the hole from the model");
+            Ok(RgbImage { width: input.width, height: input.height, data: vec![0.5; input.data.len()] })
+        };
+        let out = local_edit(&image, &image, &mask, 8, &mut run, &mut |_, _| true).unwrap();
+        for (pixel, &m) in mask.data.iter().enumerate() {
+            let (a, b) = (&image.data[pixel * 3..pixel * 3 + 3], &out.data[pixel * 3..pixel * 3 + 3]);
+            if m > HIDDEN {
+                assert!(b.iter().all(|v| (v - 0.5).abs() < 1e-6), "pixel {pixel} in the hole is filled: {b:?}");
+            } else {
+                assert_eq!(a, b, "pixel {pixel} outside the hole (mask {m}) is the photo's own");
+            }
+        }
+    }
+
+    /// A big photo with a big hole: the model sees the hole with its context at most `TILE` a
+    /// side (aligned), and the fill is pasted back at the photo's full resolution.
+    #[test]
+    fn a_big_removal_runs_at_the_working_size_and_pastes_back_at_full_size() {
+        let (w, h) = (2000, 1500);
+        let image = RgbImage { width: w, height: h, data: vec![0.25; w * h * 3] };
+        let mut mask = Mask::filled(w, h, 0.0);
+        // An object of about 15% of the frame.
+        for y in 400..1000 {
+            for x in 600..1350 {
+                mask.data[y * w + x] = 1.0;
+            }
+        }
+        let mut seen = Vec::new();
+        let mut run = |input: &RgbImage, input_mask: &Mask, _: bool| -> Result<RgbImage> {
+            seen.push((input.width, input.height, input_mask.bounding_box()));
+            Ok(RgbImage { width: input.width, height: input.height, data: vec![0.75; input.data.len()] })
+        };
+        let out = local_edit(&image, &image, &mask, 32, &mut run, &mut |_, _| true).unwrap();
+        let [(ww, wh, hole)] = seen[..] else { panic!("one model run, got {seen:?}") };
+        assert!(ww <= TILE && wh <= TILE && ww % 32 == 0 && wh % 32 == 0, "working size {ww}x{wh}");
+        assert!(ww.max(wh) > TILE / 2, "the working size uses the model's resolution: {ww}x{wh}");
+        let (x0, y0, x1, y1) = hole.expect("the hole is in the working crop");
+        assert!(x0 > 0 && y0 > 0 && x1 < ww && y1 < wh, "context on every side of the hole: {hole:?} in {ww}x{wh}");
+        assert_eq!((out.width, out.height), (w, h));
+        assert_eq!(out.data[(700 * w + 900) * 3], 0.75, "the hole is filled");
+        assert_eq!(out.data[(100 * w + 100) * 3], 0.25, "the rest is the photo's own");
+    }
 
     #[test]
     fn tiles_cover_with_overlap() {

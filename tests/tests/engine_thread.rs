@@ -78,19 +78,30 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
     engine.send(Command::Edit(edit)).unwrap();
     let Event::Done { job: 2, image, stats } = next_event(&engine, is_final) else { panic!("job 2 did not finish") };
     assert_eq!((image.width, image.height), (40, 36));
-    let feathered = mask.feathered(prism_engine::job::FEATHER);
     let mut changed_inside = 0;
     for y in 0..36 {
         for x in 0..40 {
             let (a, b) = (original.pixel(x, y), image.pixel(x, y));
-            if feathered.at(x, y) == 0.0 {
+            if mask.at(x, y) <= prism_engine::job::HIDDEN {
                 assert_eq!(a, b, "pixel ({x},{y}) outside the mask changed");
-            } else if mask.at(x, y) > 0.5 && a != b {
+            } else if a != b {
                 changed_inside += 1;
             }
         }
     }
     assert!(changed_inside > 100, "only {changed_inside} masked pixels changed");
+    // A mask of the whole photo leaves nothing to fill from, and a mask of another size is not
+    // this photo's: both are refused with the reason.
+    engine.send(Command::Edit(job(41, 40, 36, Some(Mask::filled(40, 36, 1.0)), "fill"))).unwrap();
+    match next_event(&engine, is_final) {
+        Event::Failed { job: 41, error } => assert!(error.contains("whole photo"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    engine.send(Command::Edit(job(42, 40, 36, Some(Mask::filled(20, 36, 1.0)), "fill"))).unwrap();
+    match next_event(&engine, is_final) {
+        Event::Failed { job: 42, error } => assert!(error.contains("the mask is 20x36 but the image is 40x36"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
     assert_eq!(stats.backend, BackendKind::Reference);
     assert_eq!(stats.memory.adapters, 2);
 
