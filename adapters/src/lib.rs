@@ -6,6 +6,7 @@ pub mod debian_copyright;
 pub mod eval;
 pub mod grow;
 pub mod model_card;
+pub mod placements;
 pub mod qt_resources;
 pub mod quad;
 pub mod recipe;

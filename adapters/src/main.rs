@@ -58,6 +58,28 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Writes the trained base (`<data>/runs/base.safetensors`) rounded to f16: a checkpoint small
+    /// enough to commit between sessions, to continue from with `train-base --init`.
+    ExportBase {
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Prints what an adapter costs for each placement and rank on a model config (size against
+    /// the base, memory of merged models, FLOP overhead).
+    Placements {
+        /// Channels per level (comma-separated); the shipped model's by default.
+        #[arg(long, value_delimiter = ',')]
+        channels: Option<Vec<usize>>,
+        /// Residual blocks per level (comma-separated).
+        #[arg(long, value_delimiter = ',', requires = "channels")]
+        blocks: Option<Vec<usize>>,
+        /// Ranks to price (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "4,8,16,32")]
+        ranks: Vec<usize>,
+        /// Tools kept at once (the memory comparison's N).
+        #[arg(long, default_value_t = 7)]
+        tools: usize,
+    },
     /// Grows the trained base and float teachers in --data to more channels per level into
     /// `<data>/runs/grown`, computing exactly what they computed; `train-base --init` and
     /// `train-adapter --init` then train the new channels.
@@ -208,6 +230,21 @@ fn run(cli: Cli) -> Result<()> {
                 model.content_hash()?,
                 prism_adapters::recipe::base_path(&cli.data).display()
             );
+        }
+        Command::ExportBase { output } => {
+            let base = prism_adapters::recipe::load_base(&cli.data)?;
+            if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            base.to_half_file()?.write(&output)?;
+            println!("base {:?} / {:?} written as f16 to {}", base.config().channels, base.config().blocks, output.display());
+        }
+        Command::Placements { channels, blocks, ranks, tools } => {
+            let config = match channels {
+                Some(channels) => sized_config(channels, blocks)?,
+                None => shipped_config()?,
+            };
+            print!("{}", prism_adapters::placements::placement_table(&config, &ranks, tools));
         }
         Command::Grow { channels, seed } => {
             let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, None)?, seed)?;

@@ -114,16 +114,43 @@ impl UnetConfig {
     /// What one bound adapter of `rank` adds to [`Self::flops`]: its A pass (a k x k conv to
     /// `rank` channels) and its B pass (1x1 back to the conv's outputs) on every conv.
     pub fn lora_flops(&self, height: usize, width: usize, rank: usize) -> u64 {
-        self.convs().iter().map(|spec| 2 * (spec.pixels(height, width) * rank * spec.lora_values_per_rank()) as u64).sum()
+        self.placed_lora_flops(height, width, rank, LoraPlacement::EVERY_CONV)
     }
 
     /// Values in one adapter of `rank` (A and B on every conv).
     pub fn lora_values(&self, rank: usize) -> usize {
-        self.convs().iter().map(|spec| rank * spec.lora_values_per_rank()).sum()
+        self.placed_lora_values(rank, LoraPlacement::EVERY_CONV)
+    }
+
+    /// [`Self::lora_flops`] of an adapter on the convs `placement` covers.
+    pub fn placed_lora_flops(&self, height: usize, width: usize, rank: usize, placement: LoraPlacement) -> u64 {
+        let covered = self.convs().into_iter().filter(|spec| placement.covers(spec));
+        covered.map(|spec| 2 * (spec.pixels(height, width) * rank * spec.lora_values_per_rank()) as u64).sum()
+    }
+
+    /// [`Self::lora_values`] of an adapter on the convs `placement` covers.
+    pub fn placed_lora_values(&self, rank: usize, placement: LoraPlacement) -> usize {
+        self.convs().iter().filter(|spec| placement.covers(spec)).map(|spec| rank * spec.lora_values_per_rank()).sum()
     }
 
     pub fn parameter_count(&self) -> usize {
         self.convs().iter().map(|s| s.k * s.k * s.cin * s.cout + s.cout).sum()
+    }
+}
+
+/// Which convs an adapter carries LoRA on: those whose output lives at `min_level` or below
+/// (coarser). Low-resolution levels hold most of a deep model's parameters at little cost in
+/// FLOPs, so an adapter there is small in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoraPlacement {
+    pub min_level: usize,
+}
+
+impl LoraPlacement {
+    pub const EVERY_CONV: Self = Self { min_level: 0 };
+
+    pub fn covers(self, spec: &ConvSpec) -> bool {
+        spec.level >= self.min_level
     }
 }
 
@@ -293,6 +320,19 @@ mod tests {
         assert_eq!(names[..4], ["stem", "enc0.res0.conv1", "enc0.res0.conv2", "enc0.down"]);
         let levels: Vec<(&str, usize)> = graph.convs.iter().map(|s| (s.name.as_str(), s.level)).collect();
         assert!(levels.contains(&("enc1.down", 2)) && levels.contains(&("dec1.fuse", 1)) && levels.contains(&("head", 0)));
+    }
+
+    #[test]
+    fn a_placement_counts_only_the_convs_it_covers() {
+        let config = UnetConfig::new(vec![8, 12, 16], vec![1, 0, 2], 4).unwrap();
+        let every = LoraPlacement::EVERY_CONV;
+        assert_eq!(config.placed_lora_values(4, every), config.lora_values(4));
+        let bottom = LoraPlacement { min_level: 2 };
+        // At level 2: enc1.down (3x3, 12 -> 16) and two blocks of two 3x3 16 -> 16 convs.
+        assert_eq!(config.placed_lora_values(4, bottom), 4 * ((9 * 12 + 16) + 4 * (9 * 16 + 16)));
+        // Level 2 works at 1/8 of the input: 64 x 64 -> 8 x 8 pixels.
+        assert_eq!(config.placed_lora_flops(64, 64, 4, bottom), 2 * 64 * config.placed_lora_values(4, bottom) as u64);
+        assert_eq!(config.placed_lora_values(4, LoraPlacement { min_level: 3 }), 0);
     }
 
     #[test]

@@ -58,6 +58,12 @@ impl RawTensor {
         Self { dtype: ElementType::F32, shape, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() }
     }
 
+    /// f32 values stored as f16 (half the bytes; about three significant digits).
+    pub fn from_f32_as_f16(shape: Vec<usize>, values: &[f32]) -> Self {
+        let bytes = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        Self { dtype: ElementType::F16, shape, bytes }
+    }
+
     pub fn from_i8(shape: Vec<usize>, values: &[i8]) -> Self {
         Self { dtype: ElementType::I8, shape, bytes: values.iter().map(|&v| v as u8).collect() }
     }

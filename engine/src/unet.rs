@@ -230,7 +230,23 @@ impl Unet {
         Ok(file)
     }
 
-    /// Loads a float model written by [`Unet::to_file`], checking its stored hash.
+    /// The model with every weight and bias rounded to f16 and saved as such: half the bytes,
+    /// for a training checkpoint kept between sessions (the hash is the rounded model's).
+    pub fn to_half_file(&self) -> Result<TensorFile> {
+        let round =
+            |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(candle_core::DType::F16)?.to_dtype(candle_core::DType::F32)?) };
+        let weights = self.weights.iter().map(|(w, b)| Ok((round(w)?, round(b)?))).collect::<Result<Vec<_>>>()?;
+        let rounded = Self { config: self.config.clone(), graph: self.graph.clone(), weights };
+        let mut file = rounded.to_file()?;
+        for (name, tensor) in rounded.tensors()? {
+            let values = tensor.flatten_all()?.to_vec1::<f32>()?;
+            file.tensors.insert(name, RawTensor::from_f32_as_f16(tensor.dims().to_vec(), &values));
+        }
+        Ok(file)
+    }
+
+    /// Loads a float model written by [`Unet::to_file`] (f32) or [`Unet::to_half_file`] (f16),
+    /// checking its stored hash.
     pub fn from_file(file: &TensorFile, device: &Device) -> Result<Self> {
         let config = config_from_metadata(file)?;
         if file.meta("precision") != Some("float") {
@@ -238,8 +254,8 @@ impl Unet {
         }
         let mut tensors = BTreeMap::new();
         for (name, raw) in &file.tensors {
-            if raw.dtype != crate::tensorfile::ElementType::F32 {
-                return Err(EngineError::Model(format!("tensor '{name}' must be f32 in a float model")));
+            if !matches!(raw.dtype, crate::tensorfile::ElementType::F32 | crate::tensorfile::ElementType::F16) {
+                return Err(EngineError::Model(format!("tensor '{name}' must be f32 or f16 in a float model")));
             }
             tensors.insert(name.clone(), Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), device)?);
         }
@@ -424,6 +440,22 @@ mod tests {
         assert_eq!(config.lora_flops(512, 512, 32), 4 * config.lora_flops(512, 512, 8));
         // The shipped rank-8 adapter files hold 65,568 LoRA values.
         assert_eq!(config.lora_values(8), 65_568);
+    }
+
+    #[test]
+    fn a_half_file_loads_as_the_rounded_model_and_is_half_the_size() {
+        let config = tiny_config();
+        let model = Unet::new(&config, &Unet::random_tensors(&config, 4, &Device::Cpu).unwrap()).unwrap();
+        let (full, half) = (model.to_file().unwrap(), model.to_half_file().unwrap());
+        let bytes = |f: &TensorFile| f.tensors.values().map(|t| t.bytes.len()).sum::<usize>();
+        assert_eq!(bytes(&half) * 2, bytes(&full));
+        let loaded = Unet::from_file(&half, &Device::Cpu).unwrap();
+        let (a, b) = (model.tensors().unwrap(), loaded.tensors().unwrap());
+        for (name, t) in &a {
+            let diff: f32 = (t - &b[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            let size: f32 = t.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(diff <= size * 1e-3, "{name}: rounded by {diff} of {size}");
+        }
     }
 
     #[test]
