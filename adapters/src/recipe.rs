@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use crate::tasks::Task;
-use crate::train::{Batch, Run, RunSettings, TrainingSet, Weighting};
+use crate::train::{Batch, Penalty, Run, RunSettings, TrainingSet, Weighting};
 
 /// The model's max LoRA rank and `train-adapter`'s default. Measured on denoise, 800 steps from
 /// the shipped base: validation L1 0.112 at rank 8, 0.072 at rank 16, 0.062 at rank 32; on the
@@ -326,14 +326,15 @@ pub fn adapter_pairs(model: &Unet, adapter: &Adapter) -> Result<Vec<(Tensor, Ten
         .collect()
 }
 
-/// Trains the float teacher of `task` (a rank-`rank` LoRA) with the base frozen, from a fresh LoRA or, with
-/// `init_dir`, from the float adapter `<init_dir>/<task>.prism-lora` (an earlier teacher, possibly
-/// of a lower rank).
+/// Trains the float teacher of `task` (a rank-`rank` LoRA) with the base frozen, charging errors
+/// by `penalty`, from a fresh LoRA or, with `init_dir`, from the float adapter
+/// `<init_dir>/<task>.prism-lora` (an earlier teacher, possibly of a lower rank).
 pub fn train_adapter(
     data_dir: &Path,
     task: Task,
     settings: &RunSettings,
     rank: usize,
+    penalty: Penalty,
     fresh: bool,
     init_dir: Option<&Path>,
 ) -> Result<Adapter> {
@@ -344,15 +345,15 @@ pub fn train_adapter(
     if fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }
-    let info = serde_json::json!({ "kind": "adapter", "task": task.id(), "base_model": base_hash, "penalty": task.penalty() });
+    let info = serde_json::json!({ "kind": "adapter", "task": task.id(), "base_model": base_hash, "penalty": penalty });
     let init = match init_dir {
         Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), rank, settings.seed)?,
         None => init_lora(&base, rank, settings.seed)?,
     };
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
-    let validation = set.validation_batch(&[task], 16, crop)?.with_penalty(task.penalty());
-    let mut next_batch = |rng: &mut _| Ok(set.batch(&[task], batch, crop, rng)?.with_penalty(task.penalty()));
+    let validation = set.validation_batch(&[task], 16, crop)?.with_penalty(penalty);
+    let mut next_batch = |rng: &mut _| Ok(set.batch(&[task], batch, crop, rng)?.with_penalty(penalty));
     run.train(task.id(), settings, &validation, &mut next_batch, &mut |vars, batch| {
         let lora = lora_set(&base, &var_pairs(vars), 1.0)?;
         batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)

@@ -142,12 +142,19 @@ pub fn degrade(task: Task, target: &RgbImage, stamps: &[Stamp], rng: &mut StdRng
     };
     match task {
         Task::Remove => {
-            if !stamps.is_empty() && rng.random_bool(0.5) {
+            // Holes shaped like real removals: objects (their cut-out, with the object pasted
+            // in), brush strokes thin and wide, and boxes, small to large.
+            let kind = rng.random_range(0.0..1.0);
+            if !stamps.is_empty() && kind < 0.4 {
                 let stamp = &stamps[rng.random_range(0..stamps.len())];
                 let (input, mask) = paste_stamp(target, stamp, rng);
                 Example { input, mask: mask.clone(), hide_masked: true, target: target.clone(), loss_mask: mask }
             } else {
-                let mask = stroke_mask(target.width, target.height, rng, 6.0, 28.0);
+                let mask = if kind < 0.75 {
+                    stroke_mask(target.width, target.height, rng, 4.0, 48.0)
+                } else {
+                    box_mask(target.width, target.height, rng)
+                };
                 Example { input: target.clone(), mask: mask.clone(), hide_masked: true, target: target.clone(), loss_mask: mask }
             }
         }
@@ -356,6 +363,21 @@ pub fn stroke_mask(width: usize, height: usize, rng: &mut StdRng, min_width: f32
     mask
 }
 
+/// One or two boxes, each 10-45% of the crop's sides: a sign, a car, a person standing still.
+pub fn box_mask(width: usize, height: usize, rng: &mut StdRng) -> Mask {
+    let mut mask = Mask::filled(width, height, 0.0);
+    for _ in 0..rng.random_range(1..=2) {
+        let (w, h) =
+            ((rng.random_range(0.1..0.45) * width as f32) as usize, (rng.random_range(0.1..0.45) * height as f32) as usize);
+        let x0 = rng.random_range(0..=width.saturating_sub(w.max(1)));
+        let y0 = rng.random_range(0..=height.saturating_sub(h.max(1)));
+        for y in y0..(y0 + h).min(height) {
+            mask.data[y * width + x0..y * width + (x0 + w).min(width)].fill(1.0);
+        }
+    }
+    mask
+}
+
 fn disc(mask: &mut Mask, cx: f32, cy: f32, radius: f32) {
     let (x0, x1) = ((cx - radius).floor().max(0.0) as usize, ((cx + radius).ceil() as usize).min(mask.width.saturating_sub(1)));
     let (y0, y1) = ((cy - radius).floor().max(0.0) as usize, ((cy + radius).ceil() as usize).min(mask.height.saturating_sub(1)));
@@ -392,7 +414,7 @@ pub fn dilate(mask: &Mask, radius: usize) -> Mask {
 
 /// Pastes a cut-out at a random place and size; the mask is its alpha, dilated to cover the halo.
 fn paste_stamp(target: &RgbImage, stamp: &Stamp, rng: &mut StdRng) -> (RgbImage, Mask) {
-    let side = target.width.min(target.height) as f32 * rng.random_range(0.2..0.5);
+    let side = target.width.min(target.height) as f32 * rng.random_range(0.15..0.6);
     let fit = side / stamp.rgb.width.max(stamp.rgb.height) as f32;
     let (w, h) = (((stamp.rgb.width as f32 * fit) as usize).max(4), ((stamp.rgb.height as f32 * fit) as usize).max(4));
     let rgb = stamp.rgb.resized(w, h);
@@ -456,6 +478,24 @@ mod tests {
                 assert!(changed < 60.0, "{task:?} left the image unchanged ({changed} dB)");
             }
         }
+    }
+
+    #[test]
+    fn removal_holes_range_from_thin_strokes_to_large_boxes() {
+        let clean = synthetic_photo(128, 128, 5);
+        let stamp = Stamp { rgb: synthetic_photo(40, 30, 6), alpha: Mask::filled(40, 30, 1.0) };
+        let mut rng = StdRng::seed_from_u64(2);
+        let covered: Vec<f32> = (0..200)
+            .map(|_| {
+                let ex = degrade(Task::Remove, &clean, std::slice::from_ref(&stamp), &mut rng);
+                assert!(ex.hide_masked && ex.mask.data == ex.loss_mask.data);
+                ex.mask.data.iter().filter(|&&m| m > 0.5).count() as f32 / (128.0 * 128.0)
+            })
+            .collect();
+        assert!(covered.iter().all(|&c| c > 0.0), "every example has a hole");
+        let share = |f: &dyn Fn(f32) -> bool| covered.iter().filter(|&&c| f(c)).count();
+        assert!(share(&|c| c < 0.05) >= 20, "small holes (thin strokes, small objects) are common");
+        assert!(share(&|c| c > 0.15) >= 20, "and so are large ones: {:?}", &covered[..20]);
     }
 
     #[test]
