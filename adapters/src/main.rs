@@ -63,6 +63,9 @@ enum Command {
     ExportBase {
         #[arg(short, long)]
         output: PathBuf,
+        /// Export the run in progress (its last checkpoint) instead of the finished base.
+        #[arg(long)]
+        checkpoint: bool,
     },
     /// Prints what an adapter costs for each placement and rank on a model config (size against
     /// the base, memory of merged models, FLOP overhead).
@@ -235,8 +238,12 @@ fn run(cli: Cli) -> Result<()> {
                 prism_adapters::recipe::base_path(&cli.data).display()
             );
         }
-        Command::ExportBase { output } => {
-            let base = prism_adapters::recipe::load_base(&cli.data)?;
+        Command::ExportBase { output, checkpoint } => {
+            let base = if checkpoint {
+                prism_adapters::recipe::base_from_checkpoint(&cli.data)?
+            } else {
+                prism_adapters::recipe::load_base(&cli.data)?
+            };
             if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }

@@ -53,6 +53,28 @@ pub fn load_base(data_dir: &Path) -> Result<Unet> {
     Ok(Unet::from_file(&file, &Device::Cpu)?)
 }
 
+/// The base as a run of `train-base` left it in its checkpoint (`<data>/runs/base.ckpt`), e.g.
+/// when a session ends mid-stage: the weight-normalized parameters folded into plain convs.
+pub fn base_from_checkpoint(data_dir: &Path) -> Result<Unet> {
+    let path = runs_dir(data_dir).join("base.ckpt");
+    let file = TensorFile::read(&path).with_context(|| format!("{}: no base run to export", path.display()))?;
+    let info: serde_json::Value = serde_json::from_str(file.meta("info").unwrap_or("null"))?;
+    let config: UnetConfig = serde_json::from_value(info["config"].clone()).context("the checkpoint names no model config")?;
+    let mut params = Vec::new();
+    while let Some(raw) = file.tensors.get(&format!("param.{}", params.len())) {
+        params.push(Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), &Device::Cpu)?);
+    }
+    if params.len() != 3 * config.convs().len() {
+        bail!(
+            "{} holds {} parameters, not a base run's {} (V, g, bias per conv)",
+            path.display(),
+            params.len(),
+            3 * config.convs().len()
+        );
+    }
+    model_from_tensors(&config, &params)
+}
+
 /// Grows `<data>/runs/base.safetensors` and every float teacher in `<data>/runs/teachers` to
 /// `config` (see [`crate::grow`]) into `<data>/runs/grown`, which it returns.
 pub fn grow_runs(data_dir: &Path, config: &UnetConfig, seed: u64) -> Result<PathBuf> {

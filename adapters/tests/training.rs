@@ -169,3 +169,19 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     let (run, _) = base_run(&photos(), &tiny_config(), &resumed, &[Task::Denoise], Weighting::Uniform, &path, None).unwrap();
     assert_eq!(run.step, 10, "the checkpoint was overwritten");
 }
+
+/// A run stopped mid-stage exports from its checkpoint exactly the model its variables make.
+#[test]
+fn a_base_exports_from_its_checkpoint_and_round_trips_through_f16() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = prism_adapters::recipe::runs_dir(dir.path());
+    std::fs::create_dir_all(&runs).unwrap();
+    let s = RunSettings { stop_after: Some(10), ..settings(40) };
+    let (run, _) =
+        base_run(&photos(), &tiny_config(), &s, &[Task::Denoise], Weighting::Uniform, &runs.join("base.ckpt"), None).unwrap();
+    let expected = model_from_vars(&tiny_config(), &run.vars).unwrap();
+    let exported = prism_adapters::recipe::base_from_checkpoint(dir.path()).unwrap();
+    assert_eq!(exported.content_hash().unwrap(), expected.content_hash().unwrap());
+    let half = Unet::from_file(&exported.to_half_file().unwrap(), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(half.config(), expected.config());
+}
