@@ -124,6 +124,9 @@ fn values(tensors: &BTreeMap<String, Tensor>, name: &str) -> Result<Vec<f32>> {
 mod tests {
     use super::*;
     use crate::recipe::{adapter_pairs, float_adapter, init_lora, lora_set, task_meta};
+    use prism_engine::graph::LoraPlacement;
+
+    const EVERY: LoraPlacement = LoraPlacement::EVERY_CONV;
     use crate::tasks::Task;
     use prism_engine::unet::FloatActivations;
 
@@ -146,16 +149,16 @@ mod tests {
         assert!(max_difference(&before, &after) < 1e-5);
 
         // A LoRA with non-zero B, so the adapter really changes the output.
-        let pairs: Vec<(Tensor, Tensor)> = init_lora(&small, 3, 2)
+        let pairs: Vec<(Tensor, Tensor)> = init_lora(&small, 3, 2, EVERY)
             .unwrap()
             .chunks_exact(2)
             .map(|p| (p[0].clone(), (p[1].ones_like().unwrap() * 0.05).unwrap()))
             .collect();
         let meta = task_meta(Task::Denoise, &small.content_hash().unwrap(), AdapterPrecision::Float, "");
-        let adapter = float_adapter(&small, &pairs, meta).unwrap();
+        let adapter = float_adapter(&small, &pairs, meta, EVERY).unwrap();
         let grown = grow_adapter(&adapter, &small_config, &wide_config).unwrap();
-        let small_lora = lora_set(&small, &adapter_pairs(&small, &adapter).unwrap(), 1.0).unwrap();
-        let wide_lora = lora_set(&wide, &adapter_pairs(&wide, &grown).unwrap(), 1.0).unwrap();
+        let small_lora = lora_set(&small, &adapter_pairs(&small, &adapter).unwrap(), 1.0, EVERY).unwrap();
+        let wide_lora = lora_set(&wide, &adapter_pairs(&wide, &grown).unwrap(), 1.0, EVERY).unwrap();
         let edited = small.forward(&x, Some(&small_lora), &mut FloatActivations).unwrap();
         assert!(max_difference(&edited, &before) > 1e-2, "the adapter must change the output for the test to mean anything");
         let grown_edited = wide.forward(&x, Some(&wide_lora), &mut FloatActivations).unwrap();

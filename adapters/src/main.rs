@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use prism_adapters::quad::GridChoice;
-use prism_adapters::recipe::{shipped_config, train_adapter, train_base};
+use prism_adapters::recipe::{AdapterLayout, shipped_config, train_adapter, train_base};
 use prism_adapters::tasks::{ALL_TASKS, Task};
 use prism_adapters::train::{Penalty, RunSettings, Weighting};
+use prism_engine::graph::LoraPlacement;
 
 // glibc's malloc hands large tensors back to the kernel after every step; mimalloc keeps them,
 // which makes the training loop markedly faster (DESIGN.md).
@@ -106,6 +107,10 @@ enum Command {
         /// LoRA rank, at most the model's maximum.
         #[arg(long, default_value_t = prism_adapters::recipe::RANK)]
         rank: usize,
+        /// Carry LoRA only on the convs at this level and coarser (0 = every conv); see
+        /// `prism-adapters placements` for what each costs.
+        #[arg(long, default_value_t = 0)]
+        placement_level: usize,
         /// How errors are charged; the tool's own choice by default (squared where the input
         /// leaves the answer open, absolute elsewhere). `textured` adds the error's gradient.
         #[arg(long, value_enum)]
@@ -261,13 +266,14 @@ fn run(cli: Cli) -> Result<()> {
             let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, None)?, seed)?;
             println!("grown base and teachers written to {}", out.display());
         }
-        Command::TrainAdapter { task, init, rank, penalty, run } => {
+        Command::TrainAdapter { task, init, rank, placement_level, penalty, run } => {
+            let layout = AdapterLayout { rank, placement: LoraPlacement { min_level: placement_level } };
             if rank == 0 || rank > prism_adapters::recipe::RANK {
                 bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
             }
             for task in parse_tasks(&task)? {
                 let penalty = penalty.unwrap_or(task.penalty());
-                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), rank, penalty, run.fresh, init.as_deref())?;
+                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), layout, penalty, run.fresh, init.as_deref())?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
         }

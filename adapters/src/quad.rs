@@ -24,7 +24,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::recipe::{adapter_pairs, float_adapter, load_base, lora_set, runs_dir, task_meta, teacher_path, var_pairs};
+use crate::recipe::{
+    adapter_pairs, float_adapter, load_base, lora_set, placed_convs, placement_of, runs_dir, task_meta, teacher_path, var_pairs,
+};
 use crate::tasks::{ALL_TASKS, Example, Task, as_model_sees, degrade, degrade_for_eval, upscale_input};
 use crate::train::{Batch, Run, RunSettings, TrainingSet};
 
@@ -307,10 +309,12 @@ fn distill(
 ) -> Result<Adapter> {
     let profile = &model.profile;
     let base = &model.float;
+    let placement = placement_of(base, teacher)?;
     let teacher_pairs = adapter_pairs(base, teacher)?;
-    let teacher_set = lora_set(base, &teacher_pairs, teacher.meta.alpha)?;
-    let grids: Vec<LoraQuant> =
-        base.convs().map(|s| profile.lora.get(&s.name).copied().context("profile lacks a LoRA grid")).collect::<Result<_>>()?;
+    let teacher_set = lora_set(base, &teacher_pairs, teacher.meta.alpha, placement)?;
+    let grids: Vec<LoraQuant> = placed_convs(base, placement)
+        .map(|s| profile.lora.get(&s.name).copied().context("profile lacks a LoRA grid"))
+        .collect::<Result<_>>()?;
     let init: Vec<Tensor> = teacher_pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
     let checkpoint = runs_dir(data_dir).join(format!("quad-{}-{}.ckpt", task.id(), profile.id));
     let info = serde_json::json!({ "kind": "quad", "task": task.id(), "profile": profile.id });
@@ -329,12 +333,12 @@ fn distill(
             for ((a, b), grid) in var_pairs(vars).iter().zip(&grids) {
                 pairs.push((fake_affine(a, &grid.a)?, fake_affine(b, &grid.b)?));
             }
-            let student_set = lora_set(base, &pairs, teacher.meta.alpha)?;
+            let student_set = lora_set(base, &pairs, teacher.meta.alpha, placement)?;
             let student_out = quantized.forward(&batch.input, Some(&student_set), &mut QuantSimTraining { profile })?;
             let distill = (&student_out - &teacher_out)?.abs()?.mean_all()?;
             Ok((distill + batch.loss(&student_out)?)?)
         },
     )?;
     let meta = task_meta(task, &model.hash, AdapterPrecision::Float, "");
-    float_adapter(base, &var_pairs(&run.vars), meta)
+    float_adapter(base, &var_pairs(&run.vars), meta, placement)
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor, Var};
 use prism_engine::adapter::{Adapter, AdapterMeta, AdapterPrecision, LoraTensors};
 use prism_engine::conv::kernel_to_oihw;
+use prism_engine::graph::{ConvSpec, LoraPlacement};
 use prism_engine::tensorfile::TensorFile;
 use prism_engine::unet::{FloatActivations, LoraLayer, LoraSet, Unet, UnetConfig};
 use rand::SeedableRng;
@@ -241,11 +242,42 @@ pub fn read_summaries(data_dir: &Path) -> Result<BTreeMap<String, RunSummary>> {
     Ok(out)
 }
 
+/// The rank and the convs of an adapter being trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdapterLayout {
+    pub rank: usize,
+    pub placement: LoraPlacement,
+}
+
+/// The convs an adapter with `placement` carries LoRA on, in the model's order: the order of
+/// its LoRA variables and pairs everywhere below.
+pub fn placed_convs(model: &Unet, placement: LoraPlacement) -> impl Iterator<Item = &ConvSpec> {
+    model.convs().filter(move |spec| placement.covers(spec))
+}
+
+/// The placement an adapter file was trained with: its layers must be exactly one placement's.
+pub fn placement_of(model: &Unet, adapter: &Adapter) -> Result<LoraPlacement> {
+    let present: Vec<&ConvSpec> = model.convs().filter(|spec| adapter.layers.contains_key(&spec.name)).collect();
+    let min_level = present
+        .iter()
+        .map(|spec| spec.level)
+        .min()
+        .with_context(|| format!("adapter '{}' has no LoRA layer of this model", adapter.meta.name))?;
+    let placement = LoraPlacement { min_level };
+    if placed_convs(model, placement).count() != present.len() {
+        bail!(
+            "adapter '{}' covers some convs of levels {min_level} and coarser but not all: not a placement this code trains",
+            adapter.meta.name
+        );
+    }
+    Ok(placement)
+}
+
 /// Fresh LoRA variables: A small random, B zero (the adapter starts as the identity).
-pub fn init_lora(model: &Unet, rank: usize, seed: u64) -> Result<Vec<Tensor>> {
+pub fn init_lora(model: &Unet, rank: usize, seed: u64, placement: LoraPlacement) -> Result<Vec<Tensor>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut out = Vec::new();
-    for spec in model.convs() {
+    for spec in placed_convs(model, placement) {
         let rows = spec.k * spec.k * spec.cin;
         let normal = Normal::new(0f32, (1.0 / rows as f32).sqrt())?;
         let a: Vec<f32> = (0..rows * rank).map(|_| normal.sample(&mut rng)).collect();
@@ -258,12 +290,22 @@ pub fn init_lora(model: &Unet, rank: usize, seed: u64) -> Result<Vec<Tensor>> {
 /// LoRA variables (as [`init_lora`] makes them) taken from a float adapter file of rank at most
 /// `rank`. A lower-rank adapter is padded with fresh A columns and zero B rows, so training starts
 /// from exactly its output and grows it into the larger rank.
-pub fn warm_lora(model: &Unet, path: &Path, rank: usize, seed: u64) -> Result<Vec<Tensor>> {
+pub fn warm_lora(model: &Unet, path: &Path, layout: AdapterLayout, seed: u64) -> Result<Vec<Tensor>> {
+    let AdapterLayout { rank, placement } = layout;
     let adapter = Adapter::read(path).with_context(|| format!("reading the starting adapter {}", path.display()))?;
     if adapter.meta.precision != AdapterPrecision::Float || adapter.meta.rank > rank {
         bail!("{} must be a float adapter of rank {rank} or less to start from", path.display());
     }
-    let fresh = init_lora(model, rank, seed)?;
+    let found = placement_of(model, &adapter)?;
+    if found != placement {
+        bail!(
+            "{} carries LoRA from level {} down, not from level {}: start from an adapter of the same placement",
+            path.display(),
+            found.min_level,
+            placement.min_level
+        );
+    }
+    let fresh = init_lora(model, rank, seed, placement)?;
     let mut out = Vec::with_capacity(fresh.len());
     for ((a, b), fresh) in adapter_pairs(model, &adapter)?.into_iter().zip(fresh.chunks_exact(2)) {
         let kept = a.dim(1)?;
@@ -278,10 +320,10 @@ pub fn warm_lora(model: &Unet, path: &Path, rank: usize, seed: u64) -> Result<Ve
     Ok(out)
 }
 
-/// LoRA side paths from kernel-layout `(A, B)` pairs in conv order, at `alpha`.
-pub fn lora_set(model: &Unet, pairs: &[(Tensor, Tensor)], alpha: f32) -> Result<LoraSet> {
+/// LoRA side paths from kernel-layout `(A, B)` pairs, one per conv `placement` covers, at `alpha`.
+pub fn lora_set(model: &Unet, pairs: &[(Tensor, Tensor)], alpha: f32, placement: LoraPlacement) -> Result<LoraSet> {
     let mut set = LoraSet::default();
-    for (spec, (a, b)) in model.convs().zip(pairs) {
+    for (spec, (a, b)) in placed_convs(model, placement).zip(pairs) {
         let rank = a.dim(1)?;
         let rank_scale = Tensor::full(alpha, rank, &Device::Cpu)?;
         set.layers.insert(spec.name.clone(), LoraLayer { a: a.clone(), b: b.clone(), rank_scale });
@@ -314,13 +356,19 @@ pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profi
     }
 }
 
-/// Kernel-layout pairs as a float adapter file's tensors (the file's rank is the pairs' rank).
-pub fn float_adapter(model: &Unet, pairs: &[(Tensor, Tensor)], mut meta: AdapterMeta) -> Result<Adapter> {
+/// Kernel-layout pairs (one per conv `placement` covers) as a float adapter file's tensors (the
+/// file's rank is the pairs' rank).
+pub fn float_adapter(
+    model: &Unet,
+    pairs: &[(Tensor, Tensor)],
+    mut meta: AdapterMeta,
+    placement: LoraPlacement,
+) -> Result<Adapter> {
     if let Some((a, _)) = pairs.first() {
         meta.rank = a.dim(1)?;
     }
     let mut layers = BTreeMap::new();
-    for (spec, (a, b)) in model.convs().zip(pairs) {
+    for (spec, (a, b)) in placed_convs(model, placement).zip(pairs) {
         let a_file = kernel_to_oihw(a, spec.k)?;
         let b_file = b.t()?.contiguous()?;
         layers.insert(
@@ -337,10 +385,10 @@ pub fn float_adapter(model: &Unet, pairs: &[(Tensor, Tensor)], mut meta: Adapter
     Ok(Adapter { meta, layers })
 }
 
-/// Kernel-layout `(A, B)` pairs of a float adapter, in conv order.
+/// Kernel-layout `(A, B)` pairs of a float adapter, one per conv its placement covers, in conv
+/// order.
 pub fn adapter_pairs(model: &Unet, adapter: &Adapter) -> Result<Vec<(Tensor, Tensor)>> {
-    model
-        .convs()
+    placed_convs(model, placement_of(model, adapter)?)
         .map(|spec| {
             let t = adapter.layers.get(&spec.name).with_context(|| format!("adapter lacks layer '{}'", spec.name))?;
             Ok(t.kernel_tensors(&Device::Cpu)?)
@@ -355,7 +403,7 @@ pub fn train_adapter(
     data_dir: &Path,
     task: Task,
     settings: &RunSettings,
-    rank: usize,
+    layout: AdapterLayout,
     penalty: Penalty,
     fresh: bool,
     init_dir: Option<&Path>,
@@ -367,20 +415,24 @@ pub fn train_adapter(
     if fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }
-    let info = serde_json::json!({ "kind": "adapter", "task": task.id(), "base_model": base_hash, "penalty": penalty });
+    let info = serde_json::json!({
+        "kind": "adapter", "task": task.id(), "base_model": base_hash, "penalty": penalty,
+        "placement": layout.placement,
+    });
     let init = match init_dir {
-        Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), rank, settings.seed)?,
-        None => init_lora(&base, rank, settings.seed)?,
+        Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), layout, settings.seed)?,
+        None => init_lora(&base, layout.rank, settings.seed, layout.placement)?,
     };
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
     let validation = set.validation_batch(&[task], 16, crop)?.with_penalty(penalty);
     let mut next_batch = |rng: &mut _| Ok(set.batch(&[task], batch, crop, rng)?.with_penalty(penalty));
     run.train(task.id(), settings, &validation, &mut next_batch, &mut |vars, batch| {
-        let lora = lora_set(&base, &var_pairs(vars), 1.0)?;
+        let lora = lora_set(&base, &var_pairs(vars), 1.0, layout.placement)?;
         batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
     })?;
-    let adapter = float_adapter(&base, &var_pairs(&run.vars), task_meta(task, &base_hash, AdapterPrecision::Float, ""))?;
+    let meta = task_meta(task, &base_hash, AdapterPrecision::Float, "");
+    let adapter = float_adapter(&base, &var_pairs(&run.vars), meta, layout.placement)?;
     let path = teacher_path(data_dir, task);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -2,7 +2,16 @@
 //! A few training steps on tiny crops: the loss falls, and a stopped run resumes to exactly the
 //! weights an uninterrupted run reaches. No real training happens in CI.
 
-use prism_adapters::recipe::{base_run, float_adapter, init_lora, lora_set, model_from_vars, task_meta, var_pairs, warm_lora};
+use prism_adapters::recipe::{
+    AdapterLayout, base_run, float_adapter, init_lora, lora_set, model_from_vars, task_meta, var_pairs, warm_lora,
+};
+use prism_engine::graph::LoraPlacement;
+
+const EVERY: LoraPlacement = LoraPlacement::EVERY_CONV;
+
+fn layout(rank: usize) -> AdapterLayout {
+    AdapterLayout { rank, placement: EVERY }
+}
 use prism_adapters::tasks::Task;
 use prism_adapters::train::{Penalty, Run, RunSettings, TrainingSet, Weighting};
 use prism_engine::adapter::{AdapterMeta, AdapterPrecision};
@@ -93,11 +102,12 @@ fn lora_training_moves_only_the_adapter_and_lowers_its_loss() {
     let base = Unet::new(&config, &Unet::random_tensors(&config, 1, &candle_core::Device::Cpu).unwrap()).unwrap();
     let before = base.tensors().unwrap();
     let s = settings(60);
-    let mut run = Run::open(&dir.path().join("lora.ckpt"), init_lora(&base, 4, 3).unwrap(), &s, serde_json::json!({})).unwrap();
+    let mut run =
+        Run::open(&dir.path().join("lora.ckpt"), init_lora(&base, 4, 3, EVERY).unwrap(), &s, serde_json::json!({})).unwrap();
     let validation = set.validation_batch(&[Task::Colorize], 8, 32).unwrap();
     let identity = validation.identity_loss().unwrap();
     run.train("test", &s, &validation, &mut |rng| set.batch(&[Task::Colorize], 4, 32, rng), &mut |vars, batch| {
-        let lora = lora_set(&base, &var_pairs(vars), 1.0)?;
+        let lora = lora_set(&base, &var_pairs(vars), 1.0, EVERY)?;
         batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
     })
     .unwrap();
@@ -129,26 +139,26 @@ fn warm_starts_begin_at_the_given_weights() {
         assert!(max_difference(&resumed[&name], &tensor) < 1e-5, "{name} did not start from the given base");
     }
 
-    let lora = init_lora(&start, 4, 9).unwrap();
+    let lora = init_lora(&start, 4, 9, EVERY).unwrap();
     // B starts at zero in a fresh LoRA; give it values so the round trip is a real check.
     let pairs: Vec<_> = lora.chunks_exact(2).map(|p| (p[0].clone(), (p[1].ones_like().unwrap() * 0.25).unwrap())).collect();
     let meta = AdapterMeta { rank: 4, ..task_meta(Task::Denoise, "test", AdapterPrecision::Float, "") };
     let path = dir.path().join("denoise.prism-lora");
-    float_adapter(&start, &pairs, meta).unwrap().write(&path).unwrap();
-    let warm = warm_lora(&start, &path, 4, 1).unwrap();
+    float_adapter(&start, &pairs, meta, EVERY).unwrap().write(&path).unwrap();
+    let warm = warm_lora(&start, &path, layout(4), 1).unwrap();
     for (got, (a, b)) in warm.chunks_exact(2).zip(&pairs) {
         assert!(max_difference(&got[0], a) < 1e-6 && max_difference(&got[1], b) < 1e-6);
     }
     // A rank-4 adapter grown to rank 8 gives the same output as before.
-    let grown = warm_lora(&start, &path, 8, 1).unwrap();
+    let grown = warm_lora(&start, &path, layout(8), 1).unwrap();
     assert_eq!(grown[0].dims()[1], 8);
     let input = photos().validation_batch(&[Task::Denoise], 2, 32).unwrap().input;
     let output = |vars: &[candle_core::Tensor]| {
         let pairs: Vec<_> = vars.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-        start.forward(&input, Some(&lora_set(&start, &pairs, 1.0).unwrap()), &mut FloatActivations).unwrap()
+        start.forward(&input, Some(&lora_set(&start, &pairs, 1.0, EVERY).unwrap()), &mut FloatActivations).unwrap()
     };
     assert!(max_difference(&output(&warm), &output(&grown)) < 1e-5, "growing the rank changed the output");
-    let err = warm_lora(&start, &path, 2, 1).unwrap_err().to_string();
+    let err = warm_lora(&start, &path, layout(2), 1).unwrap_err().to_string();
     assert!(err.contains("rank 2 or less"), "{err}");
 }
 
@@ -184,4 +194,27 @@ fn a_base_exports_from_its_checkpoint_and_round_trips_through_f16() {
     assert_eq!(exported.content_hash().unwrap(), expected.content_hash().unwrap());
     let half = Unet::from_file(&exported.to_half_file().unwrap(), &candle_core::Device::Cpu).unwrap();
     assert_eq!(half.config(), expected.config());
+}
+
+/// An adapter trained on the coarse levels only holds just those convs, says so when read back,
+/// and refuses to be continued as an adapter of another placement.
+#[test]
+fn a_placed_adapter_keeps_its_placement() {
+    let base = Unet::new(&tiny_config(), &Unet::random_tensors(&tiny_config(), 5, &candle_core::Device::Cpu).unwrap()).unwrap();
+    let coarse = LoraPlacement { min_level: 1 };
+    let vars = init_lora(&base, 4, 3, coarse).unwrap();
+    let covered = base.convs().filter(|spec| coarse.covers(spec)).count();
+    assert!(covered > 0 && covered < base.convs().count());
+    assert_eq!(vars.len(), 2 * covered);
+    let pairs: Vec<_> = vars.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+    let meta = task_meta(Task::Denoise, &base.content_hash().unwrap(), AdapterPrecision::Float, "");
+    let adapter = float_adapter(&base, &pairs, meta, coarse).unwrap();
+    assert_eq!(adapter.layers.len(), covered);
+    assert_eq!(prism_adapters::recipe::placement_of(&base, &adapter).unwrap(), coarse);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coarse.prism-lora");
+    adapter.write(&path).unwrap();
+    assert!(warm_lora(&base, &path, AdapterLayout { rank: 4, placement: coarse }, 1).is_ok());
+    let err = warm_lora(&base, &path, layout(4), 1).unwrap_err().to_string();
+    assert!(err.contains("not from level 0"), "{err}");
 }

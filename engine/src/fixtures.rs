@@ -11,6 +11,7 @@ use rand_distr::Distribution;
 use crate::adapter::{Adapter, LoraTensors, Region, float_meta};
 use crate::calibrate::build_profile;
 use crate::error::{EngineError, Result};
+use crate::graph::LoraPlacement;
 use crate::imageio::RgbImage;
 use crate::model::{ADAPTERS_DIR, Model};
 use crate::unet::{Unet, UnetConfig};
@@ -32,10 +33,22 @@ pub fn random_model(config: &UnetConfig, seed: u64) -> Result<Unet> {
 
 /// A float adapter with random A and B on every conv of `model`.
 pub fn random_adapter(model: &Unet, name: &str, rank: usize, seed: u64, region: Region) -> Result<Adapter> {
+    random_placed_adapter(model, name, rank, seed, region, LoraPlacement::EVERY_CONV)
+}
+
+/// A float adapter with random A and B on the convs `placement` covers.
+pub fn random_placed_adapter(
+    model: &Unet,
+    name: &str,
+    rank: usize,
+    seed: u64,
+    region: Region,
+    placement: LoraPlacement,
+) -> Result<Adapter> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let normal = rand_distr::Normal::new(0f32, 1.0).map_err(|e| EngineError::Model(e.to_string()))?;
     let mut layers = BTreeMap::new();
-    for spec in model.convs() {
+    for spec in model.convs().filter(|spec| placement.covers(spec)) {
         let fan_in = (spec.cin * spec.k * spec.k) as f32;
         let a: Vec<f32> = (0..rank * spec.cin * spec.k * spec.k).map(|_| normal.sample(&mut rng) / fan_in.sqrt()).collect();
         let b: Vec<f32> = (0..spec.cout * rank).map(|_| normal.sample(&mut rng) * 0.05).collect();

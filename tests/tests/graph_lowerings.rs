@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use candle_core::Tensor;
+use prism_engine::adapter::Region;
 use prism_engine::backends::gpu::{Gpu, WgpuBackend};
 use prism_engine::backends::ort::OrtBackend;
 use prism_engine::backends::{Backend, Precision, ReferenceBackend};
-use prism_engine::fixtures::{photo_input, synthetic_photo, write_model_dir};
-use prism_engine::graph::Node;
+use prism_engine::fixtures::{photo_input, random_placed_adapter, synthetic_photo, write_model_dir};
+use prism_engine::graph::{LoraPlacement, Node};
 use prism_engine::mix::Mix;
 use prism_engine::model::Model;
 use prism_engine::unet::UnetConfig;
@@ -78,20 +79,38 @@ fn reference_wgpu_and_onnx_runtime_agree_on_every_node_kind() {
     let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend::new(model.clone()))];
     backends.extend(wgpu(&model).map(|b| Box::new(b) as Box<dyn Backend>));
     backends.extend(ort(&model).map(|b| Box::new(b) as Box<dyn Backend>));
+    // An adapter on the coarse levels only (a placement): the backends feed nothing elsewhere.
+    let coarse = random_placed_adapter(&model.float, "coarse", 4, 8, Region::Global, LoraPlacement { min_level: 2 })
+        .expect("adapter")
+        .quantize(&model.profile)
+        .expect("on the shared profile");
+    assert!(coarse.layers.len() < model.float.convs().count());
     let mut outputs = Vec::new();
+    let mut coarse_outputs = Vec::new();
     for backend in &mut backends {
         for file in model.shipped_adapters() {
             backend.install(&model.read_adapter(&file).expect("read")).expect("install");
         }
+        backend.install(&coarse).expect("install the placed adapter");
         backend.bind(&mix, 0.8, Precision::Int8).expect("bind");
         outputs.push((backend.kind(), values(&backend.forward(&input).expect("forward"))));
+        backend.bind(&Mix::single("coarse"), 1.0, Precision::Int8).expect("bind the placed adapter");
+        coarse_outputs.push((backend.kind(), values(&backend.forward(&input).expect("forward"))));
+    }
+    for (kind, output) in &coarse_outputs[1..] {
+        let agreement = psnr(&coarse_outputs[0].1, output);
+        eprintln!("{kind} vs reference with an adapter on levels 2 and coarser: {agreement:.1} dB");
+        assert!(agreement >= 60.0, "{kind} vs reference, placed adapter: {agreement:.1} dB");
     }
     let (_, reference) = &outputs[0];
     assert!(reference.iter().any(|v| v.abs() > 1e-3), "the model computes something");
     // The adapter matters: agreeing with the reference means binding it, on every backend.
     backends[0].bind(&Mix::none(), 1.0, Precision::Int8).expect("bind nothing");
-    let base_alone = psnr(reference, &values(&backends[0].forward(&input).expect("forward")));
+    let base_output = values(&backends[0].forward(&input).expect("forward"));
+    let base_alone = psnr(reference, &base_output);
     assert!(base_alone < 50.0, "the adapter changes the output: {base_alone:.1} dB from the base alone");
+    let coarse_alone = psnr(&coarse_outputs[0].1, &base_output);
+    assert!(coarse_alone < 60.0, "the placed adapter changes the output: {coarse_alone:.1} dB from the base alone");
     for (kind, output) in &outputs[1..] {
         // Both run the same int8 weights and int16 activation grids; they differ only where a
         // value lands on a rounding tie or f32 sums in another order, flipping single codes.
