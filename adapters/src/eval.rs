@@ -38,6 +38,12 @@ pub struct Score {
     pub ssim: f64,
     #[serde(default)]
     pub note: String,
+    /// Removal only: gradient energy inside the mask over the clean photo's (1 = as sharp).
+    #[serde(default)]
+    pub sharpness: Option<f64>,
+    /// Removal only: mean absolute error in a thin band just outside the mask (0 = untouched).
+    #[serde(default)]
+    pub edge_band: Option<f64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

