@@ -119,3 +119,29 @@ fn reference_wgpu_and_onnx_runtime_agree_on_every_node_kind() {
         assert!(agreement >= 60.0, "{kind} vs reference: {agreement:.1} dB");
     }
 }
+
+/// Model v2's shape (five levels, the widest at the bottom, at 1/32 of the input) on the three
+/// backends, small: the deep levels work on 2x1 and 1x1 grids here, the edge case of padding.
+#[test]
+fn a_five_level_model_agrees_across_backends() {
+    let config = UnetConfig::new(vec![8, 8, 12, 16, 24], vec![1, 1, 0, 2, 3], 4).expect("config");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = write_model_dir(dir.path(), &config, 6).expect("model dir");
+    let input = photo_input(&synthetic_photo(64, 32, 4)).expect("input");
+    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend::new(model.clone()))];
+    backends.extend(wgpu(&model).map(|b| Box::new(b) as Box<dyn Backend>));
+    backends.extend(ort(&model).map(|b| Box::new(b) as Box<dyn Backend>));
+    let mut outputs = Vec::new();
+    for backend in &mut backends {
+        for file in model.shipped_adapters() {
+            backend.install(&model.read_adapter(&file).expect("read")).expect("install");
+        }
+        backend.bind(&Mix::single("tone"), 1.0, Precision::Int8).expect("bind");
+        outputs.push((backend.kind(), values(&backend.forward(&input).expect("forward"))));
+    }
+    for (kind, output) in &outputs[1..] {
+        let agreement = psnr(&outputs[0].1, output);
+        eprintln!("{kind} vs reference on five levels: {agreement:.1} dB");
+        assert!(agreement >= 60.0, "{kind} vs reference on five levels: {agreement:.1} dB");
+    }
+}

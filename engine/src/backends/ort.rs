@@ -105,10 +105,7 @@ impl OrtBackend {
         let library = find_library()?;
         let rank = model.float.config().max_rank;
         let graph = crate::onnx::export(&model, Precision::Int8, rank)?;
-        let environment = ort::init_from(&library)
-            .map_err(|e| ort_error(format!("cannot load {}: {e}", library.display())))?
-            .build()
-            .map_err(ort_error)?;
+        let environment = environment(&library)?;
         let (providers, provider) = execution_providers();
         let session = Session::builder(&environment)
             .map_err(ort_error)?
@@ -133,6 +130,25 @@ impl OrtBackend {
             format!("ONNX Runtime ({provider}, {})", library.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
         Ok(Self { model, session, provider, rank, zeros, adapters: AdapterBank::default(), bound: None, bytes: graph.len() })
     }
+}
+
+/// The process's one ONNX Runtime environment, made on first use and kept: ONNX Runtime allows
+/// one per process, and a second `build` fails even after the first is dropped — so switching to
+/// this backend a second time (or two backends in one process) must share it.
+fn environment(library: &std::path::Path) -> Result<ort::environment::Environment> {
+    static ENVIRONMENT: std::sync::Mutex<Option<ort::environment::Environment>> = std::sync::Mutex::new(None);
+    // A poisoned lock only means another thread panicked while holding it; the Option is intact.
+    let mut made = ENVIRONMENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(environment) = made.as_ref() {
+        return Ok(environment.clone());
+    }
+    // A failure is not kept: the runtime may be installed before the next try.
+    let environment = ort::init_from(library)
+        .map_err(|e| ort_error(format!("cannot load {}: {e}", library.display())))?
+        .build()
+        .map_err(ort_error)?;
+    *made = Some(environment.clone());
+    Ok(environment)
 }
 
 /// DirectML on Windows, CoreML on macOS, the CPU provider everywhere (also as the fallback).
