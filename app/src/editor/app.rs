@@ -24,29 +24,26 @@ use crate::library::all_adapter_files;
 
 pub(super) type Loaded = (Option<PathBuf>, String, Result<Picture>);
 
+/// The editor. Fields are grouped by the kind of state they are (see the module doc); the rooms
+/// beside this file (`actions`, `events`, `jobs`, `files`, `tools`, `input`, `panels/`) each own
+/// the changes to their part.
 pub struct PrismApp {
-    pub(super) options: EditorOptions,
+    // ---- persisted between runs
     pub settings: Settings,
-    pub(super) model: Option<Model>,
-    pub(super) engine: Option<EngineHandle>,
-    pub status: EngineStatus,
-    /// Installed tools (teachers excluded), sorted by title.
-    pub tools: Vec<AdapterInfo>,
-    /// Tools whose float teacher is installed, and the teacher's size.
-    pub(super) teachers: BTreeMap<String, usize>,
+
+    // ---- the open document
     pub document: Option<Document>,
     /// Alpha channel and bit depth of the opened file, kept for saving.
     pub(super) source_format: Option<(Option<Vec<f32>>, bool)>,
-    pub(super) canvas: canvas::CanvasState,
-    pub(super) images: textures::ImageTextures,
-    pub(super) overlay: Option<textures::OverlayTexture>,
-    pub mask_tool: MaskTool,
+
+    // ---- the session: what the user is doing now
     pub tool: ToolChoice,
-    pub(super) jobs: BTreeMap<JobId, RunningJob>,
-    pub(super) next_job: JobId,
+    pub mask_tool: MaskTool,
     pub compare: Compare,
     /// "Hold to see the original" is pressed.
     pub(super) holding_original: bool,
+    pub(super) jobs: BTreeMap<JobId, RunningJob>,
+    pub(super) next_job: JobId,
     pub lightbox: Option<Lightbox>,
     pub quantized: Option<QuantCompare>,
     pub notices: Vec<Notice>,
@@ -56,10 +53,25 @@ pub struct PrismApp {
     pub show_history: bool,
     /// Typed into the adapter manager's path box.
     pub install_path: String,
+
+    // ---- what the engine said about itself
+    pub status: EngineStatus,
+    /// Installed tools (teachers excluded), sorted by title.
+    pub tools: Vec<AdapterInfo>,
+    /// Tools whose float teacher is installed, and the teacher's size.
+    pub(super) teachers: BTreeMap<String, usize>,
+
+    // ---- machinery: the engine, loader and autosave threads, textures, this frame's actions
+    pub(super) options: EditorOptions,
+    pub(super) model: Option<Model>,
+    pub(super) engine: Option<EngineHandle>,
     pub(super) loads: (Sender<Loaded>, Receiver<Loaded>),
     pub(super) loading: Option<String>,
     pub(super) autosaver: Option<autosave::Autosaver>,
     pub(super) autosaved_revision: Option<u64>,
+    pub(super) canvas: canvas::CanvasState,
+    pub(super) images: textures::ImageTextures,
+    pub(super) overlay: Option<textures::OverlayTexture>,
     pub(super) actions: Vec<Action>,
     pub(super) ctx: egui::Context,
 }
