@@ -182,7 +182,7 @@ impl PrismApp {
     }
 
     pub(super) fn tool_title(&self, name: &str) -> String {
-        self.tools.iter().find(|t| t.meta.name == name).map(|t| t.meta.title.clone()).unwrap_or_else(|| name.to_string())
+        super::state::tool_title(&self.tools, name)
     }
 
     pub(super) fn mix_title(&self, mix: &Mix) -> String {

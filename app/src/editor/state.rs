@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use eframe::egui;
-use prism_engine::backends::{BackendKind, MemoryReport};
+use prism_engine::backends::{AdapterInfo, BackendKind, MemoryReport};
 use prism_engine::imageio::RgbImage;
 use prism_engine::job::JobStats;
 use prism_engine::mix::Mix;
@@ -95,6 +95,11 @@ pub struct Notice {
 pub enum Modal {
     ConfirmOverwrite(PathBuf),
     RestoreAutosave(AutosaveSummary),
+}
+
+/// The title an installed tool shows (its id when no tool has that name).
+pub fn tool_title(tools: &[AdapterInfo], name: &str) -> String {
+    tools.iter().find(|t| t.meta.name == name).map_or_else(|| name.to_string(), |t| t.meta.title.clone())
 }
 
 /// What the engine said about itself, for the status bar.

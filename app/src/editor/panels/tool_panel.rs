@@ -9,7 +9,7 @@ use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, 
 
 use crate::editor::Settings;
 use crate::editor::actions::Action;
-use crate::editor::state::ToolChoice;
+use crate::editor::state::{ToolChoice, tool_title};
 
 /// What the panel reads besides the tool choice it edits.
 pub struct ToolPanel<'a> {
@@ -22,7 +22,7 @@ pub struct ToolPanel<'a> {
 
 impl ToolPanel<'_> {
     fn title(&self, name: &str) -> String {
-        self.tools.iter().find(|t| t.meta.name == name).map_or_else(|| name.to_string(), |t| t.meta.title.clone())
+        tool_title(self.tools, name)
     }
 }
 
