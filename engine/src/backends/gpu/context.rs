@@ -1,5 +1,5 @@
 //! The wgpu device and the compute pipelines, created once per backend. Every kernel is one WGSL
-//! file in `engine/src/shaders/`; its parameter struct and dispatch size live here beside it.
+//! file in `shaders/` beside this one; its parameter struct and dispatch size live here beside it.
 
 use std::sync::Arc;
 
