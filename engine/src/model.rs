@@ -92,10 +92,16 @@ impl Model {
         adapter_files_in(&self.dir.join(ADAPTERS_DIR).join("float"))
     }
 
+    /// Checks that `adapter` was made for this base and profile and fits its convs: what every
+    /// backend asks before installing one.
+    pub fn check_adapter(&self, adapter: &Adapter) -> Result<()> {
+        adapter.check_compatible(&self.float, &self.hash, Some(&self.profile))
+    }
+
     /// Reads an adapter in any supported layout and checks it fits this model.
     pub fn read_adapter(&self, path: &Path) -> Result<Adapter> {
         let adapter = read_any_adapter(path, &self.hash, &self.float)?;
-        adapter.check_compatible(&self.float, &self.hash, Some(&self.profile)).map_err(|e| match e {
+        self.check_adapter(&adapter).map_err(|e| match e {
             EngineError::Adapter(message) => EngineError::file(path, message),
             other => other,
         })?;

@@ -328,6 +328,25 @@ fn saved_record(path: &Path) -> (Vec<(String, String)>, Vec<prism_engine::record
     (entries.into_iter().filter(|(k, _)| k.starts_with("prism:") && k != "prism:history").collect(), history)
 }
 
+/// Picks `tool`, sets its setting, runs it (the edit becomes history step `edits`) and saves to
+/// `path`.
+fn run_and_save(
+    harness: &mut Harness<'_, PrismApp>,
+    tool: &str,
+    set: impl FnOnce(&mut prism::editor::ToolChoice),
+    edits: usize,
+    path: &Path,
+) {
+    click(harness, tool);
+    set(&mut harness.state_mut().tool);
+    // A setting's slider can appear and move the Run button: let the layout settle first.
+    harness.run_steps(2);
+    click(harness, "Run");
+    wait_for(harness, tool, |app| app.document.as_ref().is_some_and(|d| d.edit_records().len() == edits));
+    harness.state_mut().act(prism::editor::Action::SaveTo { path: path.to_path_buf(), confirmed: false });
+    harness.run_steps(2);
+}
+
 #[test]
 fn saved_files_record_the_tools_settings_as_the_command_line_does() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -336,23 +355,10 @@ fn saved_files_record_the_tools_settings_as_the_command_line_does() {
     ready(&mut harness);
 
     // Low light at an exposure set by hand, then sharpen at a blur size set by hand.
-    click(&mut harness, "Brighten low light");
-    harness.state_mut().tool.exposure = Some(1.5);
-    // The exposure slider appears and moves the Run button: let the layout settle first.
-    harness.run_steps(2);
-    click(&mut harness, "Run");
-    wait_for(&mut harness, "the low-light edit", |app| app.document.as_ref().is_some_and(|d| d.edit_records().len() == 1));
     let after_lowlight = dir.path().join("editor-lowlight.png");
-    harness.state_mut().act(prism::editor::Action::SaveTo { path: after_lowlight.clone(), confirmed: false });
-    harness.run_steps(2);
-    click(&mut harness, "Sharpen");
-    harness.state_mut().tool.blur_size = Some(2.0);
-    harness.run_steps(2);
-    click(&mut harness, "Run");
-    wait_for(&mut harness, "the sharpen edit", |app| app.document.as_ref().is_some_and(|d| d.edit_records().len() == 2));
+    run_and_save(&mut harness, "Brighten low light", |tool| tool.exposure = Some(1.5), 1, &after_lowlight);
     let after_both = dir.path().join("editor-both.png");
-    harness.state_mut().act(prism::editor::Action::SaveTo { path: after_both.clone(), confirmed: false });
-    harness.run_steps(2);
+    run_and_save(&mut harness, "Sharpen", |tool| tool.blur_size = Some(2.0), 2, &after_both);
 
     let (entries, history) = saved_record(&after_lowlight);
     let get = |entries: &[(String, String)], key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());

@@ -19,16 +19,6 @@ impl BackendKind {
     /// Every backend, in the order menus list them.
     pub const ALL: [Self; 4] = [Self::Auto, Self::Reference, Self::Wgpu, Self::Ort];
 
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "auto" => Some(Self::Auto),
-            "reference" => Some(Self::Reference),
-            "wgpu" => Some(Self::Wgpu),
-            "ort" => Some(Self::Ort),
-            _ => None,
-        }
-    }
-
     /// What a menu shows for it.
     pub fn describe(self) -> &'static str {
         match self {

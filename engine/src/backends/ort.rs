@@ -177,7 +177,7 @@ impl Backend for OrtBackend {
     }
 
     fn install(&mut self, adapter: &Adapter) -> Result<AdapterInfo> {
-        adapter.check_compatible(&self.model.float, &self.model.hash, Some(&self.model.profile))?;
+        self.model.check_adapter(adapter)?;
         // The graph's LoRA inputs are int8 on the shared grids: a float adapter goes on them first.
         let quantized;
         let source = if adapter.meta.precision == AdapterPrecision::Float {

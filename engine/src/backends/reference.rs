@@ -43,7 +43,7 @@ impl Backend for ReferenceBackend {
     }
 
     fn install(&mut self, adapter: &Adapter) -> Result<AdapterInfo> {
-        adapter.check_compatible(&self.model.float, &self.model.hash, Some(&self.model.profile))?;
+        self.model.check_adapter(adapter)?;
         let resident = ResidentAdapter::new(adapter, Some(&self.model.profile), &self.device)?;
         Ok(self.bank.insert(resident))
     }

@@ -278,7 +278,7 @@ impl Backend for WgpuBackend {
     }
 
     fn install(&mut self, adapter: &Adapter) -> Result<AdapterInfo> {
-        adapter.check_compatible(&self.model.float, &self.model.hash, Some(&self.model.profile))?;
+        self.model.check_adapter(adapter)?;
         let resident = ResidentAdapter::new(adapter, Some(&self.model.profile), &Device::Cpu)?;
         let gpu_adapter = self.upload_adapter(&resident, adapter.stored_bytes())?;
         self.bound = None;
