@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     };
     for task in ALL_TASKS {
         let examples = heldout_examples(data, task, 128)?;
-        let batch = Batch::new(&examples)?;
+        let batch = Batch::new(&examples, base.config().hole_fill)?;
         let mut observer = RangeObserver::default();
         let loss = batch.loss(&base.forward(&batch.input, None, &mut observer)?)?.to_scalar::<f32>()?;
         let largest = observer.absmax.values().cloned().fold(0f32, f32::max);

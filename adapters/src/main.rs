@@ -9,6 +9,7 @@ use prism_adapters::recipe::{AdapterLayout, shipped_config, train_adapter, train
 use prism_adapters::tasks::{ALL_TASKS, Task};
 use prism_adapters::train::{Penalty, RunSettings, Weighting};
 use prism_engine::graph::LoraPlacement;
+use prism_engine::hole_fill::HoleFill;
 
 // glibc's malloc hands large tensors back to the kernel after every step; mimalloc keeps them,
 // which makes the training loop markedly faster (DESIGN.md).
@@ -56,6 +57,10 @@ enum Command {
         /// model may have more or fewer levels than the shipped one.
         #[arg(long, value_delimiter = ',', requires = "channels")]
         blocks: Option<Vec<usize>>,
+        /// What the model sees where it fills: blank (the shipped model) or a smooth push-pull
+        /// guess from the surroundings that it refines (model v2). Recorded in the model's config.
+        #[arg(long, value_enum, default_value_t = HoleFill::Blank)]
+        hole_fill: HoleFill,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -231,13 +236,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Data { action: DataAction::Fetch { photos } } => {
             prism_adapters::data::fetch(&cli.data, &photos)?;
         }
-        Command::TrainBase { tasks, init, weighting, channels, blocks, run } => {
+        Command::TrainBase { tasks, init, weighting, channels, blocks, hole_fill, run } => {
             let tasks = parse_tasks(&tasks)?;
             let settings = run.settings(3e-4, 1e-4);
-            let config = match channels {
+            let shape = match channels {
                 Some(channels) => sized_config(channels, blocks)?,
                 None => shipped_config()?,
             };
+            let config = prism_engine::unet::UnetConfig { hole_fill, ..shape };
             let model = train_base(&cli.data, &config, &settings, &tasks, weighting, run.fresh, init.as_deref())?;
             println!(
                 "base model {} written to {}",

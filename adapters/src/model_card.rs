@@ -289,7 +289,7 @@ fn base_alone(data_dir: &Path, base: &Unet) -> Result<BaseAlone> {
     let mut parts = Vec::new();
     let mut improved = Vec::new();
     for task in ALL_TASKS {
-        let batch = Batch::new(&crate::quad::heldout_examples(data_dir, task, 128)?)?;
+        let batch = Batch::new(&crate::quad::heldout_examples(data_dir, task, 128)?, base.config().hole_fill)?;
         let loss = batch.loss(&base.forward(&batch.input, None, &mut FloatActivations)?)?.to_scalar::<f32>()? as f64;
         let identity = batch.identity_loss()?;
         parts.push(format!("{} {loss:.3} / {identity:.3}", task.id()));

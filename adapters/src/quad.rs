@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use prism_engine::adapter::{Adapter, AdapterPrecision, ResidentAdapter, bind_mix, pooled_lora_quantizers};
 use prism_engine::calibrate::calibrate_activations;
+use prism_engine::hole_fill::HoleFill;
 use prism_engine::job::add_residual;
 use prism_engine::model::{ADAPTERS_DIR, Model};
 use prism_engine::quant::{Affine, LoraQuant, Profile, QuantSim, quantized_weights_model};
@@ -111,8 +112,8 @@ pub fn heldout_examples(data_dir: &Path, task: Task, crop: usize) -> Result<Vec<
     Ok(out)
 }
 
-fn inputs_of(examples: &[Example]) -> Result<Vec<Tensor>> {
-    examples.iter().map(|e| Ok(prism_engine::job::model_input(&e.input, &e.mask, e.hide_masked)?)).collect()
+fn inputs_of(examples: &[Example], hole_fill: HoleFill) -> Result<Vec<Tensor>> {
+    examples.iter().map(|e| Ok(prism_engine::job::model_input(&e.input, &e.mask, e.hide_masked.then_some(hole_fill))?)).collect()
 }
 
 /// PSNR of the quantized model's output images against the float model's, over `inputs`.
@@ -161,6 +162,7 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridC
     let set = TrainingSet::load(data_dir)?;
     let base = load_base(data_dir)?;
     let hash = base.content_hash()?;
+    let fill = base.config().hole_fill;
     let mut teachers = BTreeMap::new();
     for task in ALL_TASKS {
         let path = teacher_path(data_dir, task);
@@ -175,7 +177,7 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridC
     eprintln!("calibrating activations");
     let calibration: BTreeMap<Task, Vec<Example>> =
         ALL_TASKS.iter().map(|&t| (t, training_examples(&set, t, 6, 77 + t as u64))).collect();
-    let all_inputs: Vec<Tensor> = calibration.values().map(|e| inputs_of(e)).collect::<Result<Vec<_>>>()?.concat();
+    let all_inputs: Vec<Tensor> = calibration.values().map(|e| inputs_of(e, fill)).collect::<Result<Vec<_>>>()?.concat();
     let teacher_refs: Vec<&Adapter> = teachers.values().collect();
     let activations: BTreeMap<String, f32> = calibrate_activations(&base, &all_inputs, &teacher_refs, 16)?
         .into_iter()
@@ -192,7 +194,7 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridC
     let mut sensitivity = BTreeMap::new();
     for (&task, teacher) in &teachers {
         let own = with_lora(&calibrated, pooled_lora_quantizers(&[teacher]), &format!("ptq-own:{}", task.id()))?;
-        let (_, mse) = agreement(&model, teacher, teacher, &own, &inputs_of(&calibration[&task])?)?;
+        let (_, mse) = agreement(&model, teacher, teacher, &own, &inputs_of(&calibration[&task], fill)?)?;
         sensitivity.insert(task, mse);
         own_profiles.insert(task, own);
     }
@@ -254,7 +256,7 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridC
         students.insert(task, student);
     }
     for (&task, teacher) in &teachers {
-        let table_inputs = inputs_of(&heldout_examples(data_dir, task, TABLE_CROP)?)?;
+        let table_inputs = inputs_of(&heldout_examples(data_dir, task, TABLE_CROP)?, fill)?;
         let (own_ptq_db, _) = agreement(&model, teacher, teacher, &own_profiles[&task], &table_inputs)?;
         let (shared_ptq_db, _) = agreement(&model, teacher, teacher, &shared, &table_inputs)?;
         let student = &students[&task];
@@ -321,12 +323,13 @@ fn distill(
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
     let quantized: &Unet = &model.quantized;
-    let validation = set.validation_batch(&[task], 8, crop)?.with_penalty(task.penalty());
+    let fill = base.config().hole_fill;
+    let validation = set.validation_batch(&[task], 8, crop, fill)?.with_penalty(task.penalty());
     run.train(
         &format!("quad {}", task.id()),
         settings,
         &validation,
-        &mut |rng| Ok(set.batch(&[task], batch, crop, rng)?.with_penalty(task.penalty())),
+        &mut |rng| Ok(set.batch(&[task], batch, crop, fill, rng)?.with_penalty(task.penalty())),
         &mut |vars, batch: &Batch| {
             let teacher_out = base.forward(&batch.input, Some(&teacher_set), &mut FloatActivations)?.detach();
             let mut pairs = Vec::with_capacity(grids.len());

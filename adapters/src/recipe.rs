@@ -119,10 +119,12 @@ pub fn train_base(
         Some(path) => {
             let file = TensorFile::read(path).with_context(|| format!("reading the starting base {}", path.display()))?;
             let model = Unet::from_file(&file, &Device::Cpu)?;
-            if model.config() != config {
+            // Only the shape must match: a later stage may show the hidden pixels differently.
+            let shape_only = UnetConfig { hole_fill: config.hole_fill, ..model.config().clone() };
+            if shape_only != *config {
                 bail!("{} is a {:?} model, not the {:?} being trained", path.display(), model.config(), config);
             }
-            Some(model)
+            Some(Unet::new(config, &model.tensors()?)?)
         }
         None => None,
     };
@@ -166,8 +168,9 @@ pub fn base_run(
     let info = serde_json::json!({ "kind": "base", "config": config, "parametrization": "weight-norm", "weighting": weighting });
     let mut run = Run::open(checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
-    let validation = weighting.apply(set.validation_batch(tasks, 4, crop)?)?;
-    let mut next_batch = |rng: &mut _| weighting.apply(set.batch(tasks, batch, crop, rng)?);
+    let fill = config.hole_fill;
+    let validation = weighting.apply(set.validation_batch(tasks, 4, crop, fill)?)?;
+    let mut next_batch = |rng: &mut _| weighting.apply(set.batch(tasks, batch, crop, fill, rng)?);
     run.train("base", settings, &validation, &mut next_batch, &mut |vars, batch| {
         let model = model_from_vars(config, vars)?;
         batch.loss(&model.forward(&batch.input, None, &mut FloatActivations)?)
@@ -425,8 +428,9 @@ pub fn train_adapter(
     };
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
-    let validation = set.validation_batch(&[task], 16, crop)?.with_penalty(penalty);
-    let mut next_batch = |rng: &mut _| Ok(set.batch(&[task], batch, crop, rng)?.with_penalty(penalty));
+    let fill = base.config().hole_fill;
+    let validation = set.validation_batch(&[task], 16, crop, fill)?.with_penalty(penalty);
+    let mut next_batch = |rng: &mut _| Ok(set.batch(&[task], batch, crop, fill, rng)?.with_penalty(penalty));
     run.train(task.id(), settings, &validation, &mut next_batch, &mut |vars, batch| {
         let lora = lora_set(&base, &var_pairs(vars), 1.0, layout.placement)?;
         batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)

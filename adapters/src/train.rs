@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use candle_core::{D, DType, Device, Tensor, Var};
 use indicatif::{ProgressBar, ProgressStyle};
+use prism_engine::hole_fill::HoleFill;
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::job::model_input;
 use prism_engine::tensorfile::{RawTensor, TensorFile};
@@ -65,7 +66,7 @@ impl TrainingSet {
     }
 
     /// A fixed batch (its own seed) with `per_task` examples of every task in `tasks`.
-    pub fn validation_batch(&self, tasks: &[Task], per_task: usize, size: usize) -> Result<Batch> {
+    pub fn validation_batch(&self, tasks: &[Task], per_task: usize, size: usize, hole_fill: HoleFill) -> Result<Batch> {
         let mut rng = StdRng::seed_from_u64(0x5eed);
         let mut examples = Vec::new();
         for &task in tasks {
@@ -73,18 +74,18 @@ impl TrainingSet {
                 examples.push(degrade(task, &self.random_crop(size, &mut rng), &self.stamps, &mut rng));
             }
         }
-        Batch::new(&examples)
+        Batch::new(&examples, hole_fill)
     }
 
     /// `count` examples of tasks drawn from `tasks`.
-    pub fn batch(&self, tasks: &[Task], count: usize, size: usize, rng: &mut StdRng) -> Result<Batch> {
+    pub fn batch(&self, tasks: &[Task], count: usize, size: usize, hole_fill: HoleFill, rng: &mut StdRng) -> Result<Batch> {
         let examples: Vec<Example> = (0..count)
             .map(|_| {
                 let task = tasks[rng.random_range(0..tasks.len())];
                 degrade(task, &self.random_crop(size, rng), &self.stamps, rng)
             })
             .collect();
-        Batch::new(&examples)
+        Batch::new(&examples, hole_fill)
     }
 }
 
@@ -142,14 +143,15 @@ impl Weighting {
 const RELATIVE_FLOOR: f64 = 0.02;
 
 impl Batch {
-    pub fn new(examples: &[Example]) -> Result<Self> {
+    /// The examples as the model sees them, hidden pixels shown as `hole_fill`.
+    pub fn new(examples: &[Example], hole_fill: HoleFill) -> Result<Self> {
         let device = &Device::Cpu;
         let mut inputs = Vec::with_capacity(examples.len());
         let mut targets = Vec::with_capacity(examples.len());
         let mut weights = Vec::with_capacity(examples.len());
         for ex in examples {
             let (w, h) = (ex.target.width, ex.target.height);
-            inputs.push(model_input(&ex.input, &ex.mask, ex.hide_masked)?);
+            inputs.push(model_input(&ex.input, &ex.mask, ex.hide_masked.then_some(hole_fill))?);
             let target: Vec<f32> = ex.target.data.iter().map(|v| v * 2.0 - 1.0).collect();
             targets.push(Tensor::from_vec(target, (1, h, w, 3), device)?);
             weights.push(Tensor::from_vec(binary(&ex.loss_mask), (1, h, w, 1), device)?);
@@ -488,7 +490,7 @@ mod tests {
             }
         }
         let example = Example { input: target.clone(), mask: mask.clone(), hide_masked: true, target, loss_mask: mask.clone() };
-        let batch = Batch::new(&[example]).unwrap();
+        let batch = Batch::new(&[example], HoleFill::Blank).unwrap();
         let mut residual = vec![0f32; 8 * 8 * 3];
         for y in 0..8 {
             for x in 0..8 {

@@ -6,6 +6,7 @@ use prism_adapters::recipe::{
     AdapterLayout, base_run, float_adapter, init_lora, lora_set, model_from_vars, task_meta, var_pairs, warm_lora,
 };
 use prism_engine::graph::LoraPlacement;
+use prism_engine::hole_fill::HoleFill;
 
 const EVERY: LoraPlacement = LoraPlacement::EVERY_CONV;
 
@@ -42,9 +43,11 @@ fn base_training_lowers_the_validation_loss() {
 #[test]
 fn relative_weighting_scores_doing_nothing_as_one_per_example() {
     let set = photos();
-    let uniform = set.validation_batch(&[Task::Lowlight, Task::Denoise], 3, 32).unwrap();
+    let uniform = set.validation_batch(&[Task::Lowlight, Task::Denoise], 3, 32, HoleFill::Blank).unwrap();
     let plain = uniform.identity_loss().unwrap();
-    let relative = Weighting::Relative.apply(set.validation_batch(&[Task::Lowlight, Task::Denoise], 3, 32).unwrap()).unwrap();
+    let relative = Weighting::Relative
+        .apply(set.validation_batch(&[Task::Lowlight, Task::Denoise], 3, 32, HoleFill::Blank).unwrap())
+        .unwrap();
     // Dark and noisy crops are far above the floor, so each example's doing-nothing loss is 1.
     let ones = relative.identity_loss().unwrap();
     assert!((ones - 1.0).abs() < 1e-4, "relative doing-nothing loss {ones}, expected 1 (plain L1 {plain})");
@@ -52,8 +55,22 @@ fn relative_weighting_scores_doing_nothing_as_one_per_example() {
 }
 
 #[test]
+fn a_smooth_hole_fill_starts_removal_closer_to_the_photo_than_a_blank_one() {
+    let set = photos();
+    let blank = set.validation_batch(&[Task::Remove], 6, 48, HoleFill::Blank).unwrap();
+    let smooth = set.validation_batch(&[Task::Remove], 6, 48, HoleFill::Smooth).unwrap();
+    // The same examples (the validation batch has its own seed), shown two ways.
+    assert_eq!(
+        blank.target.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        smooth.target.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    let (blank_loss, smooth_loss) = (blank.identity_loss().unwrap(), smooth.identity_loss().unwrap());
+    assert!(smooth_loss < 0.7 * blank_loss, "doing nothing on a smooth fill {smooth_loss}, on a blank one {blank_loss}");
+}
+
+#[test]
 fn squared_penalty_charges_the_square_of_each_error() {
-    let batch = photos().validation_batch(&[Task::Colorize], 4, 32).unwrap();
+    let batch = photos().validation_batch(&[Task::Colorize], 4, 32, HoleFill::Blank).unwrap();
     let error = (batch.input.narrow(3, 0, 3).unwrap() - &batch.target).unwrap();
     let weight = batch.weight.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let errors = error.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -104,12 +121,18 @@ fn lora_training_moves_only_the_adapter_and_lowers_its_loss() {
     let s = settings(60);
     let mut run =
         Run::open(&dir.path().join("lora.ckpt"), init_lora(&base, 4, 3, EVERY).unwrap(), &s, serde_json::json!({})).unwrap();
-    let validation = set.validation_batch(&[Task::Colorize], 8, 32).unwrap();
+    let validation = set.validation_batch(&[Task::Colorize], 8, 32, HoleFill::Blank).unwrap();
     let identity = validation.identity_loss().unwrap();
-    run.train("test", &s, &validation, &mut |rng| set.batch(&[Task::Colorize], 4, 32, rng), &mut |vars, batch| {
-        let lora = lora_set(&base, &var_pairs(vars), 1.0, EVERY)?;
-        batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
-    })
+    run.train(
+        "test",
+        &s,
+        &validation,
+        &mut |rng| set.batch(&[Task::Colorize], 4, 32, HoleFill::Blank, rng),
+        &mut |vars, batch| {
+            let lora = lora_set(&base, &var_pairs(vars), 1.0, EVERY)?;
+            batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
+        },
+    )
     .unwrap();
     let last = run.validation.last().unwrap().1;
     assert!(last < identity, "LoRA validation loss {last} is not below the do-nothing loss {identity}");
@@ -152,7 +175,7 @@ fn warm_starts_begin_at_the_given_weights() {
     // A rank-4 adapter grown to rank 8 gives the same output as before.
     let grown = warm_lora(&start, &path, layout(8), 1).unwrap();
     assert_eq!(grown[0].dims()[1], 8);
-    let input = photos().validation_batch(&[Task::Denoise], 2, 32).unwrap().input;
+    let input = photos().validation_batch(&[Task::Denoise], 2, 32, HoleFill::Blank).unwrap().input;
     let output = |vars: &[candle_core::Tensor]| {
         let pairs: Vec<_> = vars.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
         start.forward(&input, Some(&lora_set(&start, &pairs, 1.0, EVERY).unwrap()), &mut FloatActivations).unwrap()

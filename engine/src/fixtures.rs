@@ -24,6 +24,7 @@ pub fn tiny_config() -> UnetConfig {
         channels: vec![8, 12],
         blocks: vec![1, 1],
         max_rank: 4,
+        hole_fill: crate::hole_fill::HoleFill::Blank,
     }
 }
 

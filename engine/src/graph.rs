@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::conv::ConvGeometry;
 use crate::error::{EngineError, Result};
+use crate::hole_fill::HoleFill;
 
 pub const ARCH_NAME: &str = "prism-unet";
 pub const ARCH_VERSION: u32 = 1;
-/// RGB in [-1, 1] (masked pixels 0 for local tools) plus the mask.
+/// RGB in [-1, 1] (for local tools, masked pixels as the config's [`HoleFill`] says) plus the mask.
 pub const INPUT_CHANNELS: usize = 4;
 pub const OUTPUT_CHANNELS: usize = 3;
 /// The stem works at half resolution on pixel-unshuffled input.
@@ -34,11 +35,15 @@ pub struct UnetConfig {
     pub blocks: Vec<usize>,
     /// Largest LoRA rank the compiled graph accepts per adapter.
     pub max_rank: usize,
+    /// What the input shows where a local tool fills (absent in files written before it existed).
+    #[serde(default, skip_serializing_if = "HoleFill::is_blank")]
+    pub hole_fill: HoleFill,
 }
 
 impl UnetConfig {
     pub fn new(channels: Vec<usize>, blocks: Vec<usize>, max_rank: usize) -> Result<Self> {
-        let config = Self { arch: ARCH_NAME.into(), version: ARCH_VERSION, channels, blocks, max_rank };
+        let config =
+            Self { arch: ARCH_NAME.into(), version: ARCH_VERSION, channels, blocks, max_rank, hole_fill: HoleFill::Blank };
         config.validate()?;
         Ok(config)
     }

@@ -1,8 +1,8 @@
 //! One edit: choose the region, cut it into model-sized pieces, run them, paste the result back.
 //!
 //! Local tools (object removal) crop around the mask's bounding box with context, shrink the crop
-//! to the working size if it is larger, hide the masked pixels from the model, and paste the
-//! result back with a feathered mask. Global tools run over the mask's bounding box (or the whole
+//! to the working size if it is larger, hide the masked pixels from the model (showing it the
+//! model's [`HoleFill`] there), and paste the fill back into the masked pixels only. Global tools run over the mask's bounding box (or the whole
 //! image) in overlapping tiles blended with linear ramps, so no tile is ever larger than
 //! `TILE` pixels a side however large the photo. Upscaling tools resize the image first and then
 //! refine it tile by tile.
@@ -15,6 +15,7 @@ use candle_core::{Device, Tensor};
 use crate::adapter::Region;
 use crate::backends::{AdapterBank, Backend, BackendKind, MemoryReport, Precision};
 use crate::error::{EngineError, Result};
+use crate::hole_fill::{HoleFill, smooth_fill};
 use crate::imageio::{Mask, RgbImage};
 use crate::mix::Mix;
 use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
@@ -91,8 +92,9 @@ pub fn run_edit(
     if let Some(sigma) = blur_size {
         view = Some(unsharp(view.as_ref().unwrap_or(&job.image), sigma));
     }
+    let hole_fill = backend.config().hole_fill;
     let mut run = |input: &RgbImage, mask: &Mask, hide_masked: bool| -> Result<RgbImage> {
-        let tensor = model_input(input, mask, hide_masked)?;
+        let tensor = model_input(input, mask, hide_masked.then_some(hole_fill))?;
         let start = Instant::now();
         let residual = backend.forward(&tensor)?;
         forward_time += start.elapsed();
@@ -198,20 +200,27 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     Ok(Plan { region, exposure, blur_size, scale, alignment: backend.alignment() })
 }
 
-/// `[1,H,W,4]`: RGB in [-1,1] (masked pixels 0 when hidden) and the binary mask.
-pub fn model_input(image: &RgbImage, mask: &Mask, hide_masked: bool) -> Result<Tensor> {
+/// `[1,H,W,4]`: RGB in [-1,1] and the binary mask. With `hide`, the masked pixels are hidden
+/// from the model and shown as that fill instead (local tools); without, they are shown as they are.
+pub fn model_input(image: &RgbImage, mask: &Mask, hide: Option<HoleFill>) -> Result<Tensor> {
+    let edit: Vec<bool> = mask.data.iter().map(|&m| m > HIDDEN).collect();
+    let filled = match hide {
+        Some(HoleFill::Smooth) => Some(smooth_fill(image, &edit)),
+        Some(HoleFill::Blank) | None => None,
+    };
+    let shown = filled.as_ref().unwrap_or(image);
+    let blank = hide == Some(HoleFill::Blank);
     let mut data = Vec::with_capacity(image.width * image.height * 4);
-    for (pixel, &m) in image.data.chunks_exact(3).zip(&mask.data) {
-        let edit = if m > HIDDEN { 1.0 } else { 0.0 };
-        let keep = if hide_masked { 1.0 - edit } else { 1.0 };
+    for (pixel, &edit) in shown.data.chunks_exact(3).zip(&edit) {
+        let keep = if blank && edit { 0.0 } else { 1.0 };
         data.extend(pixel.iter().map(|v| (v * 2.0 - 1.0) * keep));
-        data.push(edit);
+        data.push(if edit { 1.0 } else { 0.0 });
     }
     Ok(Tensor::from_vec(data, (1, image.height, image.width, 4), &Device::Cpu)?)
 }
 
-/// The model's view of its input plus the residual, back in [0, 1]. Hidden (masked) pixels are 0
-/// in that view, so there the residual is the whole fill.
+/// The model's view of its input plus the residual, back in [0, 1]. Hidden (masked) pixels show
+/// the config's hole fill in that view, so there the residual is the rest of the fill.
 pub fn add_residual(input: &Tensor, residual: &Tensor) -> Result<RgbImage> {
     let (_, height, width, _) = input.dims4()?;
     let seen = input.narrow(3, 0, 3)?.flatten_all()?.to_vec1::<f32>()?;
@@ -363,6 +372,33 @@ fn global_edit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_model_sees_a_hole_blank_or_smoothly_filled_and_the_rest_as_it_is() {
+        let (w, h) = (24, 16);
+        let mut image = RgbImage::new(w, h);
+        image.data.iter_mut().for_each(|v| *v = 0.75);
+        let mut mask = Mask::filled(w, h, 0.0);
+        for y in 4..12 {
+            for x in 6..18 {
+                mask.data[y * w + x] = 1.0;
+                image.data[(y * w + x) * 3..(y * w + x) * 3 + 3].fill(0.0);
+            }
+        }
+        let rgb_at = |t: &Tensor, x: usize, y: usize| t.get(0).unwrap().get(y).unwrap().get(x).unwrap().to_vec1::<f32>().unwrap();
+        let inside = |t: &Tensor| rgb_at(t, 10, 8);
+        let outside = |t: &Tensor| rgb_at(t, 1, 1);
+        let shown = model_input(&image, &mask, None).unwrap();
+        let blank = model_input(&image, &mask, Some(HoleFill::Blank)).unwrap();
+        let smooth = model_input(&image, &mask, Some(HoleFill::Smooth)).unwrap();
+        // In [-1, 1]: the photo's 0.75 is 0.5, its 0 is -1; the mask channel is 1 in the hole.
+        assert_eq!(inside(&shown), vec![-1.0, -1.0, -1.0, 1.0]);
+        assert_eq!(inside(&blank), vec![0.0, 0.0, 0.0, 1.0]);
+        assert!(inside(&smooth)[..3].iter().all(|v| (v - 0.5).abs() < 1e-5), "{:?}", inside(&smooth));
+        for t in [&shown, &blank, &smooth] {
+            assert_eq!(outside(t), vec![0.5, 0.5, 0.5, 0.0]);
+        }
+    }
 
     /// Whatever the model returns, a removal changes only the pixels it filled: the band just
     /// outside the mask keeps the photo exactly (no halo), and the hole gets the model's fill.

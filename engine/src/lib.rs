@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod fixtures;
 pub mod graph;
+pub mod hole_fill;
 pub mod imageio;
 pub mod job;
 pub mod mix;

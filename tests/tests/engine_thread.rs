@@ -208,8 +208,8 @@ impl Backend for PanickingBackend {
     fn memory(&self) -> MemoryReport {
         self.0.memory()
     }
-    fn alignment(&self) -> usize {
-        self.0.alignment()
+    fn config(&self) -> &prism_engine::unet::UnetConfig {
+        self.0.config()
     }
 }
 

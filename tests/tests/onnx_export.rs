@@ -69,7 +69,7 @@ fn onnx_runtime_runs_the_export_with_two_adapters_fed_into_one_session() {
     let photo = load_picture(&assets.join("samples/coffee.jpg"), 1 << 26).expect("sample").rgb;
     let (w, h) = (96, 64);
     let crop = photo.crop_clamped(240, 120, w, h);
-    let input = model_input(&crop, &Mask::filled(w, h, 1.0), false).expect("input");
+    let input = model_input(&crop, &Mask::filled(w, h, 1.0), None).expect("input");
     let nhwc = input.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
     let image = write_raw(&dir.path().join("image.bin"), &f32_bytes(&to_nchw(&nhwc, h, w, 4)));
 
@@ -159,7 +159,7 @@ mod ort_backend {
             reference.install(&adapter).expect("install on reference");
         }
         let photo = load_picture(&assets.join("samples/astronaut.jpg"), 1 << 26).expect("sample").rgb;
-        let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), false).expect("input");
+        let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), None).expect("input");
         let values = |t: candle_core::Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
         for tool in ["denoise", "colorize", "denoise"] {
             let mix = Mix::single(tool);

@@ -21,7 +21,7 @@ use prism_engine::fixtures::{photo_input, random_adapter, random_model, syntheti
 use prism_engine::mix::Mix;
 use prism_engine::model::Model;
 use prism_engine::quant::QuantSim;
-use prism_engine::unet::{ARCH_NAME, ARCH_VERSION, ActivationHook, FloatActivations, UnetConfig};
+use prism_engine::unet::{ActivationHook, FloatActivations, UnetConfig};
 
 /// QuantSim (or the float model) that keeps every stored tensor.
 struct Recorder<'a> {
@@ -99,7 +99,7 @@ fn compare(a: &[f32], b: &[f32]) -> (f32, f64) {
 }
 
 fn random_model_dir(dir: &Path, channels: Vec<usize>, blocks: Vec<usize>, ranks: &[usize], bits: u32) -> Model {
-    let config = UnetConfig { arch: ARCH_NAME.into(), version: ARCH_VERSION, channels, blocks, max_rank: 8 };
+    let config = UnetConfig::new(channels, blocks, 8).expect("config");
     let float = random_model(&config, 7).expect("model");
     let adapters: Vec<_> = ranks
         .iter()

@@ -19,6 +19,7 @@ use crate::adapter::{Adapter, AdapterPrecision};
 use crate::error::{EngineError, Result};
 use crate::mix::Mix;
 use crate::model::Model;
+use crate::unet::UnetConfig;
 
 fn ort_error(message: impl std::fmt::Display) -> EngineError {
     EngineError::Backend(format!("ONNX Runtime: {message}"))
@@ -287,7 +288,7 @@ impl Backend for OrtBackend {
         MemoryReport { base_bytes: self.bytes, adapter_bytes: self.adapters.stored_bytes(), adapters: self.adapters.len() }
     }
 
-    fn alignment(&self) -> usize {
-        self.model.float.config().alignment()
+    fn config(&self) -> &UnetConfig {
+        self.model.float.config()
     }
 }

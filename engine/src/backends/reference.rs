@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::mix::Mix;
 use crate::model::Model;
 use crate::quant::QuantSim;
-use crate::unet::{FloatActivations, LoraSet};
+use crate::unet::{FloatActivations, LoraSet, UnetConfig};
 
 /// candle on the CPU: the float model and the QuantSim int8 model.
 pub struct ReferenceBackend {
@@ -78,7 +78,7 @@ impl Backend for ReferenceBackend {
         MemoryReport { base_bytes: self.model.int8_bytes(), adapter_bytes: self.bank.stored_bytes(), adapters: self.bank.len() }
     }
 
-    fn alignment(&self) -> usize {
-        self.model.float.config().alignment()
+    fn config(&self) -> &UnetConfig {
+        self.model.float.config()
     }
 }

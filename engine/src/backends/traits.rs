@@ -7,6 +7,7 @@ use super::{BackendKind, Precision};
 use crate::adapter::{Adapter, AdapterMeta};
 use crate::error::Result;
 use crate::mix::Mix;
+use crate::unet::UnetConfig;
 
 /// What an installed adapter looks like from outside the engine.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,5 +39,10 @@ pub trait Backend: Send {
     /// Runs the bound model on `[1,H,W,4]` and returns the residual `[1,H,W,3]`.
     fn forward(&mut self, input: &Tensor) -> Result<Tensor>;
     fn memory(&self) -> MemoryReport;
-    fn alignment(&self) -> usize;
+    /// The config of the model this backend runs.
+    fn config(&self) -> &UnetConfig;
+    /// Sides of the model's input must be multiples of this.
+    fn alignment(&self) -> usize {
+        self.config().alignment()
+    }
 }

@@ -17,6 +17,7 @@ use crate::graph::ConvSpec;
 use crate::mix::Mix;
 use crate::model::Model;
 use crate::quant::{LoraQuant, quantize_weight_per_channel};
+use crate::unet::UnetConfig;
 
 /// One conv's compiled weights.
 pub(super) struct GpuLayer {
@@ -361,7 +362,7 @@ impl Backend for WgpuBackend {
         MemoryReport { base_bytes: m.base_int8, adapter_bytes: m.adapters_int8, adapters: self.adapters.len() }
     }
 
-    fn alignment(&self) -> usize {
-        self.model.float.config().alignment()
+    fn config(&self) -> &UnetConfig {
+        self.model.float.config()
     }
 }
