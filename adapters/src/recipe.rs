@@ -359,6 +359,23 @@ pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profi
     }
 }
 
+/// Rewrites every shipped adapter's (and float teacher's) words — title, description, example
+/// prompts — from [`Task`], keeping everything else; returns the files rewritten.
+pub fn describe_shipped(assets: &Path) -> Result<Vec<PathBuf>> {
+    let dirs = [assets.join(prism_engine::model::ADAPTERS_DIR), assets.join(prism_engine::model::ADAPTERS_DIR).join("float")];
+    let mut written = Vec::new();
+    for path in dirs.iter().flat_map(|d| prism_engine::model::adapter_files_in(d)) {
+        let mut adapter = Adapter::read(&path)?;
+        let Some(task) = Task::parse(&adapter.meta.task) else { continue };
+        adapter.meta.title = task.title().into();
+        adapter.meta.description = task.description().into();
+        adapter.meta.example_prompts = task.example_prompts().iter().map(|s| s.to_string()).collect();
+        adapter.write(&path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// Kernel-layout pairs (one per conv `placement` covers) as a float adapter file's tensors (the
 /// file's rank is the pairs' rank).
 pub fn float_adapter(

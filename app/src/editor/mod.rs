@@ -27,7 +27,6 @@ mod jobs;
 mod mask;
 mod metrics;
 mod panels;
-mod prompt;
 mod settings;
 mod state;
 mod textures;
@@ -46,7 +45,7 @@ pub use document::Document;
 pub use mask::{Brush, MaskLayer};
 pub use metrics::Agreement;
 pub use panels::SHORTCUTS;
-pub use prompt::PromptMatch;
+pub use prism_text::keywords::PromptMatch;
 pub use settings::{Settings, Theme};
 pub use state::{EngineStatus, Lightbox, LightboxEntry, Notice, QuantCompare, QuantShow, ToolChoice};
 

@@ -1,6 +1,8 @@
 //! The tool the next run uses: picked from the palette or chosen from a typed request.
 
-use super::{PrismApp, prompt};
+use prism_text::keywords as prompt;
+
+use super::PrismApp;
 
 impl PrismApp {
     pub(super) fn pick_tool(&mut self, name: String) {

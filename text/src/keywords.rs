@@ -1,7 +1,7 @@
-//! The prompt box: a typed request ("remove the person and clean up the noise") picks and weights
-//! tools by matching the words against each adapter's name, title, description and example
-//! prompts. No language model: the adapters' own metadata is the vocabulary, so a user adapter
-//! with good example prompts is found the same way as a shipped one.
+//! The keyword matcher the prompt box used before the sentence encoder: a typed request picks and
+//! weights tools by matching word stems against each adapter's name, title, description and
+//! example prompts. Kept as the baseline the encoder's routing is measured against
+//! (`cargo run --release -p prism-text --example routing`).
 
 use std::collections::BTreeSet;
 
