@@ -287,8 +287,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Encoder { assets, prompts, reference } => {
             let prompts = prism_adapters::text_encoder::heldout_prompts(&prompts)?;
-            let agreement =
-                prism_adapters::text_encoder::build(&cli.data.join("wheels"), &assets, &prompts, &reference)?;
+            let agreement = prism_adapters::text_encoder::build(&cli.data.join("wheels"), &assets, &prompts, &reference)?;
             println!("{}", serde_json::to_string_pretty(&agreement)?);
         }
         Command::Placements { channels, blocks, ranks, tools } => {

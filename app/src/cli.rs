@@ -53,11 +53,15 @@ struct ModelArgs {
 struct EditArgs {
     input: PathBuf,
     /// Tool (installed adapter) to apply.
-    #[arg(long, conflicts_with = "mix")]
+    #[arg(long, conflicts_with_all = ["mix", "prompt"])]
     tool: Option<String>,
     /// Blend of tools with weights, e.g. `denoise=0.7,sharpen=0.3`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prompt")]
     mix: Option<String>,
+    /// Say what you want ("remove the noise", "a little brighter, then sharpen"): the tools are
+    /// chosen by meaning (the prompt encoder in the model folder) and recorded in the output.
+    #[arg(long)]
+    prompt: Option<String>,
     /// Mask image: white (or opaque) = edit. Required by local tools such as object removal.
     #[arg(long)]
     mask: Option<PathBuf>,
@@ -195,6 +199,13 @@ fn parse_mix(tool: Option<&str>, mix: Option<&str>) -> Result<Mix> {
     }
 }
 
+/// Routes `prompt` over the adapters in `files` that this model accepts.
+fn choose_by_prompt(model: &Model, files: &[PathBuf], prompt: &str) -> Result<prism_text::Chosen> {
+    let metas: Vec<_> = files.iter().filter_map(|f| model.read_adapter(f).ok().map(|a| a.meta)).collect();
+    let prompter = prism_text::Prompter::load(&model.dir, &metas)?;
+    Ok(prompter.choose(prompt)?)
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -203,7 +214,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 fn edit(args: EditArgs) -> Result<()> {
-    let mix = parse_mix(args.tool.as_deref(), args.mix.as_deref())?;
+    if args.prompt.is_none() {
+        parse_mix(args.tool.as_deref(), args.mix.as_deref())?;
+    }
     OutputFormat::from_path(&args.output)?;
     if !args.input.exists() {
         bail!("{}: no such file", args.input.display());
@@ -223,6 +236,14 @@ fn edit(args: EditArgs) -> Result<()> {
     let picture = load_picture(&args.input, max_pixels)?;
     let mask = args.mask.as_deref().map(|m| load_mask(m, max_pixels)).transpose()?;
     let adapters = all_adapter_files(&model)?;
+    let (mix, prompt) = match &args.prompt {
+        Some(prompt) => {
+            let chosen = choose_by_prompt(&model, &adapters, prompt)?;
+            eprintln!("\"{}\" chose {}", prompt.trim(), chosen.summary());
+            (chosen.mix, Some(chosen.record))
+        }
+        None => (parse_mix(args.tool.as_deref(), args.mix.as_deref())?, None),
+    };
     let engine = EngineHandle::spawn_kind(model.clone(), backend, adapters, None)?;
     let job = EditJob {
         id: 1,
@@ -268,7 +289,7 @@ fn edit(args: EditArgs) -> Result<()> {
                 let alpha = picture.alpha.filter(|a| a.len() == width * height);
                 let out = Picture { rgb: Arc::unwrap_or_clone(image), alpha, sixteen_bit: picture.sixteen_bit };
                 let title = mix.title(|id| titles.get(id).cloned().unwrap_or_else(|| id.to_string()));
-                let record = EditRecord::new(&model, title, &mix, args.strength, &stats);
+                let record = EditRecord::new(&model, title, &mix, args.strength, &stats).with_prompt(prompt);
                 save_picture(&args.output, &out, &file_entries(&[record]))?;
                 eprintln!(
                     "wrote {} ({width}x{height}) with {mix} on {} [{}]: switch {:.2} ms, forward {:.0} ms, total {:.0} ms",

@@ -85,6 +85,41 @@ fn edit_writes_a_png_that_records_the_edit() {
 }
 
 #[test]
+fn a_prompt_chooses_tools_by_meaning_and_the_file_records_it() {
+    let setup = setup();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let out = setup.dir.path().join("prompted.png");
+    let run = |prompt: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_prism"))
+            .args(["edit", s(&setup.photo), "--prompt", prompt, "-o", s(out)])
+            .env("PRISM_HOME", setup.dir.path().join("home"))
+            .env("PRISM_MODEL", &shipped)
+            .output()
+            .unwrap()
+    };
+    let output = run("get rid of the grain", &out);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("chose Denoise"));
+    let chunks = png_text_chunks(&out).unwrap();
+    let get = |k: &str| chunks.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(get("prism:tool"), "denoise");
+    assert_eq!(get("prism:prompt"), "get rid of the grain");
+    let history: Vec<prism_engine::record::EditRecord> = serde_json::from_str(&get("prism:history")).unwrap();
+    let prompt = history[0].prompt.as_ref().expect("the prompt is in the history");
+    assert_eq!(prompt.chosen[0].0, "denoise");
+
+    let nothing = setup.dir.path().join("nothing.png");
+    assert_clean_failure(&run("order a pizza", &nothing), "no tool fits");
+    assert_clean_failure(&run("   ", &nothing), "type what you want");
+    assert!(!nothing.exists());
+    // A model folder without the encoder says so.
+    assert_clean_failure(
+        &prism(&setup, &["edit", s(&setup.photo), "--prompt", "remove the noise", "-o", s(&nothing)]),
+        "no prompt encoder",
+    );
+}
+
+#[test]
 fn bad_inputs_fail_with_one_clear_line_and_write_nothing() {
     let setup = setup();
     let d = setup.dir.path();

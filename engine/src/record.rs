@@ -38,6 +38,19 @@ pub struct EditRecord {
     pub switch_ms: f64,
     pub forward_ms: f64,
     pub total_ms: f64,
+    /// The typed request that chose the tools, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<PromptRecord>,
+}
+
+/// A typed request and what it chose: each tool with the similarity that chose it, and the tools
+/// it said not to use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PromptRecord {
+    pub text: String,
+    pub chosen: Vec<(String, f32)>,
+    #[serde(default)]
+    pub excluded: Vec<String>,
 }
 
 impl EditRecord {
@@ -58,7 +71,12 @@ impl EditRecord {
             switch_ms: stats.switch_time.as_secs_f64() * 1e3,
             forward_ms: stats.forward_time.as_secs_f64() * 1e3,
             total_ms: stats.total_time.as_secs_f64() * 1e3,
+            prompt: None,
         }
+    }
+
+    pub fn with_prompt(self, prompt: Option<PromptRecord>) -> Self {
+        Self { prompt, ..self }
     }
 }
 
@@ -83,6 +101,9 @@ pub fn file_entries(history: &[EditRecord]) -> Vec<(String, String)> {
     }
     if let Some(sigma) = last.blur_size {
         entries.push(("prism:blur_size", format!("{sigma:.2}")));
+    }
+    if let Some(prompt) = &last.prompt {
+        entries.push(("prism:prompt", prompt.text.clone()));
     }
     // Plain data (strings, numbers, enums) always serialises.
     entries.push(("prism:history", serde_json::to_string(history).unwrap_or_default()));
@@ -109,18 +130,21 @@ mod tests {
             switch_ms: 1.0,
             forward_ms: 2.0,
             total_ms: 3.0,
+            prompt: None,
         }
     }
 
     #[test]
     fn entries_carry_the_settings_and_the_history() {
-        let history = [record(None), record(Some(1.5))];
+        let prompt = PromptRecord { text: "a bit brighter".into(), chosen: vec![("lowlight".into(), 0.71)], excluded: vec![] };
+        let history = [record(None), record(Some(1.5)).with_prompt(Some(prompt))];
         let entries = file_entries(&history);
         let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
         assert_eq!(get("prism:tool"), Some("lowlight"));
         assert_eq!(get("prism:exposure"), Some("1.50"));
         assert_eq!(get("prism:blur_size"), None);
         assert_eq!(get("prism:backend"), Some("reference"));
+        assert_eq!(get("prism:prompt"), Some("a bit brighter"));
         let saved: Vec<EditRecord> = serde_json::from_str(get("prism:history").unwrap()).unwrap();
         assert_eq!(saved, history);
         assert!(file_entries(&[]).is_empty());

@@ -230,6 +230,35 @@ fn a_killed_session_is_offered_back() {
 }
 
 #[test]
+fn a_typed_request_chooses_the_tools_runs_them_and_is_recorded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = small_photo(dir.path());
+    let mut harness = editor(Some(photo), &dir.path().join("config"));
+    ready(&mut harness);
+    let prompt = harness.get_by_label("Describe the edit");
+    prompt.click();
+    harness.step();
+    harness.get_by_label("Describe the edit").type_text("get rid of the grain");
+    harness.step();
+    harness.key_press(Key::Enter);
+    wait_for(&mut harness, "the prompted edit", |app| app.document.as_ref().is_some_and(|d| d.edit_records().len() == 1));
+    let app = harness.state();
+    assert_eq!(app.tool.mix, vec![("denoise".to_string(), 1.0)]);
+    let records = app.document.as_ref().expect("document").edit_records();
+    let recorded = records[0].prompt.as_ref().expect("the edit records the prompt");
+    assert_eq!(recorded.text, "get rid of the grain");
+    assert!(harness.query_all_by_label_contains("Chosen: Denoise").next().is_some(), "the choice is shown");
+
+    // Nothing fits: said under the box, the tools stay as they were, nothing runs.
+    harness.state_mut().tool.prompt = "order a pizza".into();
+    harness.state_mut().act(prism::editor::Action::ApplyPrompt { run: true });
+    harness.run_steps(3);
+    assert!(harness.query_all_by_label_contains("no tool fits").next().is_some());
+    assert_eq!(harness.state().tool.mix, vec![("denoise".to_string(), 1.0)]);
+    assert_eq!(harness.state().document.as_ref().expect("document").edit_records().len(), 1);
+}
+
+#[test]
 fn tools_offer_their_settings() {
     let dir = tempfile::tempdir().expect("temp dir");
     let photo = small_photo(dir.path());

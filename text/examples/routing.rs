@@ -59,7 +59,11 @@ fn main() -> anyhow::Result<()> {
             let detail = match &routed {
                 Routing::Chosen { tools, excluded, sure } => format!(
                     "{} excluded {excluded:?} sure {sure}",
-                    tools.iter().map(|c| format!("{}@{:.2} ({:.3} '{}')", c.name, c.weight, c.similarity, c.nearest)).collect::<Vec<_>>().join(" + ")
+                    tools
+                        .iter()
+                        .map(|c| format!("{}@{:.2} ({:.3} '{}')", c.name, c.weight, c.similarity, c.nearest))
+                        .collect::<Vec<_>>()
+                        .join(" + ")
                 ),
                 Routing::NothingFits { reason } => reason.clone(),
             };

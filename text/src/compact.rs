@@ -17,12 +17,15 @@ pub const FORMAT: &str = "prism-text-encoder";
 /// Suffix of the per-row scales stored beside an int8 matrix.
 const SCALE_SUFFIX: &str = ".row_scale";
 
+/// Tensors by name: shape and f32 values.
+pub type FloatModel = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 fn encoder_error(path: &Path, message: impl Into<String>) -> TextError {
     TextError::Encoder { path: path.to_path_buf(), message: message.into() }
 }
 
 /// The f32 tensors of a BERT safetensors file (Hugging Face layout); index tensors are skipped.
-pub fn read_float_model(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+pub fn read_float_model(path: &Path) -> Result<FloatModel> {
     let bytes = std::fs::read(path).map_err(|e| encoder_error(path, e.to_string()))?;
     let parsed = SafeTensors::deserialize(&bytes).map_err(|e| encoder_error(path, format!("not safetensors ({e})")))?;
     let mut out = BTreeMap::new();
@@ -38,7 +41,7 @@ pub fn read_float_model(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec
 
 /// Packs an f32 model: matrices to int8 rows with their scales, the rest as it is. `config` (the
 /// model's config.json) and `source` go into the metadata.
-pub fn pack(model: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, config: &str, source: &str) -> TensorFile {
+pub fn pack(model: &FloatModel, config: &str, source: &str) -> TensorFile {
     let mut file = TensorFile::default();
     for (name, (shape, values)) in model {
         if shape.len() == 2 {

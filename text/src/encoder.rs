@@ -41,6 +41,14 @@ impl SentenceEncoder {
     pub fn load(model_dir: &Path) -> Result<Self> {
         let dir = model_dir.join(ENCODER_DIR);
         let weights = dir.join(WEIGHTS_FILE);
+        if !weights.exists() {
+            return Err(TextError::Encoder {
+                path: dir,
+                message: format!(
+                    "there is no prompt encoder ({WEIGHTS_FILE}) in this model folder; choose tools by name instead"
+                ),
+            });
+        }
         let file = TensorFile::read(&weights)?;
         let config = file.metadata.get("config").cloned().unwrap_or_default();
         let tensors = compact::unpack(&file, &weights)?;
@@ -55,10 +63,11 @@ impl SentenceEncoder {
         weights_path: &Path,
     ) -> Result<Self> {
         let fail = |path: &Path, message: String| TextError::Encoder { path: path.to_path_buf(), message };
-        let config: Config =
-            serde_json::from_str(config_json).map_err(|e| fail(weights_path, format!("its config is not a BERT config ({e})")))?;
+        let config: Config = serde_json::from_str(config_json)
+            .map_err(|e| fail(weights_path, format!("its config is not a BERT config ({e})")))?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let model = BertModel::load(vb, &config).map_err(|e| fail(weights_path, format!("its tensors do not make a BERT ({e})")))?;
+        let model =
+            BertModel::load(vb, &config).map_err(|e| fail(weights_path, format!("its tensors do not make a BERT ({e})")))?;
         let mut tokenizer = Tokenizer::from_file(tokenizer_path).map_err(|e| fail(tokenizer_path, e.to_string()))?;
         tokenizer.with_padding(Some(PaddingParams::default()));
         tokenizer
@@ -76,8 +85,7 @@ impl SentenceEncoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings =
-            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| TextError::Tokenizer(e.to_string()))?;
         let tokens = encodings[0].get_ids().len();
         let device = &Device::Cpu;
         let ids: Vec<u32> = encodings.iter().flat_map(|e| e.get_ids().to_vec()).collect();

@@ -6,9 +6,11 @@ pub mod compact;
 pub mod encoder;
 pub mod error;
 pub mod keywords;
+pub mod prompter;
 pub mod request;
 pub mod router;
 
 pub use encoder::{Embedding, SentenceEncoder};
 pub use error::{Result, TextError};
+pub use prompter::{Chosen, Prompter};
 pub use router::{Choice, Router, Routing};

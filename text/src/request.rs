@@ -8,10 +8,12 @@ pub const MAX_PROMPT_CHARS: usize = 500;
 /// Words that start a new part of a request.
 const SEPARATORS: &[&str] = &["and", "then", "also", "plus", "but", "while", "after", "afterwards", "&"];
 /// Words that negate their part ("don't" is split by the tokenizer, so both spellings).
-const NEGATIONS: &[&str] = &["don't", "dont", "do not", "not", "no", "never", "without", "avoid", "leave out", "skip", "no need to"];
+const NEGATIONS: &[&str] =
+    &["don't", "dont", "do not", "not", "no", "never", "without", "avoid", "leave out", "skip", "no need to"];
 /// Words that ask for a light touch.
-const GENTLE: &[&str] =
-    &["a little", "a bit", "slightly", "a touch", "subtle", "subtly", "gently", "lightly", "somewhat", "mildly", "a tad", "just a"];
+const GENTLE: &[&str] = &[
+    "a little", "a bit", "slightly", "a touch", "subtle", "subtly", "gently", "lightly", "somewhat", "mildly", "a tad", "just a",
+];
 
 /// How strongly a part asks for its edit: the tool's weight in the mix.
 pub const GENTLE_WEIGHT: f32 = 0.5;
@@ -120,14 +122,11 @@ mod tests {
             parts("clean up the grain, then sharpen it a little"),
             vec![part("clean up the grain", false, 1.0), part("sharpen it", false, 0.5)]
         );
+        assert_eq!(parts("brighten it but don't sharpen"), vec![part("brighten it", false, 1.0), part("sharpen", true, 1.0)]);
         assert_eq!(
-            parts("brighten it but don't sharpen"),
-            vec![part("brighten it", false, 1.0), part("sharpen", true, 1.0)]
+            parts("Don’t touch the colours; slightly brighter."),
+            vec![part("touch the colours", true, 1.0), part("brighter", false, 0.5)]
         );
-        assert_eq!(parts("Don’t touch the colours; slightly brighter."), vec![
-            part("touch the colours", true, 1.0),
-            part("brighter", false, 0.5)
-        ]);
         assert_eq!(
             parts("make it brighter without removing noise"),
             vec![part("make it brighter", false, 1.0), part("removing noise", true, 1.0)]

@@ -19,7 +19,10 @@ pub enum Action {
     OpenPasted(RgbImage),
     Save,
     SaveAsDialog,
-    SaveTo { path: PathBuf, confirmed: bool },
+    SaveTo {
+        path: PathBuf,
+        confirmed: bool,
+    },
     ImportMaskDialog,
     ImportMask(PathBuf),
     Run,
@@ -29,7 +32,10 @@ pub enum Action {
     GoTo(usize),
     MaskOp(MaskOp),
     PickTool(String),
-    ApplyPrompt,
+    /// Choose tools from the typed request; `run`: and run them (Enter in the prompt box).
+    ApplyPrompt {
+        run: bool,
+    },
     SetBackend(BackendKind),
     SetPrecision(Precision),
     SetTheme(Theme),
@@ -125,7 +131,7 @@ impl PrismApp {
                 document.commit_mask(op.label());
             }
             Action::PickTool(name) => self.pick_tool(name),
-            Action::ApplyPrompt => self.apply_prompt(),
+            Action::ApplyPrompt { run } => self.apply_prompt(run),
             Action::SetBackend(kind) => {
                 self.settings.backend = kind;
                 self.save_settings();

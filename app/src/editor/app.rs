@@ -67,6 +67,7 @@ pub struct PrismApp {
     pub(super) engine: Option<EngineHandle>,
     pub(super) loads: (Sender<Loaded>, Receiver<Loaded>),
     pub(super) loading: Option<String>,
+    pub(super) prompts: super::prompts::PromptIndex,
     pub(super) autosaver: Option<autosave::Autosaver>,
     pub(super) autosaved_revision: Option<u64>,
     pub(super) canvas: canvas::CanvasState,
@@ -108,6 +109,7 @@ impl PrismApp {
             install_path: String::new(),
             loads: unbounded(),
             loading: None,
+            prompts: Default::default(),
             autosaver: options.config_dir.as_ref().map(|d| autosave::Autosaver::new(d.join("autosave"))),
             autosaved_revision: None,
             actions: Vec::new(),
@@ -195,11 +197,12 @@ impl eframe::App for PrismApp {
         let ctx = ui.ctx().clone();
         self.drain_events();
         self.receive_loads();
+        self.receive_prompt_index();
         self.keyboard(&ctx);
         self.frame_ui(ui);
         self.apply_actions();
         self.autosave();
-        if self.is_busy() || self.is_loading() {
+        if self.is_busy() || self.is_loading() || self.is_reading_prompt() {
             // Progress arrives by events; this keeps the spinner moving between them.
             ctx.request_repaint_after(Duration::from_millis(100));
         }

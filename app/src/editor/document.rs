@@ -217,6 +217,7 @@ pub(crate) mod tests_support {
             switch_ms: 0.0,
             forward_ms: 1.0,
             total_ms: 1.0,
+            prompt: None,
         }
     }
 }

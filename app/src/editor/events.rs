@@ -92,12 +92,12 @@ impl PrismApp {
 
     pub(super) fn finish_job(&mut self, purpose: JobPurpose, result: std::result::Result<(Arc<RgbImage>, JobStats), String>) {
         match purpose {
-            JobPurpose::Edit { mix, strength, title } => match result {
+            JobPurpose::Edit { mix, strength, title, prompt } => match result {
                 Ok((image, stats)) => {
                     let fills_hole =
                         mix.names().any(|name| self.tools.iter().any(|t| t.meta.name == name && t.meta.region == Region::Local));
                     if let (Some(document), Some(model)) = (&mut self.document, &self.model) {
-                        let record = EditRecord::new(model, title.clone(), &mix, strength, &stats);
+                        let record = EditRecord::new(model, title.clone(), &mix, strength, &stats).with_prompt(prompt);
                         let resized = (image.width, image.height) != (document.image().width, document.image().height);
                         document.commit_edit(image, record, fills_hole);
                         self.overlay = None;

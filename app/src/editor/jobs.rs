@@ -11,7 +11,7 @@ use prism_engine::job::EditJob;
 use prism_engine::mix::Mix;
 
 use super::PrismApp;
-use super::state::{JobPurpose, Lightbox, LightboxEntry, QuantCompare, QuantShow, RunningJob};
+use super::state::{JobPurpose, Lightbox, LightboxEntry, PromptOutcome, QuantCompare, QuantShow, RunningJob};
 
 impl PrismApp {
     pub(super) fn open_lightbox(&mut self) {
@@ -67,7 +67,13 @@ impl PrismApp {
         let mix = Mix::new(self.tool.mix.clone())?;
         let title = self.mix_title(&mix);
         let strength = self.tool.strength;
-        self.job(mix.clone(), strength, self.settings.precision, JobPurpose::Edit { mix, strength, title })
+        // The request that chose the tools goes into the record (the mix may have been corrected
+        // by hand since: the record keeps both).
+        let prompt = match &self.tool.prompt_outcome {
+            Some(PromptOutcome::Chosen { record, .. }) => Some(record.clone()),
+            _ => None,
+        };
+        self.job(mix.clone(), strength, self.settings.precision, JobPurpose::Edit { mix, strength, title, prompt })
     }
 
     pub(super) fn run_lightbox(&mut self) -> Result<()> {

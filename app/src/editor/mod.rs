@@ -12,7 +12,7 @@
 //! | `input` | keyboard, drops and the clipboard into actions |
 //! | `panels/` | one file per panel or window: takes the state it draws, returns actions |
 //! | `canvas_area`, `canvas`, `mask`, `textures` | the central canvas, view, mask painting, textures |
-//! | `autosave`, `metrics`, `prompt` | crash recovery, PSNR/SSIM and heatmaps, prompt matching |
+//! | `autosave`, `metrics`, `prompts` | crash recovery, PSNR/SSIM and heatmaps, typed requests into tools (the prompt encoder, built off the UI thread) |
 
 mod actions;
 mod app;
@@ -27,6 +27,7 @@ mod jobs;
 mod mask;
 mod metrics;
 mod panels;
+mod prompts;
 mod settings;
 mod state;
 mod textures;
@@ -45,9 +46,8 @@ pub use document::Document;
 pub use mask::{Brush, MaskLayer};
 pub use metrics::Agreement;
 pub use panels::SHORTCUTS;
-pub use prism_text::keywords::PromptMatch;
 pub use settings::{Settings, Theme};
-pub use state::{EngineStatus, Lightbox, LightboxEntry, Notice, QuantCompare, QuantShow, ToolChoice};
+pub use state::{EngineStatus, Lightbox, LightboxEntry, Notice, PromptOutcome, QuantCompare, QuantShow, ToolChoice};
 
 /// How the editor starts.
 #[derive(Clone, Debug)]

@@ -10,14 +10,14 @@ use prism_engine::backends::{AdapterInfo, BackendKind, MemoryReport};
 use prism_engine::imageio::RgbImage;
 use prism_engine::job::JobStats;
 use prism_engine::mix::Mix;
-use prism_engine::record::EditRecord;
+use prism_engine::record::{EditRecord, PromptRecord};
 
-use super::{Agreement, AutosaveSummary, PromptMatch};
+use super::{Agreement, AutosaveSummary};
 
 /// What a running job is for.
 #[derive(Clone, Debug)]
 pub(super) enum JobPurpose {
-    Edit { mix: Mix, strength: f32, title: String },
+    Edit { mix: Mix, strength: f32, title: String, prompt: Option<PromptRecord> },
     Lightbox { slot: usize },
     Quantized { float: bool },
 }
@@ -40,9 +40,20 @@ pub struct ToolChoice {
     pub blur_size: Option<f32>,
     pub prompt: String,
     /// What the prompt chose last, shown under the box.
-    pub prompt_matches: Option<Vec<PromptMatch>>,
+    pub prompt_outcome: Option<PromptOutcome>,
     /// The user picked a tool; until then the default follows the tools as they install.
     pub picked: bool,
+}
+
+/// What the typed request came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PromptOutcome {
+    /// The prompt encoder is still reading the tools' descriptions.
+    Reading,
+    /// The tools it chose (now in the mix), in words, and what the next edit records.
+    Chosen { summary: String, record: PromptRecord },
+    /// Nothing fits, or the prompt cannot be read: why, in words.
+    Refused(String),
 }
 
 /// The adapter lightbox: one image and mask through several adapters and a no-adapter baseline.

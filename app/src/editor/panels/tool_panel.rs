@@ -9,7 +9,7 @@ use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, 
 
 use crate::editor::Settings;
 use crate::editor::actions::Action;
-use crate::editor::state::{ToolChoice, tool_title};
+use crate::editor::state::{PromptOutcome, ToolChoice, tool_title};
 
 /// What the panel reads besides the tool choice it edits.
 pub struct ToolPanel<'a> {
@@ -38,18 +38,27 @@ pub fn tool_panel_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, view: &ToolPanel<
         )
         .labelled_by(prompt_label.id);
     let submitted = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-    if ui.button("Choose tools from the prompt").clicked() || submitted {
-        actions.push(Action::ApplyPrompt);
+    if submitted {
+        actions.push(Action::ApplyPrompt { run: true });
     }
-    if let Some(matches) = &tool.prompt_matches {
-        if matches.is_empty() {
-            ui.label(RichText::new("No tool matches those words; pick one below.").weak());
-        } else {
-            let chosen: Vec<String> =
-                matches.iter().map(|m| format!("{} ×{:.2} ({})", view.title(&m.name), m.weight, m.matched.join(", "))).collect();
-            ui.label(format!("Chosen: {}", chosen.join("; ")))
+    if ui.button("Choose tools from the prompt").on_hover_text("Enter in the box chooses and runs").clicked() {
+        actions.push(Action::ApplyPrompt { run: false });
+    }
+    match &tool.prompt_outcome {
+        Some(PromptOutcome::Reading) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(RichText::new("Reading the tools' descriptions…").weak());
+            });
+        }
+        Some(PromptOutcome::Chosen { summary, .. }) => {
+            ui.label(format!("Chosen: {summary}"))
                 .on_hover_text("Change the tools or weights below if this is not what you meant");
         }
+        Some(PromptOutcome::Refused(reason)) => {
+            ui.label(RichText::new(format!("{reason}. Pick a tool below.")).weak());
+        }
+        None => {}
     }
     ui.add_space(4.0);
     if view.tools.is_empty() {

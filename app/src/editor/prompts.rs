@@ -1,0 +1,120 @@
+//! The prompt box's side of the editor: the prompt encoder and the installed tools' index, built
+//! off the UI thread (about a second: the encoder loads and every tool's texts are embedded) and
+//! built again when the installed tools change; a typed request becomes a mix, or a plain reason
+//! why not, shown under the box.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use prism_engine::adapter::AdapterMeta;
+use prism_text::{Prompter, TextError};
+
+use super::PrismApp;
+use super::actions::Action;
+use super::state::PromptOutcome;
+
+/// Which tools an index was built over: their names and words.
+type ToolsKey = Vec<(String, String, String, Vec<String>)>;
+type Built = (ToolsKey, Result<Prompter, String>);
+
+pub(super) struct PromptIndex {
+    ready: Option<(ToolsKey, Arc<Prompter>)>,
+    building: Option<ToolsKey>,
+    channel: (Sender<Built>, Receiver<Built>),
+    /// A request typed before the index was ready, and whether Enter asked to run it.
+    pending: Option<(String, bool)>,
+}
+
+impl Default for PromptIndex {
+    fn default() -> Self {
+        Self { ready: None, building: None, channel: unbounded(), pending: None }
+    }
+}
+
+fn tools_key(metas: &[AdapterMeta]) -> ToolsKey {
+    metas.iter().map(|m| (m.name.clone(), m.title.clone(), m.description.clone(), m.example_prompts.clone())).collect()
+}
+
+impl PrismApp {
+    /// Chooses tools from the typed request; with `run`, runs them once chosen.
+    pub(super) fn apply_prompt(&mut self, run: bool) {
+        let prompt = self.tool.prompt.clone();
+        if let Err(reason) = prism_text::request::check_prompt(&prompt) {
+            self.tool.prompt_outcome = Some(PromptOutcome::Refused(reason));
+            return;
+        }
+        let metas: Vec<AdapterMeta> = self.tools.iter().map(|t| t.meta.clone()).collect();
+        let key = tools_key(&metas);
+        match &self.prompts.ready {
+            Some((built_for, prompter)) if *built_for == key => {
+                let prompter = Arc::clone(prompter);
+                self.choose(&prompter, &prompt, run);
+            }
+            _ => {
+                self.prompts.pending = Some((prompt, run));
+                self.tool.prompt_outcome = Some(PromptOutcome::Reading);
+                if self.prompts.building.as_ref() != Some(&key) {
+                    self.build_prompt_index(metas, key);
+                }
+            }
+        }
+    }
+
+    fn build_prompt_index(&mut self, metas: Vec<AdapterMeta>, key: ToolsKey) {
+        self.prompts.building = Some(key.clone());
+        let sender = self.prompts.channel.0.clone();
+        let ctx = self.ctx.clone();
+        let model_dir = self.options.model_dir.clone();
+        let spawned = std::thread::Builder::new().name("prism-prompts".into()).spawn(move || {
+            let built = Prompter::load(&model_dir, &metas).map_err(|e| e.to_string());
+            let _ = sender.send((key, built));
+            ctx.request_repaint();
+        });
+        if let Err(error) = spawned {
+            self.prompts.building = None;
+            self.tool.prompt_outcome = Some(PromptOutcome::Refused(format!("cannot start the prompt encoder: {error}")));
+        }
+    }
+
+    /// Takes a finished index and answers the request that waited for it.
+    pub(super) fn receive_prompt_index(&mut self) {
+        while let Ok((key, built)) = self.prompts.channel.1.try_recv() {
+            if self.prompts.building.as_ref() == Some(&key) {
+                self.prompts.building = None;
+            }
+            match built {
+                Ok(prompter) => self.prompts.ready = Some((key, Arc::new(prompter))),
+                Err(error) => {
+                    self.prompts.pending = None;
+                    self.tool.prompt_outcome = Some(PromptOutcome::Refused(error));
+                }
+            }
+        }
+        if self.prompts.building.is_none()
+            && let Some((prompt, run)) = self.prompts.pending.take()
+        {
+            // Answer what the box says now; run only what was asked to run.
+            let unchanged = prompt == self.tool.prompt;
+            self.apply_prompt(run && unchanged);
+        }
+    }
+
+    pub(super) fn is_reading_prompt(&self) -> bool {
+        self.prompts.building.is_some()
+    }
+
+    fn choose(&mut self, prompter: &Prompter, prompt: &str, run: bool) {
+        match prompter.choose(prompt) {
+            Ok(chosen) => {
+                self.tool.mix = chosen.mix.parts().iter().map(|(n, w)| (n.clone(), *w)).collect();
+                self.tool.picked = true;
+                self.tool.prompt_outcome = Some(PromptOutcome::Chosen { summary: chosen.summary(), record: chosen.record });
+                if run {
+                    self.actions.push(Action::Run);
+                }
+            }
+            Err(TextError::Prompt(reason)) => self.tool.prompt_outcome = Some(PromptOutcome::Refused(reason)),
+            Err(error) => self.tool.prompt_outcome = Some(PromptOutcome::Refused(error.to_string())),
+        }
+    }
+}

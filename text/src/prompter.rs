@@ -1,0 +1,76 @@
+//! The encoder and the tools' index together: what the editor and the CLI hold to turn a typed
+//! request into a mix of tools.
+
+use std::path::Path;
+
+use prism_engine::adapter::AdapterMeta;
+use prism_engine::mix::Mix;
+use prism_engine::record::PromptRecord;
+
+use crate::encoder::SentenceEncoder;
+use crate::error::{Result, TextError};
+use crate::router::{Choice, Router, Routing};
+
+pub struct Prompter {
+    encoder: SentenceEncoder,
+    router: Router,
+}
+
+/// A request turned into tools.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chosen {
+    pub mix: Mix,
+    pub tools: Vec<Choice>,
+    pub excluded: Vec<String>,
+    pub sure: bool,
+    pub record: PromptRecord,
+}
+
+impl Chosen {
+    /// "Denoise (0.88) + Sharpen at 0.5 (0.61); not Upscale x2 — unsure", for the status line.
+    pub fn summary(&self) -> String {
+        let tools: Vec<String> = self
+            .tools
+            .iter()
+            .map(|c| {
+                let weight = if c.weight < 1.0 { format!(" at {:.1}", c.weight) } else { String::new() };
+                format!("{}{weight} ({:.2})", c.title, c.similarity)
+            })
+            .collect();
+        let mut text = tools.join(" + ");
+        if !self.excluded.is_empty() {
+            text.push_str(&format!("; not {}", self.excluded.join(", ")));
+        }
+        text.push_str(if self.sure { ", sure" } else { ", unsure: check the choice" });
+        text
+    }
+}
+
+impl Prompter {
+    /// The encoder in `<model_dir>/text/` over the tools `adapters` describe.
+    pub fn load(model_dir: &Path, adapters: &[AdapterMeta]) -> Result<Self> {
+        let encoder = SentenceEncoder::load(model_dir)?;
+        let router = Router::new(&encoder, adapters)?;
+        Ok(Self { encoder, router })
+    }
+
+    pub fn route(&self, prompt: &str) -> Result<Routing> {
+        self.router.route(&self.encoder, prompt)
+    }
+
+    /// The mix `prompt` asks for, or why there is none (as [`TextError::Prompt`]).
+    pub fn choose(&self, prompt: &str) -> Result<Chosen> {
+        match self.route(prompt)? {
+            Routing::Chosen { tools, excluded, sure } => {
+                let mix = Mix::new(tools.iter().map(|c| (c.name.as_str(), c.weight)))?;
+                let record = PromptRecord {
+                    text: prompt.trim().to_string(),
+                    chosen: tools.iter().map(|c| (c.name.clone(), c.similarity)).collect(),
+                    excluded: excluded.clone(),
+                };
+                Ok(Chosen { mix, tools, excluded, sure, record })
+            }
+            Routing::NothingFits { reason } => Err(TextError::Prompt(reason)),
+        }
+    }
+}
