@@ -89,6 +89,20 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         tools: usize,
     },
+    /// Trains the prompt-guided look tool (a LoRA basis and the mixer that weights it from a
+    /// prompt's embedding) on the model in --assets; writes `<assets>/looks/`.
+    TrainLook {
+        #[arg(long, default_value = "assets")]
+        assets: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Scores the look tool on held-out phrasings and held-out photos through the prompt encoder,
+    /// the router and the int8 engine path: tool chosen, direction right, PSNR to the exact edit.
+    EvalLook {
+        #[arg(long, default_value = "assets")]
+        assets: PathBuf,
+    },
     /// Rewrites the title, description and example prompts of the shipped adapters (int8 and
     /// float) from the recipe's tool list, keeping their tensors: what the prompt box routes by.
     Describe {
@@ -279,6 +293,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             base.to_half_file()?.write(&output)?;
             println!("base {:?} / {:?} written as f16 to {}", base.config().channels, base.config().blocks, output.display());
+        }
+        Command::TrainLook { assets, run } => {
+            let dir = prism_adapters::look_tool::train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh)?;
+            println!("look tool written to {}", dir.display());
+        }
+        Command::EvalLook { assets } => {
+            let report = prism_adapters::look_eval::eval_look(&cli.data, &assets)?;
+            let identity = prism_adapters::look_eval::identity_psnr(&cli.data)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("doing nothing against the exact single looks: {identity:.2} dB");
         }
         Command::Describe { assets } => {
             for path in prism_adapters::recipe::describe_shipped(&assets)? {

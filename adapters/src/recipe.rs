@@ -373,6 +373,15 @@ pub fn describe_shipped(assets: &Path) -> Result<Vec<PathBuf>> {
         adapter.write(&path)?;
         written.push(path);
     }
+    let look = prism_text::look::LOOKS_DIR;
+    let basis = assets.join(look).join(prism_text::look::BASIS_FILE);
+    if basis.exists() {
+        let mut adapter = Adapter::read(&basis)?;
+        let meta = crate::look_tool::look_meta(&adapter.meta.base_model);
+        adapter.meta = AdapterMeta { rank: adapter.meta.rank, ..meta };
+        adapter.write(&basis)?;
+        written.push(basis);
+    }
     Ok(written)
 }
 

@@ -101,6 +101,8 @@ pub struct Batch {
     /// `[N]`: how much each example counts (all 1 unless [`Batch::relative`]).
     pub example_weight: Tensor,
     pub penalty: Penalty,
+    /// `[N,D]`: what each example is conditioned on (a prompt's embedding), for conditioned tools.
+    pub condition: Option<Tensor>,
 }
 
 /// How a pixel's error is charged.
@@ -163,7 +165,13 @@ impl Batch {
             weight: Tensor::cat(&weights, 0)?,
             example_weight,
             penalty: Penalty::Absolute,
+            condition: None,
         })
+    }
+
+    pub fn with_condition(mut self, condition: Tensor) -> Self {
+        self.condition = Some(condition);
+        self
     }
 
     pub fn with_penalty(mut self, penalty: Penalty) -> Self {

@@ -235,11 +235,18 @@ fn edit(args: EditArgs) -> Result<()> {
     let model = load_model(&args.model)?;
     let picture = load_picture(&args.input, max_pixels)?;
     let mask = args.mask.as_deref().map(|m| load_mask(m, max_pixels)).transpose()?;
-    let adapters = all_adapter_files(&model)?;
+    let mut adapters = all_adapter_files(&model)?;
+    // An adapter the prompt made (the look tool) is installed from a file like any other.
+    let made_dir = tempfile::tempdir()?;
     let (mix, prompt) = match &args.prompt {
         Some(prompt) => {
             let chosen = choose_by_prompt(&model, &adapters, prompt)?;
             eprintln!("\"{}\" chose {}", prompt.trim(), chosen.summary());
+            if let Some(made) = &chosen.made {
+                let path = made_dir.path().join(format!("{}.prism-lora", made.meta.name));
+                made.write(&path)?;
+                adapters.push(path);
+            }
             (chosen.mix, Some(chosen.record))
         }
         None => (parse_mix(args.tool.as_deref(), args.mix.as_deref())?, None),

@@ -11,7 +11,7 @@ use std::time::Instant;
 use prism_engine::adapter::{Adapter, AdapterMeta};
 use prism_engine::model::adapter_files_in;
 use prism_text::keywords::match_prompt;
-use prism_text::{Router, Routing, SentenceEncoder};
+use prism_text::{Prompter, Routing, SentenceEncoder};
 
 #[derive(serde::Deserialize)]
 struct Set {
@@ -38,14 +38,15 @@ fn main() -> anyhow::Result<()> {
     let encoder = SentenceEncoder::load(&assets)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
-    let router = Router::new(&encoder, &metas)?;
-    let index_ms = started.elapsed().as_secs_f64() * 1e3;
+    // What the CLI and the editor hold: the tools and, when the model has one, the look tool.
+    let prompter = Prompter::load(&assets, &metas)?;
+    let index_ms = started.elapsed().as_secs_f64() * 1e3 - load_ms;
 
     let (mut router_right, mut keyword_right) = (0, 0);
     for item in &set.prompts {
         let mut want = item.tools.clone();
         want.sort();
-        let routed = router.route(&encoder, &item.prompt)?;
+        let routed = prompter.route(&item.prompt)?;
         let mut got: Vec<String> = match &routed {
             Routing::Chosen { tools, .. } => tools.iter().map(|c| c.name.clone()).collect(),
             Routing::NothingFits { .. } => Vec::new(),
@@ -88,8 +89,9 @@ fn main() -> anyhow::Result<()> {
     timed.sort_by(f64::total_cmp);
     println!();
     println!(
-        "encoder load {load_ms:.0} ms, tool index {index_ms:.0} ms ({} tools), one prompt: median {:.2} ms, slowest {:.2} ms",
+        "encoder load {load_ms:.0} ms, tool index {index_ms:.0} ms ({} tools{}), one prompt: median {:.2} ms, slowest {:.2} ms",
         metas.len(),
+        if prompter.looks().is_some() { " and the look tool" } else { "" },
         timed[timed.len() / 2],
         timed[timed.len() - 1]
     );

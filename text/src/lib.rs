@@ -6,6 +6,7 @@ pub mod compact;
 pub mod encoder;
 pub mod error;
 pub mod keywords;
+pub mod look;
 pub mod prompter;
 pub mod request;
 pub mod router;

@@ -3,17 +3,20 @@
 
 use std::path::Path;
 
-use prism_engine::adapter::AdapterMeta;
+use prism_engine::adapter::{Adapter, AdapterMeta};
 use prism_engine::mix::Mix;
 use prism_engine::record::PromptRecord;
 
 use crate::encoder::SentenceEncoder;
 use crate::error::{Result, TextError};
+use crate::look::LookMaker;
 use crate::router::{Choice, Router, Routing};
 
 pub struct Prompter {
     encoder: SentenceEncoder,
     router: Router,
+    /// The model's prompt-guided tool, when it has one.
+    looks: Option<LookMaker>,
 }
 
 /// A request turned into tools.
@@ -24,6 +27,9 @@ pub struct Chosen {
     pub excluded: Vec<String>,
     pub sure: bool,
     pub record: PromptRecord,
+    /// An adapter the request made (the look tool): install it before running the mix, which
+    /// names it.
+    pub made: Option<Adapter>,
 }
 
 impl Chosen {
@@ -47,11 +53,26 @@ impl Chosen {
 }
 
 impl Prompter {
-    /// The encoder in `<model_dir>/text/` over the tools `adapters` describe.
+    /// The encoder in `<model_dir>/text/` over the tools `adapters` describe, and the model's
+    /// look tool (`<model_dir>/looks/`) when it has one.
     pub fn load(model_dir: &Path, adapters: &[AdapterMeta]) -> Result<Self> {
         let encoder = SentenceEncoder::load(model_dir)?;
-        let router = Router::new(&encoder, adapters)?;
-        Ok(Self { encoder, router })
+        let looks = LookMaker::load(model_dir)?;
+        let mut tools = adapters.to_vec();
+        if let Some(maker) = &looks {
+            tools.retain(|meta| meta.name != maker.meta().name);
+            tools.push(maker.meta().clone());
+        }
+        let router = Router::new(&encoder, &tools)?;
+        Ok(Self { encoder, router, looks })
+    }
+
+    pub fn encoder(&self) -> &SentenceEncoder {
+        &self.encoder
+    }
+
+    pub fn looks(&self) -> Option<&LookMaker> {
+        self.looks.as_ref()
     }
 
     pub fn route(&self, prompt: &str) -> Result<Routing> {
@@ -68,7 +89,13 @@ impl Prompter {
                     chosen: tools.iter().map(|c| (c.name.clone(), c.similarity)).collect(),
                     excluded: excluded.clone(),
                 };
-                Ok(Chosen { mix, tools, excluded, sure, record })
+                // The look tool's adapter is made from the words that asked for it.
+                let made =
+                    match (&self.looks, tools.iter().find(|c| self.looks.as_ref().is_some_and(|l| l.meta().name == c.name))) {
+                        (Some(maker), Some(choice)) => Some(maker.make(&self.encoder.encode(&choice.part)?)?),
+                        _ => None,
+                    };
+                Ok(Chosen { mix, tools, excluded, sure, record, made })
             }
             Routing::NothingFits { reason } => Err(TextError::Prompt(reason)),
         }

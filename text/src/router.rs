@@ -25,7 +25,7 @@ pub struct Choice {
     pub weight: f32,
     /// Similarity of the request's part to the nearest of the tool's texts.
     pub similarity: f32,
-    /// The part of the request that chose it, and the tool text nearest to that part.
+    /// The part(s) of the request that chose it, and the tool text nearest to the first.
     pub part: String,
     pub nearest: String,
 }
@@ -126,7 +126,11 @@ impl Router {
                 continue;
             }
             match tools.iter_mut().find(|c| &c.name == name) {
-                Some(existing) => existing.weight = existing.weight.max(reading.part.weight),
+                Some(existing) => {
+                    // Two parts asking for one tool: both are its request ("warmer, more contrast").
+                    existing.weight = existing.weight.max(reading.part.weight);
+                    existing.part = format!("{}, {}", existing.part, reading.part.text);
+                }
                 None => tools.push(Choice {
                     name: name.clone(),
                     title: self.tools[tool].title.clone(),

@@ -115,10 +115,10 @@ impl PrismApp {
                     match result {
                         Ok((image, stats)) => {
                             entry.result = Some(image);
-                            entry.record = self
-                                .model
-                                .as_ref()
-                                .map(|model| EditRecord::new(model, entry.label.clone(), &entry.mix, entry.strength, &stats));
+                            entry.record = self.model.as_ref().map(|model| {
+                                EditRecord::new(model, entry.label.clone(), &entry.mix, entry.strength, &stats)
+                                    .with_prompt(entry.prompt.clone())
+                            });
                         }
                         Err(error) => entry.error = Some(error),
                     }

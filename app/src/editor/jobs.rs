@@ -24,7 +24,7 @@ impl PrismApp {
                 .map(|t| t.meta.name.clone())
                 .collect()
         };
-        self.lightbox = Some(Lightbox { entries: Vec::new(), selected: 0, chosen });
+        self.lightbox = Some(Lightbox { entries: Vec::new(), selected: 0, chosen, prompts: String::new() });
     }
 
     /// Puts the lightbox result shown now into the history, with the record of the job that made it.
@@ -80,19 +80,14 @@ impl PrismApp {
         let Some(lightbox) = &self.lightbox else { return Ok(()) };
         let chosen: Vec<String> =
             self.tools.iter().map(|t| t.meta.name.clone()).filter(|n| lightbox.chosen.contains(n)).collect();
-        if chosen.is_empty() {
-            return Err(anyhow!("tick at least one tool for the lightbox"));
+        let prompts: Vec<String> =
+            lightbox.prompts.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+        if chosen.is_empty() && prompts.is_empty() {
+            return Err(anyhow!("tick at least one tool or write a request for the lightbox"));
         }
         let strength = self.tool.strength;
         // The baseline runs the first tool at strength 0: the base model alone, same region.
-        let mut entries = vec![LightboxEntry {
-            label: "No adapter (base)".into(),
-            mix: Mix::single(chosen[0].clone()),
-            strength: 0.0,
-            result: None,
-            record: None,
-            error: None,
-        }];
+        let mut entries = Vec::new();
         for name in &chosen {
             entries.push(LightboxEntry {
                 label: self.tool_title(name),
@@ -100,9 +95,27 @@ impl PrismApp {
                 strength,
                 result: None,
                 record: None,
+                prompt: None,
                 error: None,
             });
         }
+        for (index, prompt) in prompts.iter().enumerate() {
+            let (mix, label, record) = self.lightbox_prompt(prompt, index)?;
+            entries.push(LightboxEntry { label, mix, strength, result: None, record: None, prompt: record, error: None });
+        }
+        let Some(first) = entries.first().map(|e| e.mix.clone()) else { return Ok(()) };
+        entries.insert(
+            0,
+            LightboxEntry {
+                label: "No adapter (base)".into(),
+                mix: first,
+                strength: 0.0,
+                result: None,
+                record: None,
+                prompt: None,
+                error: None,
+            },
+        );
         self.cancel_jobs(|p| matches!(p, JobPurpose::Lightbox { .. }));
         let precision = self.settings.precision;
         let jobs: Vec<_> = entries.iter().map(|e| (e.mix.clone(), e.strength)).collect();

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use prism_engine::adapter::AdapterMeta;
+use prism_engine::engine::Command;
+use prism_engine::mix::Mix;
+use prism_engine::record::PromptRecord;
 use prism_text::{Prompter, TextError};
 
 use super::PrismApp;
@@ -103,9 +106,56 @@ impl PrismApp {
         self.prompts.building.is_some()
     }
 
+    /// One lightbox request: its mix (a look it makes is installed under a name of its own, so
+    /// several can be compared), its label and its record. The index must be ready; if it is not,
+    /// it starts and the user is asked to run again.
+    pub(super) fn lightbox_prompt(&mut self, prompt: &str, index: usize) -> anyhow::Result<(Mix, String, Option<PromptRecord>)> {
+        let metas: Vec<AdapterMeta> = self.tools.iter().map(|t| t.meta.clone()).collect();
+        let key = tools_key(&metas);
+        let prompter = match &self.prompts.ready {
+            Some((built_for, prompter)) if *built_for == key => Arc::clone(prompter),
+            _ => {
+                if self.prompts.building.as_ref() != Some(&key) {
+                    self.build_prompt_index(metas, key);
+                }
+                anyhow::bail!("the prompt encoder is reading the tools' descriptions; run the lightbox again in a moment");
+            }
+        };
+        let chosen = prompter.choose(prompt).map_err(|e| anyhow::anyhow!("\"{prompt}\": {e}"))?;
+        let mut mix = chosen.mix.clone();
+        if let Some(mut made) = chosen.made.clone() {
+            let original = made.meta.name.clone();
+            made.meta.name = format!("{original}-{}", index + 1);
+            made.meta.title = format!("{} {}", made.meta.title, index + 1);
+            self.install_made(&made)?;
+            mix = mix.renamed(|name| if name == original { made.meta.name.clone() } else { name.to_string() });
+        }
+        Ok((mix, format!("\"{prompt}\": {}", chosen.summary()), Some(chosen.record)))
+    }
+
+    /// An adapter a prompt made (the look tool) goes to the engine as a file, like any other,
+    /// replacing the one made before; the engine takes commands in order, so a run sent next
+    /// finds it installed.
+    fn install_made(&mut self, made: &prism_engine::adapter::Adapter) -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("prism-made-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}.prism-lora", made.meta.name));
+        made.write(&path)?;
+        let engine = self.engine.as_ref().ok_or_else(|| anyhow::anyhow!("the engine is not running"))?;
+        engine.send(Command::RemoveAdapter(made.meta.name.clone()))?;
+        engine.send(Command::InstallAdapter(path))?;
+        Ok(())
+    }
+
     fn choose(&mut self, prompter: &Prompter, prompt: &str, run: bool) {
         match prompter.choose(prompt) {
             Ok(chosen) => {
+                if let Some(made) = &chosen.made
+                    && let Err(error) = self.install_made(made)
+                {
+                    self.tool.prompt_outcome = Some(PromptOutcome::Refused(format!("cannot use the look it made: {error:#}")));
+                    return;
+                }
                 self.tool.mix = chosen.mix.parts().iter().map(|(n, w)| (n.clone(), *w)).collect();
                 self.tool.picked = true;
                 self.tool.prompt_outcome = Some(PromptOutcome::Chosen { summary: chosen.summary(), record: chosen.record });

@@ -62,6 +62,8 @@ pub struct Lightbox {
     pub selected: usize,
     /// Tools ticked for the next lightbox run.
     pub chosen: BTreeSet<String>,
+    /// Requests to compare, one per line: each becomes an entry with the tools it chooses.
+    pub prompts: String,
 }
 
 pub struct LightboxEntry {
@@ -71,6 +73,8 @@ pub struct LightboxEntry {
     pub result: Option<Arc<RgbImage>>,
     /// What made `result`, kept with it in the history when the user keeps it.
     pub record: Option<EditRecord>,
+    /// The request that chose this entry's tools, if one did.
+    pub prompt: Option<PromptRecord>,
     pub error: Option<String>,
 }
 

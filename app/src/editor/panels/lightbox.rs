@@ -26,6 +26,13 @@ pub fn lightbox_window(ctx: &egui::Context, lightbox: &mut Lightbox, tools: &[Ad
                 lightbox.chosen.remove(name);
             }
         }
+        ui.label("Requests to compare, one per line:");
+        ui.add(
+            egui::TextEdit::multiline(&mut lightbox.prompts)
+                .hint_text("warmer\nblack and white with more contrast")
+                .desired_rows(2)
+                .desired_width(f32::INFINITY),
+        );
         if ui.button("Run lightbox").clicked() {
             actions.push(Action::RunLightbox);
         }

@@ -1,0 +1,125 @@
+//! Measures the prompt-guided tool as a user meets it: held-out phrasings (never trained on), on
+//! held-out photos (never trained on), through the prompt encoder, the router's choice, the
+//! adapter the prompt makes and the engine's int8 path. For each request: is the tool chosen,
+//! does the result move the way the words say, and how close is it to the exact edit (PSNR).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use prism_engine::backends::{Backend, Precision, ReferenceBackend};
+use prism_engine::imageio::RgbImage;
+use prism_engine::job::{EditJob, run_edit};
+use prism_engine::model::Model;
+use prism_text::Prompter;
+
+use crate::data::read_images;
+use crate::looks::{Look, LookRequest, requests};
+use crate::tasks::psnr;
+
+/// Long side the held-out photos are shrunk to (whole photos, as a user runs a look).
+const SIDE: usize = 256;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct LookScore {
+    pub requests: usize,
+    pub routed_to_look: usize,
+    pub direction_right: usize,
+    pub checks: usize,
+    pub mean_psnr: f64,
+    pub mean_psnr_float: f64,
+}
+
+/// Scores of single looks and of pairs, and per look.
+#[derive(Debug, serde::Serialize)]
+pub struct LookReport {
+    pub single: LookScore,
+    pub pairs: LookScore,
+    pub per_look: BTreeMap<String, (f64, usize, usize)>,
+}
+
+fn shrink(image: &RgbImage) -> RgbImage {
+    let scale = SIDE as f32 / image.width.max(image.height) as f32;
+    if scale >= 1.0 {
+        return image.clone();
+    }
+    image.resized(((image.width as f32 * scale).round() as usize).max(8), ((image.height as f32 * scale).round() as usize).max(8))
+}
+
+pub fn eval_look(data_dir: &Path, assets: &Path) -> Result<LookReport> {
+    let model = Model::load(assets)?;
+    let photos: Vec<RgbImage> = read_images(&data_dir.join("photos/heldout"))?.iter().map(shrink).collect();
+    anyhow::ensure!(!photos.is_empty(), "no held-out photos in {}; run `prism-adapters data fetch`", data_dir.display());
+    let metas: Vec<_> = model.shipped_adapters().iter().filter_map(|p| model.read_adapter(p).ok().map(|a| a.meta)).collect();
+    let prompter = Prompter::load(assets, &metas)?;
+    let look_name = prompter.looks().context("this model has no look tool; run `prism-adapters train-look`")?.meta().name.clone();
+    let mut backend = ReferenceBackend::new(model.clone());
+    let mut single = LookScore::default();
+    let mut pairs = LookScore::default();
+    let mut per_look: BTreeMap<String, (f64, usize, usize)> = BTreeMap::new();
+    for (index, request) in requests(Look::heldout_phrasings).iter().enumerate() {
+        let score = if request.looks.len() == 1 { &mut single } else { &mut pairs };
+        score.requests += 1;
+        let chosen = match prompter.choose(&request.text) {
+            Ok(chosen) if chosen.mix.names().any(|n| n == look_name) => chosen,
+            _ => continue,
+        };
+        score.routed_to_look += 1;
+        let made = chosen.made.context("the look tool was chosen but made no adapter")?;
+        backend.remove(&made.meta.name);
+        backend.install(&made)?;
+        // Each request on a few photos (all of them would take long on two cores).
+        for photo in photos.iter().cycle().skip(index % photos.len()).take(3) {
+            let exact = request.apply(photo);
+            let run = |backend: &mut ReferenceBackend, precision| -> Result<RgbImage> {
+                let job = EditJob {
+                    id: 0,
+                    image: Arc::new(photo.clone()),
+                    mask: None,
+                    mix: prism_engine::mix::Mix::single(look_name.clone()),
+                    strength: 1.0,
+                    precision,
+                    exposure: None,
+                    blur_size: None,
+                };
+                Ok(run_edit(backend, &job, &mut |_, _| true)?.0)
+            };
+            let int8 = run(&mut backend, Precision::Int8)?;
+            let float = run(&mut backend, Precision::Float)?;
+            let right = request.looks.iter().all(|look| look.direction_holds(photo, &int8));
+            let db = psnr(&int8, &exact, None);
+            score.checks += 1;
+            score.direction_right += usize::from(right);
+            score.mean_psnr += db;
+            score.mean_psnr_float += psnr(&float, &exact, None);
+            if let [look] = request.looks.as_slice() {
+                let entry = per_look.entry(look.id().to_string()).or_default();
+                entry.0 += db;
+                entry.1 += 1;
+                entry.2 += usize::from(right);
+            }
+        }
+    }
+    for score in [&mut single, &mut pairs] {
+        let n = score.checks.max(1) as f64;
+        score.mean_psnr /= n;
+        score.mean_psnr_float /= n;
+    }
+    for entry in per_look.values_mut() {
+        entry.0 /= entry.1.max(1) as f64;
+    }
+    Ok(LookReport { single, pairs, per_look })
+}
+
+/// What doing nothing scores against the exact looks on the same photos (the floor to beat).
+pub fn identity_psnr(data_dir: &Path) -> Result<f64> {
+    let photos: Vec<RgbImage> = read_images(&data_dir.join("photos/heldout"))?.iter().map(shrink).collect();
+    let all: Vec<LookRequest> = requests(Look::heldout_phrasings).into_iter().filter(|r| r.looks.len() == 1).collect();
+    let mut total = 0.0;
+    for (index, request) in all.iter().enumerate() {
+        let photo = &photos[index % photos.len()];
+        total += psnr(photo, &request.apply(photo), None);
+    }
+    Ok(total / all.len().max(1) as f64)
+}

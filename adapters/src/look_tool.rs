@@ -1,0 +1,206 @@
+//! Trains the prompt-guided tool on the shipped model: a basis of LoRA directions on the frozen
+//! base and the mixer that weights them from a prompt's embedding, together, on exact looks
+//! (`looks`) said in many phrasings. Writes `<assets>/looks/{basis.prism-lora, mixer.safetensors}`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor, Var};
+use prism_engine::adapter::{AdapterMeta, AdapterPrecision, Region};
+use prism_engine::graph::LoraPlacement;
+use prism_engine::imageio::{Mask, RgbImage};
+use prism_engine::model::Model;
+use prism_engine::tensorfile::{RawTensor, TensorFile};
+use prism_engine::unet::{FloatActivations, LoraLayer, LoraSet, Unet};
+use prism_text::SentenceEncoder;
+use prism_text::look::{BASIS, BASIS_FILE, BASIS_RANK, LOOKS_DIR, MIXER_FILE, MIXER_HIDDEN, MIXER_TENSORS, Mixer};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+use crate::looks::{Look, LookRequest, requests};
+use crate::recipe::{float_adapter, init_lora, placed_convs, runs_dir, var_pairs};
+use crate::tasks::Example;
+use crate::train::{Batch, Run, RunSettings, TrainingSet};
+
+/// The basis carries LoRA on every conv: a look changes colour everywhere in the network's path.
+const PLACEMENT: LoraPlacement = LoraPlacement::EVERY_CONV;
+
+/// Where the look files of a model directory are.
+pub fn looks_dir(model_dir: &Path) -> PathBuf {
+    model_dir.join(LOOKS_DIR)
+}
+
+/// Every request's embedding, computed once.
+struct Phrasebook {
+    requests: Vec<LookRequest>,
+    embeddings: HashMap<String, Vec<f32>>,
+}
+
+impl Phrasebook {
+    fn new(encoder: &SentenceEncoder, requests: Vec<LookRequest>) -> Result<Self> {
+        let texts: Vec<&str> = requests.iter().map(|r| r.text.as_str()).collect();
+        let mut embeddings = HashMap::new();
+        for chunk in texts.chunks(32) {
+            for (text, embedding) in chunk.iter().zip(encoder.encode_batch(chunk)?) {
+                embeddings.insert(text.to_string(), embedding.0);
+            }
+        }
+        Ok(Self { requests, embeddings })
+    }
+
+    /// Examples of `requests[picks]` on `crops`, with their embeddings as the batch's condition.
+    fn batch(&self, crops: &[RgbImage], picks: &[usize]) -> Result<Batch> {
+        let mut examples = Vec::with_capacity(crops.len());
+        let mut condition = Vec::new();
+        for (crop, &pick) in crops.iter().zip(picks) {
+            let request = &self.requests[pick];
+            let full = Mask::filled(crop.width, crop.height, 1.0);
+            examples.push(Example {
+                input: crop.clone(),
+                mask: full.clone(),
+                hide_masked: false,
+                target: request.apply(crop),
+                loss_mask: full,
+            });
+            condition.extend_from_slice(&self.embeddings[&request.text]);
+        }
+        let dim = condition.len() / crops.len().max(1);
+        let condition = Tensor::from_vec(condition, (crops.len(), dim), &Device::Cpu)?;
+        Ok(Batch::new(&examples, prism_engine::hole_fill::HoleFill::Blank)?.with_condition(condition))
+    }
+}
+
+/// The base's output for each example with the basis weighted by that example's condition.
+pub fn conditioned_forward(base: &Unet, basis: &[(Tensor, Tensor)], mixer: &Mixer, batch: &Batch) -> Result<Tensor> {
+    let condition = batch.condition.as_ref().context("a look batch carries its prompts' embeddings")?;
+    let scales = mixer.rank_scales(condition)?;
+    let mut outputs = Vec::with_capacity(batch.input.dim(0)?);
+    for i in 0..batch.input.dim(0)? {
+        let rank_scale = scales.get(i)?;
+        let mut set = LoraSet::default();
+        for (spec, (a, b)) in placed_convs(base, PLACEMENT).zip(basis) {
+            set.layers.insert(spec.name.clone(), LoraLayer { a: a.clone(), b: b.clone(), rank_scale: rank_scale.clone() });
+        }
+        outputs.push(base.forward(&batch.input.narrow(0, i, 1)?, Some(&set), &mut FloatActivations)?);
+    }
+    Ok(Tensor::cat(&outputs, 0)?)
+}
+
+fn mixer_init(dim: usize, seed: u64) -> Result<Vec<Tensor>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut normal = |n: usize, std: f32| -> Result<Vec<f32>> {
+        let dist = Normal::new(0f32, std)?;
+        Ok((0..n).map(|_| dist.sample(&mut rng)).collect())
+    };
+    let device = &Device::Cpu;
+    Ok(vec![
+        Tensor::from_vec(normal(dim * MIXER_HIDDEN, (1.0 / dim as f32).sqrt())?, (dim, MIXER_HIDDEN), device)?,
+        Tensor::zeros(MIXER_HIDDEN, candle_core::DType::F32, device)?,
+        Tensor::from_vec(normal(MIXER_HIDDEN * BASIS, 0.1)?, (MIXER_HIDDEN, BASIS), device)?,
+        // Every direction starts at weight 1, so each learns from the first step.
+        Tensor::ones(BASIS, candle_core::DType::F32, device)?,
+    ])
+}
+
+fn mixer_of(vars: &[Var]) -> Mixer {
+    let tail = &vars[vars.len() - 4..];
+    Mixer::from_tensors(std::array::from_fn(|i| tail[i].as_tensor().clone()))
+}
+
+/// Trains (or resumes) the look tool on the model in `assets` and writes its files there.
+pub fn train_look(data_dir: &Path, assets: &Path, settings: &RunSettings, fresh: bool) -> Result<PathBuf> {
+    let set = TrainingSet::load(data_dir)?;
+    let model = Model::load(assets)?;
+    let base = &model.float;
+    let encoder = SentenceEncoder::load(assets)?;
+    let book = Phrasebook::new(&encoder, requests(Look::phrasings))?;
+    let dim = book.embeddings.values().next().map_or(384, Vec::len);
+    let checkpoint = runs_dir(data_dir).join("look.ckpt");
+    if fresh {
+        let _ = std::fs::remove_file(&checkpoint);
+    }
+    let mut init = init_lora(base, BASIS * BASIS_RANK, settings.seed, PLACEMENT)?;
+    let lora_vars = init.len();
+    init.extend(mixer_init(dim, settings.seed + 1)?);
+    let info = serde_json::json!({ "kind": "look", "base_model": model.hash, "basis": BASIS, "rank": BASIS_RANK });
+    let mut run = Run::open(&checkpoint, init, settings, info)?;
+    let crop = settings.crop;
+    let mut fixed = StdRng::seed_from_u64(0x100c);
+    let validation_crops: Vec<RgbImage> = (0..16).map(|_| set.random_crop(crop, &mut fixed)).collect();
+    let validation_picks: Vec<usize> = (0..16).map(|i| i * book.requests.len() / 16).collect();
+    let validation = book.batch(&validation_crops, &validation_picks)?;
+    run.train(
+        "look",
+        settings,
+        &validation,
+        &mut |rng| {
+            let crops: Vec<RgbImage> = (0..settings.batch).map(|_| set.random_crop(crop, rng)).collect();
+            let picks: Vec<usize> = (0..settings.batch).map(|_| rng.random_range(0..book.requests.len())).collect();
+            book.batch(&crops, &picks)
+        },
+        &mut |vars, batch| {
+            let basis = var_pairs(&vars[..lora_vars]);
+            batch.loss(&conditioned_forward(base, &basis, &mixer_of(vars), batch)?)
+        },
+    )?;
+    write_look(assets, &model, &run.vars[..lora_vars], &run.vars[lora_vars..])
+}
+
+/// What the look tool says about itself (the router reads its description and example prompts).
+pub fn look_meta(base_hash: &str) -> AdapterMeta {
+    AdapterMeta {
+        name: "look".into(),
+        title: "Describe a look".into(),
+        task: "look".into(),
+        description: "Colour grading and tone from the words you type: warmer or cooler, a tint, contrast, saturation, black and white, sepia, faded film, teal and orange, a soft glow, golden hour, moody, and pairs of them.".into(),
+        example_prompts: [
+            "make it warmer",
+            "cooler tones",
+            "more contrast",
+            "less saturated colours",
+            "black and white",
+            "sepia tone",
+            "faded film look",
+            "teal and orange grade",
+            "soft dreamy glow",
+            "golden hour light",
+            "moody and dark",
+            "a green tint",
+            "black and white with more contrast",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rank: BASIS * BASIS_RANK,
+        alpha: 1.0,
+        base_model: base_hash.into(),
+        profile: String::new(),
+        created_by: format!("prism-adapters {}", env!("CARGO_PKG_VERSION")),
+        metrics: serde_json::json!({}),
+        region: Region::Global,
+        scale: 1,
+        setting: None,
+        precision: AdapterPrecision::Float,
+    }
+}
+
+fn write_look(assets: &Path, model: &Model, lora: &[Var], mixer_vars: &[Var]) -> Result<PathBuf> {
+    let dir = looks_dir(assets);
+    std::fs::create_dir_all(&dir)?;
+    let basis = float_adapter(&model.float, &var_pairs(lora), look_meta(&model.hash), PLACEMENT)?;
+    basis.write(&dir.join(BASIS_FILE))?;
+    let mut file = TensorFile::default();
+    for (name, var) in MIXER_TENSORS.iter().zip(mixer_vars) {
+        let tensor = var.as_tensor();
+        file.tensors.insert(name.to_string(), RawTensor::from_f32(tensor.dims().to_vec(), &tensor.flatten_all()?.to_vec1()?));
+    }
+    file.metadata.insert("format".into(), "prism-look-mixer".into());
+    file.metadata.insert("basis".into(), BASIS.to_string());
+    file.metadata.insert("basis_rank".into(), BASIS_RANK.to_string());
+    file.metadata.insert("base_model".into(), model.hash.clone());
+    let path = dir.join(MIXER_FILE);
+    file.write(&path)?;
+    Ok(dir)
+}

@@ -1,0 +1,348 @@
+//! Looks: global photo edits that can be computed exactly and said in words ("warmer", "black and
+//! white", "faded film"), with the phrasings the prompt-guided tool is trained on and, kept apart,
+//! the phrasings it is measured on. Each look also says how to check its direction on a result
+//! ("warmer" raises mean R−B), so a learned look can be judged without a person.
+//!
+//! Every look works on each pixel and its close neighbourhood only, so it is the same whether the
+//! engine runs a photo whole or in tiles. A vignette depends on where a pixel is in the whole
+//! photo, which a tile does not know, so it is not among them.
+
+use prism_engine::imageio::RgbImage;
+use prism_engine::settings::gaussian_blur;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Look {
+    Warmer,
+    Cooler,
+    GreenTint,
+    MagentaTint,
+    Brighter,
+    Darker,
+    MoreContrast,
+    LessContrast,
+    MoreSaturated,
+    LessSaturated,
+    BlackAndWhite,
+    Sepia,
+    FadedFilm,
+    TealOrange,
+    SoftGlow,
+    GoldenHour,
+    Moody,
+}
+
+pub const ALL_LOOKS: [Look; 17] = [
+    Look::Warmer,
+    Look::Cooler,
+    Look::GreenTint,
+    Look::MagentaTint,
+    Look::Brighter,
+    Look::Darker,
+    Look::MoreContrast,
+    Look::LessContrast,
+    Look::MoreSaturated,
+    Look::LessSaturated,
+    Look::BlackAndWhite,
+    Look::Sepia,
+    Look::FadedFilm,
+    Look::TealOrange,
+    Look::SoftGlow,
+    Look::GoldenHour,
+    Look::Moody,
+];
+
+/// Pairs that make sense together ("warmer with more contrast"); a look is never paired with its
+/// opposite or with one it contains.
+pub const PAIRS: [(Look, Look); 12] = [
+    (Look::Warmer, Look::MoreContrast),
+    (Look::Cooler, Look::MoreContrast),
+    (Look::Warmer, Look::Brighter),
+    (Look::Cooler, Look::Darker),
+    (Look::Brighter, Look::MoreSaturated),
+    (Look::Darker, Look::LessSaturated),
+    (Look::BlackAndWhite, Look::MoreContrast),
+    (Look::Sepia, Look::SoftGlow),
+    (Look::FadedFilm, Look::Warmer),
+    (Look::MoreSaturated, Look::MoreContrast),
+    (Look::LessContrast, Look::Brighter),
+    (Look::TealOrange, Look::MoreContrast),
+];
+
+fn luma(p: [f32; 3]) -> f32 {
+    0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]
+}
+
+fn per_pixel(image: &RgbImage, f: impl Fn([f32; 3]) -> [f32; 3]) -> RgbImage {
+    let data = image.data.chunks_exact(3).flat_map(|p| f([p[0], p[1], p[2]]).map(|v| v.clamp(0.0, 1.0))).collect();
+    RgbImage { width: image.width, height: image.height, data }
+}
+
+fn saturate(p: [f32; 3], amount: f32) -> [f32; 3] {
+    let y = luma(p);
+    p.map(|c| y + (c - y) * amount)
+}
+
+fn contrast(p: [f32; 3], amount: f32) -> [f32; 3] {
+    p.map(|c| 0.5 + (c - 0.5) * amount)
+}
+
+fn smoothstep(x: f32) -> f32 {
+    let t = x.clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
+impl Look {
+    pub fn id(self) -> &'static str {
+        match self {
+            Look::Warmer => "warmer",
+            Look::Cooler => "cooler",
+            Look::GreenTint => "green-tint",
+            Look::MagentaTint => "magenta-tint",
+            Look::Brighter => "brighter",
+            Look::Darker => "darker",
+            Look::MoreContrast => "more-contrast",
+            Look::LessContrast => "less-contrast",
+            Look::MoreSaturated => "more-saturated",
+            Look::LessSaturated => "less-saturated",
+            Look::BlackAndWhite => "black-and-white",
+            Look::Sepia => "sepia",
+            Look::FadedFilm => "faded-film",
+            Look::TealOrange => "teal-orange",
+            Look::SoftGlow => "soft-glow",
+            Look::GoldenHour => "golden-hour",
+            Look::Moody => "moody",
+        }
+    }
+
+    /// The exact edit.
+    pub fn apply(self, image: &RgbImage) -> RgbImage {
+        match self {
+            Look::Warmer => per_pixel(image, |[r, g, b]| [r * 1.10 + 0.02, g * 1.02, b * 0.86]),
+            Look::Cooler => per_pixel(image, |[r, g, b]| [r * 0.88, g * 0.99, b * 1.10 + 0.02]),
+            Look::GreenTint => per_pixel(image, |[r, g, b]| [r * 0.97, g * 1.08 + 0.01, b * 0.97]),
+            Look::MagentaTint => per_pixel(image, |[r, g, b]| [r * 1.04, g * 0.91, b * 1.04]),
+            Look::Brighter => per_pixel(image, |p| p.map(|c| c.max(0.0).powf(0.72))),
+            Look::Darker => per_pixel(image, |p| p.map(|c| c.max(0.0).powf(1.4))),
+            Look::MoreContrast => per_pixel(image, |p| contrast(p, 1.3)),
+            Look::LessContrast => per_pixel(image, |p| contrast(p, 0.72)),
+            Look::MoreSaturated => per_pixel(image, |p| saturate(p, 1.5)),
+            Look::LessSaturated => per_pixel(image, |p| saturate(p, 0.5)),
+            Look::BlackAndWhite => per_pixel(image, |p| [luma(p); 3]),
+            Look::Sepia => per_pixel(image, |p| {
+                let y = luma(p);
+                [y * 1.07 + 0.05, y * 0.95 + 0.02, y * 0.75]
+            }),
+            Look::FadedFilm => per_pixel(image, |p| saturate(p, 0.8).map(|c| 0.09 + c * 0.82)),
+            Look::TealOrange => per_pixel(image, |p| {
+                // Shadows toward teal, highlights toward orange.
+                let t = smoothstep((luma(p) - 0.15) / 0.7) * 2.0 - 1.0;
+                [p[0] + 0.07 * t, p[1] + 0.01 * t, p[2] - 0.08 * t]
+            }),
+            Look::SoftGlow => {
+                // Screen the photo with a blurred copy of itself.
+                let blurred = gaussian_blur(image, 4.0);
+                let data = image
+                    .data
+                    .iter()
+                    .zip(&blurred.data)
+                    .map(|(&v, &g)| (1.0 - (1.0 - v) * (1.0 - 0.4 * g)).clamp(0.0, 1.0))
+                    .collect();
+                RgbImage { width: image.width, height: image.height, data }
+            }
+            Look::GoldenHour => per_pixel(image, |[r, g, b]| {
+                let warm = [r * 1.14 + 0.03, g * 1.03 + 0.01, b * 0.80];
+                saturate(contrast(warm, 1.1), 1.15)
+            }),
+            Look::Moody => per_pixel(image, |p| saturate(contrast(p.map(|c| c.max(0.0).powf(1.35)), 1.2), 0.75)),
+        }
+    }
+
+    /// Phrasings the prompt-guided tool is trained on.
+    pub fn phrasings(self) -> &'static [&'static str] {
+        match self {
+            Look::Warmer => {
+                &["warmer", "make it warmer", "warm it up", "warmer tones", "add warmth", "warmer colour temperature"]
+            }
+            Look::Cooler => {
+                &["cooler", "make it cooler", "cool it down", "colder tones", "bluer, colder light", "cooler white balance"]
+            }
+            Look::GreenTint => &["greener tint", "add a green tint", "shift the tint toward green", "a green cast"],
+            Look::MagentaTint => &["magenta tint", "add a magenta tint", "shift the tint toward magenta", "pinker tint"],
+            Look::Brighter => &["brighter", "make it brighter", "brighten the image", "lighter overall", "more exposure"],
+            Look::Darker => &["darker", "make it darker", "darken the image", "less exposure", "dim it down"],
+            Look::MoreContrast => {
+                &["more contrast", "increase the contrast", "punchier contrast", "higher contrast", "add contrast"]
+            }
+            Look::LessContrast => &["less contrast", "reduce the contrast", "lower contrast", "flatter, softer contrast"],
+            Look::MoreSaturated => {
+                &["more saturation", "more saturated", "boost the colours", "more vivid colors", "richer colour"]
+            }
+            Look::LessSaturated => &["less saturation", "desaturate", "muted colours", "tone down the colors", "less colourful"],
+            Look::BlackAndWhite => {
+                &["black and white", "make it black and white", "monochrome", "grayscale", "remove the colour"]
+            }
+            Look::Sepia => &["sepia", "sepia tone", "make it sepia", "old brown photo look", "antique sepia"],
+            Look::FadedFilm => &["faded film", "faded film look", "washed out film", "matte faded look", "vintage faded"],
+            Look::TealOrange => &["teal and orange", "teal-and-orange grade", "orange and teal look", "blockbuster teal orange"],
+            Look::SoftGlow => &["soft glow", "add a soft glow", "dreamy glow", "glowing highlights", "bloom effect"],
+            Look::GoldenHour => &["golden hour", "golden hour light", "sunset warmth", "warm golden evening light"],
+            Look::Moody => &["moody", "moody and dark", "low-key", "dark and dramatic", "brooding mood"],
+        }
+    }
+
+    /// Phrasings kept for measuring, never trained on.
+    pub fn heldout_phrasings(self) -> &'static [&'static str] {
+        match self {
+            Look::Warmer => &["give it a warmer feel", "more warm"],
+            Look::Cooler => &["a colder feel", "icier tones"],
+            Look::GreenTint => &["tint it green"],
+            Look::MagentaTint => &["tint it pink-magenta"],
+            Look::Brighter => &["lighten it up", "more light"],
+            Look::Darker => &["make it a bit dimmer", "deeper, darker exposure"],
+            Look::MoreContrast => &["boost the contrast", "more punch"],
+            Look::LessContrast => &["tone the contrast down", "decrease contrast"],
+            Look::MoreSaturated => &["make the colours pop", "saturate it"],
+            Look::LessSaturated => &["washed-out colours", "reduce saturation"],
+            Look::BlackAndWhite => &["b&w please", "turn it into a greyscale photo"],
+            Look::Sepia => &["brownish old-timey tone", "sepia-toned"],
+            Look::FadedFilm => &["like a faded old film print"],
+            Look::TealOrange => &["cinematic orange-teal grade"],
+            Look::SoftGlow => &["a gentle glow", "soft dreamy bloom"],
+            Look::GoldenHour => &["like the golden hour before sunset"],
+            Look::Moody => &["dark moody atmosphere", "low key and gloomy"],
+        }
+    }
+
+    /// Whether `after` moved from `before` the way this look says (the direction, not the amount).
+    pub fn direction_holds(self, before: &RgbImage, after: &RgbImage) -> bool {
+        let (b, a) = (Stats::of(before), Stats::of(after));
+        match self {
+            Look::Warmer | Look::GoldenHour => a.red_minus_blue > b.red_minus_blue + 0.01,
+            Look::Cooler => a.red_minus_blue < b.red_minus_blue - 0.01,
+            Look::GreenTint => a.green_minus_magenta > b.green_minus_magenta + 0.01,
+            Look::MagentaTint => a.green_minus_magenta < b.green_minus_magenta - 0.01,
+            Look::Brighter | Look::SoftGlow => a.mean_luma > b.mean_luma + 0.01,
+            Look::Darker => a.mean_luma < b.mean_luma - 0.01,
+            Look::MoreContrast => a.luma_spread > b.luma_spread * 1.03,
+            Look::LessContrast => a.luma_spread < b.luma_spread * 0.97,
+            Look::MoreSaturated => a.chroma > b.chroma * 1.05,
+            Look::LessSaturated => a.chroma < b.chroma * 0.95,
+            Look::BlackAndWhite => a.chroma < 0.01,
+            Look::Sepia => a.red_minus_blue > b.red_minus_blue + 0.02 && a.hue_spread < b.hue_spread * 0.5,
+            Look::FadedFilm => a.darkest > b.darkest + 0.03,
+            Look::TealOrange => a.teal_orange_split > b.teal_orange_split + 0.01,
+            Look::Moody => a.mean_luma < b.mean_luma - 0.01 && a.chroma < b.chroma,
+        }
+    }
+}
+
+/// What the direction checks measure.
+struct Stats {
+    mean_luma: f32,
+    luma_spread: f32,
+    red_minus_blue: f32,
+    green_minus_magenta: f32,
+    chroma: f32,
+    /// Spread of the chroma direction: small when every pixel has the same tint (sepia).
+    hue_spread: f32,
+    /// 2nd percentile of luma.
+    darkest: f32,
+    /// (R−B in highlights) − (R−B in shadows).
+    teal_orange_split: f32,
+}
+
+impl Stats {
+    fn of(image: &RgbImage) -> Self {
+        let pixels: Vec<[f32; 3]> = image.data.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect();
+        let n = pixels.len().max(1) as f32;
+        let lumas: Vec<f32> = pixels.iter().map(|&p| luma(p)).collect();
+        let mean_luma = lumas.iter().sum::<f32>() / n;
+        let luma_spread = (lumas.iter().map(|y| (y - mean_luma).powi(2)).sum::<f32>() / n).sqrt();
+        let red_minus_blue = pixels.iter().map(|p| p[0] - p[2]).sum::<f32>() / n;
+        let green_minus_magenta = pixels.iter().map(|p| p[1] - 0.5 * (p[0] + p[2])).sum::<f32>() / n;
+        let offsets: Vec<[f32; 2]> = pixels.iter().map(|p| [p[0] - p[1], p[2] - p[1]]).collect();
+        let chroma = pixels.iter().zip(&lumas).map(|(p, y)| p.iter().map(|c| (c - y).abs()).sum::<f32>() / 3.0).sum::<f32>() / n;
+        let mean_offset = offsets.iter().fold([0.0; 2], |s, o| [s[0] + o[0] / n, s[1] + o[1] / n]);
+        let hue_spread =
+            (offsets.iter().map(|o| (o[0] - mean_offset[0]).powi(2) + (o[1] - mean_offset[1]).powi(2)).sum::<f32>() / n).sqrt();
+        let mut sorted = lumas.clone();
+        sorted.sort_by(f32::total_cmp);
+        let darkest = sorted[(sorted.len() as f32 * 0.02) as usize];
+        let (mut high, mut low, mut nh, mut nl) = (0.0, 0.0, 0.0, 0.0);
+        for (p, &y) in pixels.iter().zip(&lumas) {
+            if y > 0.6 {
+                high += p[0] - p[2];
+                nh += 1.0;
+            } else if y < 0.35 {
+                low += p[0] - p[2];
+                nl += 1.0;
+            }
+        }
+        let teal_orange_split = high / f32::max(nh, 1.0) - low / f32::max(nl, 1.0);
+        Self { mean_luma, luma_spread, red_minus_blue, green_minus_magenta, chroma, hue_spread, darkest, teal_orange_split }
+    }
+}
+
+/// A request for one look or a pair, in words, and the exact edit it stands for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookRequest {
+    pub text: String,
+    pub looks: Vec<Look>,
+}
+
+impl LookRequest {
+    pub fn apply(&self, image: &RgbImage) -> RgbImage {
+        self.looks.iter().fold(image.clone(), |image, look| look.apply(&image))
+    }
+}
+
+/// Every request made of `phrasings` (training or held-out): each look alone, and each pair
+/// joined the ways people join them.
+pub fn requests(phrasings: fn(Look) -> &'static [&'static str]) -> Vec<LookRequest> {
+    let mut out: Vec<LookRequest> = ALL_LOOKS
+        .iter()
+        .flat_map(|&look| phrasings(look).iter().map(move |p| LookRequest { text: p.to_string(), looks: vec![look] }))
+        .collect();
+    for (index, &(a, b)) in PAIRS.iter().enumerate() {
+        for (i, pa) in phrasings(a).iter().enumerate() {
+            let pb = phrasings(b)[(i + index) % phrasings(b).len()];
+            let joiner = [" and ", ", ", " with "][(i + index) % 3];
+            out.push(LookRequest { text: format!("{pa}{joiner}{pb}"), looks: vec![a, b] });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prism_engine::fixtures::synthetic_photo;
+
+    #[test]
+    fn every_exact_look_moves_a_photo_in_its_own_direction_and_not_the_opposite() {
+        let photo = synthetic_photo(64, 48, 5);
+        for look in ALL_LOOKS {
+            let after = look.apply(&photo);
+            assert!(look.direction_holds(&photo, &after), "{look:?} does not hold on its own exact edit");
+            assert!(!look.direction_holds(&photo, &photo), "{look:?} holds on the unedited photo");
+        }
+        assert!(!Look::Warmer.direction_holds(&photo, &Look::Cooler.apply(&photo)));
+        assert!(!Look::Brighter.direction_holds(&photo, &Look::Darker.apply(&photo)));
+    }
+
+    #[test]
+    fn held_out_phrasings_are_not_trained_on_and_pairs_are_made_of_both_kinds() {
+        let train: Vec<String> = requests(Look::phrasings).into_iter().map(|r| r.text).collect();
+        for look in ALL_LOOKS {
+            for held in look.heldout_phrasings() {
+                assert!(!train.iter().any(|t| t.contains(held)), "{held:?} is also a training phrasing");
+            }
+        }
+        let held = requests(Look::heldout_phrasings);
+        assert!(held.iter().any(|r| r.looks.len() == 2));
+        assert_eq!(
+            held.iter().filter(|r| r.looks.len() == 1).count(),
+            ALL_LOOKS.iter().map(|l| l.heldout_phrasings().len()).sum::<usize>()
+        );
+    }
+}
