@@ -10,11 +10,35 @@ use crate::request::{Part, check_prompt, parts};
 
 /// Least similarity at which a part of a request is taken to mean a tool. Set on the
 /// development prompts (`text/eval/dev_prompts.json`), never on the held-out ones.
-pub const MATCH_THRESHOLD: f32 = 0.45;
+pub const MATCH_THRESHOLD: f32 = 0.40;
 /// A choice is "sure" when its similarity is at least this and it leads the next tool by
 /// [`SURE_MARGIN`].
 pub const SURE_THRESHOLD: f32 = 0.55;
 pub const SURE_MARGIN: f32 = 0.05;
+
+/// Requests people make of an image editor that no Prism tool does. A part nearer to one of
+/// these than to every tool is not routed (the tools' texts alone cannot say what they are not:
+/// "blur the background" is near "fix the blur").
+const ELSEWHERE: &[&str] = &[
+    "crop the picture",
+    "rotate the image",
+    "flip it horizontally",
+    "resize it smaller",
+    "add text or a caption",
+    "draw something on it",
+    "add a sticker or an object",
+    "put a frame or border around it",
+    "undo the last step",
+    "save or export the file",
+    "print or share the photo",
+    "blur the background",
+    "add bokeh",
+    "replace the background",
+    "change someone's face or expression",
+    "answer a question",
+    "write a story or an email",
+    "search the internet",
+];
 
 /// A tool a request chose.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,9 +74,10 @@ struct ToolTexts {
     texts: Vec<(String, Embedding)>,
 }
 
-/// The tools' texts, embedded once.
+/// The tools' texts, embedded once, and what no tool does.
 pub struct Router {
     tools: Vec<ToolTexts>,
+    elsewhere: Vec<(&'static str, Embedding)>,
 }
 
 /// How near one part of a request is to each tool, nearest first.
@@ -60,6 +85,15 @@ struct Ranked {
     part: Part,
     /// (tool index, similarity, nearest text index), by similarity descending.
     order: Vec<(usize, f32, usize)>,
+    /// The nearest request no tool does, and its similarity.
+    elsewhere: (&'static str, f32),
+}
+
+impl Ranked {
+    /// Near enough to its best tool, and nearer to it than to anything no tool does.
+    fn is_clear(&self) -> bool {
+        self.order[0].1 >= MATCH_THRESHOLD && self.order[0].1 > self.elsewhere.1
+    }
 }
 
 impl Router {
@@ -77,7 +111,8 @@ impl Router {
                 texts: texts.into_iter().zip(embedded).collect(),
             });
         }
-        Ok(Self { tools })
+        let elsewhere = ELSEWHERE.iter().copied().zip(encoder.encode_batch(ELSEWHERE)?).collect();
+        Ok(Self { tools, elsewhere })
     }
 
     /// Routes `prompt`; an empty, huge or wordless prompt is an error that says why.
@@ -90,26 +125,31 @@ impl Router {
         let texts: Vec<&str> = request.iter().map(|p| p.text.as_str()).collect();
         let embedded = encoder.encode_batch(&texts)?;
         let ranked: Vec<Ranked> = request.iter().zip(&embedded).map(|(part, e)| self.rank(part.clone(), e)).collect();
-        let clear: Vec<&Ranked> = ranked.iter().filter(|r| r.order[0].1 >= MATCH_THRESHOLD).collect();
-        // Read part by part when at least two parts are clear requests (or one clearly says what
-        // not to do); otherwise the request is one thing said with an "and" in it ("black and
-        // white"), read whole.
-        let by_parts = clear.len() >= 2 || clear.iter().any(|r| r.part.negated);
-        let whole;
-        let readings: Vec<&Ranked> = if by_parts || request.len() == 1 {
-            clear
-        } else {
+        let clear: Vec<&Ranked> = ranked.iter().filter(|r| r.is_clear()).collect();
+        // A request of several parts is read part by part when a clear part says what not to do,
+        // or when two or more parts are clear requests that together match better than the
+        // whole does ("denoise, then sharpen"); otherwise it is one thing said with an "and" in
+        // it ("convert from black and white to colour"), read whole, or its one clear part.
+        let whole = if request.len() > 1 {
             let joined = Part {
                 text: texts.join(" "),
                 negated: request.iter().any(|p| p.negated),
                 weight: request.iter().map(|p| p.weight).fold(f32::INFINITY, f32::min),
             };
             let embedding = encoder.encode(&joined.text)?;
-            whole = self.rank(joined, &embedding);
-            // The whole, or the one clear part when that says it better ("there's a bin in the
-            // corner, take it away").
-            let best = clear.first().copied().filter(|part| part.order[0].1 > whole.order[0].1).unwrap_or(&whole);
-            if best.order[0].1 >= MATCH_THRESHOLD { vec![best] } else { Vec::new() }
+            Some(self.rank(joined, &embedding))
+        } else {
+            None
+        };
+        let parts_mean = clear.iter().map(|r| r.order[0].1).sum::<f32>() / clear.len().max(1) as f32;
+        let readings: Vec<&Ranked> = match &whole {
+            None => clear,
+            Some(_) if clear.iter().any(|r| r.part.negated) => clear,
+            Some(whole) if clear.len() >= 2 && !(whole.is_clear() && whole.order[0].1 >= parts_mean) => clear,
+            Some(whole) => {
+                let best = clear.first().copied().filter(|part| part.order[0].1 > whole.order[0].1).unwrap_or(whole);
+                if best.is_clear() { vec![best] } else { Vec::new() }
+            }
         };
         let mut tools: Vec<Choice> = Vec::new();
         let mut excluded: Vec<String> = Vec::new();
@@ -148,9 +188,12 @@ impl Router {
         let reason = if !excluded.is_empty() {
             format!("the prompt only says what not to do ({}); say what to do", excluded.join(", "))
         } else {
-            let best = ranked.iter().map(|r| r.order[0]).max_by(|a, b| a.1.total_cmp(&b.1));
-            match best {
-                Some((tool, similarity, _)) => format!(
+            let best = ranked.iter().max_by(|a, b| a.order[0].1.total_cmp(&b.order[0].1));
+            match best.map(|r| (r.order[0], r.elsewhere)) {
+                Some(((_, similarity, _), (elsewhere, beyond))) if beyond >= similarity => {
+                    format!("no tool fits \"{prompt}\": it sounds like \"{elsewhere}\", which Prism's tools do not do")
+                }
+                Some(((tool, similarity, _), _)) => format!(
                     "no tool fits \"{prompt}\" (the nearest, {}, scores {similarity:.2}; {MATCH_THRESHOLD:.2} is needed)",
                     self.tools[tool].title
                 ),
@@ -177,6 +220,12 @@ impl Router {
             })
             .collect();
         order.sort_by(|a, b| b.1.total_cmp(&a.1));
-        Ranked { part, order }
+        let elsewhere = self
+            .elsewhere
+            .iter()
+            .map(|(text, e)| (*text, e.similarity(embedding)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or(("", f32::MIN));
+        Ranked { part, order, elsewhere }
     }
 }
