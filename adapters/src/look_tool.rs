@@ -153,7 +153,7 @@ pub fn look_meta(base_hash: &str) -> AdapterMeta {
     AdapterMeta {
         name: "look".into(),
         title: "Describe a look".into(),
-        task: "look".into(),
+        task: prism_text::look::LOOK_TASK.into(),
         description: "Colour grading and tone from the words you type: warmer or cooler, a tint, contrast, saturation, black and white, sepia, faded film, teal and orange, a soft glow, golden hour, moody, and pairs of them.".into(),
         example_prompts: [
             "make it warmer",

@@ -178,4 +178,34 @@ mod ort_backend {
             .map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("one adapter at a time")));
     }
+
+    /// The adapter a prompt makes (the look tool) goes through the same session as any other.
+    #[test]
+    fn an_adapter_made_from_a_prompt_runs_on_ort_as_on_the_reference() {
+        if python().is_none() {
+            return;
+        }
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+        let model = Model::load(&assets).expect("shipped model");
+        let looks = prism_text::look::LookMaker::load(&assets).expect("look files").expect("the shipped model has a look tool");
+        let encoder = prism_text::SentenceEncoder::load(&assets).expect("encoder");
+        let mut ort = OrtBackend::new(model.clone()).expect("ONNX Runtime starts");
+        let mut reference = ReferenceBackend::new(model.clone());
+        let photo = load_picture(&assets.join("samples/astronaut.jpg"), 1 << 26).expect("sample").rgb;
+        let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), None).expect("input");
+        let values = |t: candle_core::Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
+        for prompt in ["golden hour light", "faded film with more contrast"] {
+            let mut made = looks.make(&encoder.encode(prompt).expect("encode")).expect("make");
+            made.meta.name = prompt.replace(' ', "-");
+            ort.install(&made).expect("install on ort");
+            reference.install(&made).expect("install on reference");
+            let mix = Mix::single(made.meta.name.clone());
+            ort.bind(&mix, 1.0, Precision::Int8).expect("bind");
+            reference.bind(&mix, 1.0, Precision::Int8).expect("bind");
+            let agreement =
+                psnr(&values(reference.forward(&input).expect("reference")), &values(ort.forward(&input).expect("ort")));
+            eprintln!("\"{prompt}\" on ort: {agreement:.1} dB against the reference");
+            assert!(agreement >= 40.0, "{prompt}: {agreement:.1} dB");
+        }
+    }
 }

@@ -213,3 +213,32 @@ fn the_shipped_model_matches_on_a_real_photo() {
     let (_, psnr) = check(&model, &mut reference, &mut wgpu, &input, &blend, Precision::Int8);
     assert!(psnr >= 45.0, "blend of three: {psnr:.1} dB");
 }
+
+/// The adapter a prompt makes (the look tool) is bound like any other: wgpu matches QuantSim on it
+/// end to end, and two prompts make two different edits.
+#[test]
+fn an_adapter_made_from_a_prompt_matches() {
+    let Some(gpu) = gpu() else { return };
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let model = Model::load(&assets).expect("shipped model");
+    let looks = prism_text::look::LookMaker::load(&assets).expect("look files").expect("the shipped model has a look tool");
+    let encoder = prism_text::SentenceEncoder::load(&assets).expect("encoder");
+    let photo = prism_engine::imageio::load_picture(&assets.join("samples/coffee.jpg"), 1 << 26).expect("sample").rgb;
+    let input = photo_input(&photo.crop_clamped(240, 120, 96, 64)).expect("input");
+    let mut reference = ReferenceBackend::new(model.clone());
+    let mut wgpu = WgpuBackend::on(gpu, model.clone()).expect("compile");
+    let mut outputs = Vec::new();
+    for prompt in ["make it warmer", "black and white"] {
+        let mut made = looks.make(&encoder.encode(prompt).expect("encode")).expect("make");
+        made.meta.name = prompt.replace(' ', "-");
+        reference.install(&made).expect("install on the reference");
+        wgpu.install(&made).expect("install on wgpu");
+        let mix = Mix::single(made.meta.name.clone());
+        let (_, psnr) = check(&model, &mut reference, &mut wgpu, &input, &mix, Precision::Int8);
+        assert!(psnr >= 45.0, "{prompt}: {psnr:.1} dB");
+        reference.bind(&mix, 1.0, Precision::Int8).expect("bind");
+        outputs.push(values(&reference.forward(&input).expect("forward")));
+    }
+    let (_, between) = compare(&outputs[0], &outputs[1]);
+    assert!(between < 35.0, "two prompts made nearly the same edit ({between:.1} dB apart)");
+}

@@ -55,6 +55,9 @@ pub struct LookMaker {
     mixer: Mixer,
 }
 
+/// The task the look tool's adapters name: made adapters are recognised by it.
+pub const LOOK_TASK: &str = "look";
+
 /// Where a model directory keeps the look tool.
 pub const LOOKS_DIR: &str = "looks";
 pub const BASIS_FILE: &str = "basis.prism-lora";

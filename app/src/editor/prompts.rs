@@ -39,6 +39,12 @@ fn tools_key(metas: &[AdapterMeta]) -> ToolsKey {
 }
 
 impl PrismApp {
+    /// The installed tools a request can be routed to: adapters a prompt made are left out (the
+    /// prompter knows the look tool itself), so making one does not rebuild the index.
+    fn routable_tools(&self) -> Vec<AdapterMeta> {
+        self.tools.iter().map(|t| t.meta.clone()).filter(|m| m.task != prism_text::look::LOOK_TASK).collect()
+    }
+
     /// Chooses tools from the typed request; with `run`, runs them once chosen.
     pub(super) fn apply_prompt(&mut self, run: bool) {
         let prompt = self.tool.prompt.clone();
@@ -46,7 +52,7 @@ impl PrismApp {
             self.tool.prompt_outcome = Some(PromptOutcome::Refused(reason));
             return;
         }
-        let metas: Vec<AdapterMeta> = self.tools.iter().map(|t| t.meta.clone()).collect();
+        let metas = self.routable_tools();
         let key = tools_key(&metas);
         match &self.prompts.ready {
             Some((built_for, prompter)) if *built_for == key => {
@@ -110,7 +116,7 @@ impl PrismApp {
     /// several can be compared), its label and its record. The index must be ready; if it is not,
     /// it starts and the user is asked to run again.
     pub(super) fn lightbox_prompt(&mut self, prompt: &str, index: usize) -> anyhow::Result<(Mix, String, Option<PromptRecord>)> {
-        let metas: Vec<AdapterMeta> = self.tools.iter().map(|t| t.meta.clone()).collect();
+        let metas = self.routable_tools();
         let key = tools_key(&metas);
         let prompter = match &self.prompts.ready {
             Some((built_for, prompter)) if *built_for == key => Arc::clone(prompter),
