@@ -1,5 +1,6 @@
 //! Diagnostics for a training checkpoint or the trained base: activation ranges and, per task,
-//! the held-out loss against doing nothing. `cargo run --release -p prism-adapters --example probe [CKPT]`
+//! the held-out loss against doing nothing.
+//! `cargo run --release -p prism-adapters --example probe [CKPT | MODEL.safetensors]`
 use std::path::Path;
 
 use prism_adapters::quad::heldout_examples;
@@ -13,6 +14,10 @@ fn main() -> anyhow::Result<()> {
     let base = match std::env::args().nth(1) {
         Some(path) => {
             let file = prism_engine::tensorfile::TensorFile::read(Path::new(&path))?;
+            // A model file (an export) carries its config; a checkpoint is the shipped layout.
+            if let Ok(model) = prism_engine::unet::Unet::from_file(&file, &candle_core::Device::Cpu) {
+                return probe(data, &model);
+            }
             let config = shipped_config()?;
             let tensors = (0..config.convs().len() * 3)
                 .map(|i| {
@@ -24,6 +29,10 @@ fn main() -> anyhow::Result<()> {
         }
         None => load_base(data)?,
     };
+    probe(data, &base)
+}
+
+fn probe(data: &Path, base: &prism_engine::unet::Unet) -> anyhow::Result<()> {
     for task in ALL_TASKS {
         let examples = heldout_examples(data, task, 128)?;
         let batch = Batch::new(&examples, base.config().hole_fill)?;
