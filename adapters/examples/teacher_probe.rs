@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
                 precision: Precision::Float,
                 exposure: setting.filter(|_| task == "lowlight"),
                 blur_size: setting.filter(|_| task == "sharpen"),
+                context: prism_engine::job::DEFAULT_CONTEXT,
             };
             total += psnr(&run_edit(&mut backend, &job, &mut |_, _| true)?.0, &clean, mask.as_deref());
         }

@@ -163,6 +163,7 @@ fn plain_job(image: Arc<RgbImage>) -> EditJob {
         precision: Precision::Int8,
         exposure: None,
         blur_size: None,
+        context: prism_engine::job::DEFAULT_CONTEXT,
     }
 }
 

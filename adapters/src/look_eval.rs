@@ -82,6 +82,7 @@ pub fn eval_look(data_dir: &Path, assets: &Path) -> Result<LookReport> {
                     precision,
                     exposure: None,
                     blur_size: None,
+                    context: prism_engine::job::DEFAULT_CONTEXT,
                 };
                 Ok(run_edit(backend, &job, &mut |_, _| true)?.0)
             };

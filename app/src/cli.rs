@@ -261,6 +261,7 @@ fn edit(args: EditArgs) -> Result<()> {
         precision,
         exposure: args.exposure,
         blur_size: args.blur_size,
+        context: prism_engine::job::DEFAULT_CONTEXT,
     };
     engine.send(Command::Edit(job))?;
     let bar = ProgressBar::new(1);

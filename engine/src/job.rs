@@ -48,7 +48,15 @@ pub struct EditJob {
     /// The blur size, in pixels, for tools that take it (`ToolSetting::BlurSize`); None: the
     /// default. Other tools ignore it.
     pub blur_size: Option<f32>,
+    /// Local tools: how much of the surroundings the model sees on each side of the hole, as a
+    /// fraction of the hole's size ([`DEFAULT_CONTEXT`]; the lightbox compares others).
+    pub context: f32,
 }
+
+/// Context on each side of a hole, as a fraction of its size: half.
+pub const DEFAULT_CONTEXT: f32 = 0.5;
+/// The context a job may ask for.
+pub const CONTEXT_RANGE: std::ops::RangeInclusive<f32> = 0.1..=2.0;
 
 /// How the job went, for the status bar and the output's metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,7 +113,7 @@ pub fn run_edit(
     let (result, tiles) = match plan.region {
         Region::Local => {
             let mask = job.mask.as_deref().ok_or_else(|| EngineError::Job("paint over what to remove first".into()))?;
-            let out = local_edit(image, view, mask, plan.alignment, &mut run, progress)?;
+            let out = local_edit(image, view, mask, job.context, plan.alignment, &mut run, progress)?;
             (out, 1)
         }
         Region::Global => global_edit(image, view, job.mask.as_deref(), plan.scale, plan.alignment, &mut run, progress)?,
@@ -140,6 +148,14 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     }
     if !job.strength.is_finite() || !(0.0..=4.0).contains(&job.strength) {
         return Err(EngineError::Job(format!("strength {} is outside 0..4", job.strength)));
+    }
+    if !CONTEXT_RANGE.contains(&job.context) {
+        return Err(EngineError::Job(format!(
+            "context {} is outside {}..{} of the hole's size",
+            job.context,
+            CONTEXT_RANGE.start(),
+            CONTEXT_RANGE.end()
+        )));
     }
     for (setting, value) in [(ToolSetting::Exposure, job.exposure), (ToolSetting::BlurSize, job.blur_size)] {
         if let Some(value) = value.filter(|v| !setting.range().contains(v)) {
@@ -239,13 +255,15 @@ fn local_edit(
     image: &RgbImage,
     view: &RgbImage,
     mask: &Mask,
+    context: f32,
     alignment: usize,
     run: &mut RunFn<'_>,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<RgbImage> {
     let (x0, y0, x1, y1) = mask.bounding_box().ok_or_else(|| EngineError::Job("the mask is empty".into()))?;
-    // Context around the hole: half its size, at least 32 pixels, clipped to the image.
-    let margin = ((x1 - x0).max(y1 - y0) / 2).max(32);
+    // Context around the hole: `context` of its size (half by default), at least 32 pixels,
+    // clipped to the image.
+    let margin = (((x1 - x0).max(y1 - y0) as f32 * context) as usize).max(32);
     let cx0 = x0.saturating_sub(margin);
     let cy0 = y0.saturating_sub(margin);
     let cx1 = (x1 + margin).min(image.width);
@@ -418,7 +436,7 @@ mod tests {
             assert!(hidden, "removal hides the hole from the model");
             Ok(RgbImage { width: input.width, height: input.height, data: vec![0.5; input.data.len()] })
         };
-        let out = local_edit(&image, &image, &mask, 8, &mut run, &mut |_, _| true).unwrap();
+        let out = local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 8, &mut run, &mut |_, _| true).unwrap();
         for (pixel, &m) in mask.data.iter().enumerate() {
             let (a, b) = (&image.data[pixel * 3..pixel * 3 + 3], &out.data[pixel * 3..pixel * 3 + 3]);
             if m > HIDDEN {
@@ -447,7 +465,7 @@ mod tests {
             seen.push((input.width, input.height, input_mask.bounding_box()));
             Ok(RgbImage { width: input.width, height: input.height, data: vec![0.75; input.data.len()] })
         };
-        let out = local_edit(&image, &image, &mask, 32, &mut run, &mut |_, _| true).unwrap();
+        let out = local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 32, &mut run, &mut |_, _| true).unwrap();
         let [(ww, wh, hole)] = seen[..] else { panic!("one model run, got {seen:?}") };
         assert!(ww <= TILE && wh <= TILE && ww % 32 == 0 && wh % 32 == 0, "working size {ww}x{wh}");
         assert!(ww.max(wh) > TILE / 2, "the working size uses the model's resolution: {ww}x{wh}");

@@ -173,6 +173,26 @@ fn paint_run_undo_switch_and_lightbox() {
     let (base, two) =
         (lightbox.entries[0].result.clone().expect("baseline"), lightbox.entries[2].result.clone().expect("result"));
     assert_ne!(base.data, two.data, "an adapter changes the base model's output");
+
+    // Removal variants (how much context the model sees around the hole) and a typed request,
+    // side by side; the request waits for the prompt encoder, then runs.
+    {
+        let lightbox = harness.state_mut().lightbox.as_mut().expect("lightbox");
+        lightbox.chosen = ["remove".to_string()].into_iter().collect();
+        lightbox.prompts = "make it warmer".into();
+    }
+    click(&mut harness, "Run lightbox");
+    wait_for(&mut harness, "the removal variants and the request", |app| {
+        !app.is_busy()
+            && app.lightbox.as_ref().is_some_and(|l| l.entries.len() == 5 && l.entries.iter().all(|e| e.result.is_some()))
+    });
+    let lightbox = harness.state().lightbox.as_ref().expect("lightbox");
+    let labels: Vec<&str> = lightbox.entries.iter().map(|e| e.label.as_str()).collect();
+    assert!(labels[1].contains("tight context") && labels[3].contains("wide context"), "{labels:?}");
+    assert!(labels[4].contains("make it warmer") && labels[4].contains("Describe a look"), "{labels:?}");
+    let (tight, wide) = (lightbox.entries[1].result.clone().expect("tight"), lightbox.entries[3].result.clone().expect("wide"));
+    assert_ne!(tight.data, wide.data, "more context gives the model more to fill from");
+    assert!(lightbox.entries[4].prompt.is_some(), "the request's entry keeps the request");
 }
 
 #[test]

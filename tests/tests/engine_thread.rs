@@ -39,6 +39,7 @@ fn job(id: u64, width: usize, height: usize, mask: Option<Mask>, tool: &str) -> 
         precision: Precision::Int8,
         exposure: None,
         blur_size: None,
+        context: prism_engine::job::DEFAULT_CONTEXT,
     }
 }
 

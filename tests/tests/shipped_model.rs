@@ -59,6 +59,7 @@ fn job(tool: &str, image: &RgbImage) -> EditJob {
         precision: Precision::Int8,
         exposure: None,
         blur_size: None,
+        context: prism_engine::job::DEFAULT_CONTEXT,
     }
 }
 

@@ -7,7 +7,10 @@ use anyhow::{Result, anyhow};
 use prism_engine::adapter::Region;
 use prism_engine::backends::Precision;
 use prism_engine::engine::{Command, TEACHER_SUFFIX};
-use prism_engine::job::EditJob;
+use prism_engine::job::{DEFAULT_CONTEXT, EditJob};
+
+/// The removal variants the lightbox compares: context around the hole (a fraction of its size).
+const REMOVAL_VARIANTS: [(f32, &str); 3] = [(0.25, "tight context"), (DEFAULT_CONTEXT, "context ½"), (1.0, "wide context")];
 use prism_engine::mix::Mix;
 
 use super::PrismApp;
@@ -48,13 +51,26 @@ impl PrismApp {
     }
 
     pub(super) fn job(&mut self, mix: Mix, strength: f32, precision: Precision, purpose: JobPurpose) -> Result<()> {
+        self.job_with_context(mix, strength, precision, DEFAULT_CONTEXT, purpose)
+    }
+
+    /// A job whose local tools see `context` of the hole's size around it (lightbox variants).
+    fn job_with_context(
+        &mut self,
+        mix: Mix,
+        strength: f32,
+        precision: Precision,
+        context: f32,
+        purpose: JobPurpose,
+    ) -> Result<()> {
         let engine = self.engine.as_ref().ok_or_else(|| anyhow!("no model is loaded, so no tool can run"))?;
         let document = self.document.as_ref().ok_or_else(|| anyhow!("open a photo first"))?;
         let id = self.next_job;
         self.next_job += 1;
         let mask = (!document.mask.is_empty()).then(|| Arc::new(document.mask.to_engine()));
         let (exposure, blur_size) = (self.tool.exposure, self.tool.blur_size);
-        let job = EditJob { id, image: document.image().clone(), mask, mix, strength, precision, exposure, blur_size };
+        let image = document.image().clone();
+        let job = EditJob { id, image, mask, mix, strength, precision, exposure, blur_size, context };
         engine.send(Command::Edit(job))?;
         self.jobs.insert(id, RunningJob { purpose, done: 0, total: 1 });
         Ok(())
@@ -85,46 +101,41 @@ impl PrismApp {
         if chosen.is_empty() && prompts.is_empty() {
             return Err(anyhow!("tick at least one tool or write a request for the lightbox"));
         }
+        if !prompts.is_empty() && !self.prompts_ready_for_lightbox() {
+            self.info("Reading the tools' descriptions; the lightbox runs when that is done.".to_string());
+            return Ok(());
+        }
         let strength = self.tool.strength;
-        // The baseline runs the first tool at strength 0: the base model alone, same region.
         let mut entries = Vec::new();
         for name in &chosen {
-            entries.push(LightboxEntry {
-                label: self.tool_title(name),
-                mix: Mix::single(name.clone()),
-                strength,
-                result: None,
-                record: None,
-                prompt: None,
-                error: None,
-            });
+            let title = self.tool_title(name);
+            let local = self.tools.iter().any(|t| &t.meta.name == name && t.meta.region == Region::Local);
+            if local {
+                // A removal's variants: how much of the surroundings the model sees around the hole.
+                for (context, words) in REMOVAL_VARIANTS {
+                    let label = format!("{title} · {words}");
+                    entries.push(LightboxEntry { context, ..LightboxEntry::new(label, Mix::single(name.clone()), strength) });
+                }
+            } else {
+                entries.push(LightboxEntry::new(title, Mix::single(name.clone()), strength));
+            }
         }
         for (index, prompt) in prompts.iter().enumerate() {
             let (mix, label, record) = self.lightbox_prompt(prompt, index)?;
-            entries.push(LightboxEntry { label, mix, strength, result: None, record: None, prompt: record, error: None });
+            entries.push(LightboxEntry { prompt: record, ..LightboxEntry::new(label, mix, strength) });
         }
+        // The baseline runs the first entry's tools at strength 0: the base model alone, same region.
         let Some(first) = entries.first().map(|e| e.mix.clone()) else { return Ok(()) };
-        entries.insert(
-            0,
-            LightboxEntry {
-                label: "No adapter (base)".into(),
-                mix: first,
-                strength: 0.0,
-                result: None,
-                record: None,
-                prompt: None,
-                error: None,
-            },
-        );
+        entries.insert(0, LightboxEntry::new("No adapter (base)".into(), first, 0.0));
         self.cancel_jobs(|p| matches!(p, JobPurpose::Lightbox { .. }));
         let precision = self.settings.precision;
-        let jobs: Vec<_> = entries.iter().map(|e| (e.mix.clone(), e.strength)).collect();
+        let jobs: Vec<_> = entries.iter().map(|e| (e.mix.clone(), e.strength, e.context)).collect();
         if let Some(lightbox) = &mut self.lightbox {
             lightbox.entries = entries;
             lightbox.selected = lightbox.selected.min(lightbox.entries.len() - 1);
         }
-        for (slot, (mix, strength)) in jobs.into_iter().enumerate() {
-            self.job(mix, strength, precision, JobPurpose::Lightbox { slot })?;
+        for (slot, (mix, strength, context)) in jobs.into_iter().enumerate() {
+            self.job_with_context(mix, strength, precision, context, JobPurpose::Lightbox { slot })?;
         }
         Ok(())
     }

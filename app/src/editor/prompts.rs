@@ -26,11 +26,13 @@ pub(super) struct PromptIndex {
     channel: (Sender<Built>, Receiver<Built>),
     /// A request typed before the index was ready, and whether Enter asked to run it.
     pending: Option<(String, bool)>,
+    /// The lightbox asked to run requests before the index was ready.
+    pending_lightbox: bool,
 }
 
 impl Default for PromptIndex {
     fn default() -> Self {
-        Self { ready: None, building: None, channel: unbounded(), pending: None }
+        Self { ready: None, building: None, channel: unbounded(), pending: None, pending_lightbox: false }
     }
 }
 
@@ -99,6 +101,9 @@ impl PrismApp {
                 }
             }
         }
+        if self.prompts.building.is_none() && std::mem::take(&mut self.prompts.pending_lightbox) {
+            self.actions.push(Action::RunLightbox);
+        }
         if self.prompts.building.is_none()
             && let Some((prompt, run)) = self.prompts.pending.take()
         {
@@ -112,9 +117,24 @@ impl PrismApp {
         self.prompts.building.is_some()
     }
 
+    /// Whether the index is ready for the installed tools; if not, it starts building and the
+    /// lightbox runs again when it is.
+    pub(super) fn prompts_ready_for_lightbox(&mut self) -> bool {
+        let metas = self.routable_tools();
+        let key = tools_key(&metas);
+        if matches!(&self.prompts.ready, Some((built_for, _)) if *built_for == key) {
+            return true;
+        }
+        self.prompts.pending_lightbox = true;
+        if self.prompts.building.as_ref() != Some(&key) {
+            self.build_prompt_index(metas, key);
+        }
+        false
+    }
+
     /// One lightbox request: its mix (a look it makes is installed under a name of its own, so
-    /// several can be compared), its label and its record. The index must be ready; if it is not,
-    /// it starts and the user is asked to run again.
+    /// several can be compared), its label and its record. The index must be ready
+    /// ([`Self::prompts_ready_for_lightbox`]).
     pub(super) fn lightbox_prompt(&mut self, prompt: &str, index: usize) -> anyhow::Result<(Mix, String, Option<PromptRecord>)> {
         let metas = self.routable_tools();
         let key = tools_key(&metas);

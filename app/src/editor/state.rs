@@ -75,7 +75,24 @@ pub struct LightboxEntry {
     pub record: Option<EditRecord>,
     /// The request that chose this entry's tools, if one did.
     pub prompt: Option<PromptRecord>,
+    /// Local tools: the context around the hole this entry's job sees.
+    pub context: f32,
     pub error: Option<String>,
+}
+
+impl LightboxEntry {
+    pub fn new(label: String, mix: Mix, strength: f32) -> Self {
+        Self {
+            label,
+            mix,
+            strength,
+            result: None,
+            record: None,
+            prompt: None,
+            context: prism_engine::job::DEFAULT_CONTEXT,
+            error: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
