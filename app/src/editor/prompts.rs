@@ -54,19 +54,26 @@ impl PrismApp {
             self.tool.prompt_outcome = Some(PromptOutcome::Refused(reason));
             return;
         }
+        match self.ready_prompter() {
+            Some(prompter) => self.choose(&prompter, &prompt, run),
+            None => {
+                self.prompts.pending = Some((prompt, run));
+                self.tool.prompt_outcome = Some(PromptOutcome::Reading);
+            }
+        }
+    }
+
+    /// The index over the installed tools when it is built; otherwise None, and it is being built.
+    fn ready_prompter(&mut self) -> Option<Arc<Prompter>> {
         let metas = self.routable_tools();
         let key = tools_key(&metas);
         match &self.prompts.ready {
-            Some((built_for, prompter)) if *built_for == key => {
-                let prompter = Arc::clone(prompter);
-                self.choose(&prompter, &prompt, run);
-            }
+            Some((built_for, prompter)) if *built_for == key => Some(Arc::clone(prompter)),
             _ => {
-                self.prompts.pending = Some((prompt, run));
-                self.tool.prompt_outcome = Some(PromptOutcome::Reading);
                 if self.prompts.building.as_ref() != Some(&key) {
                     self.build_prompt_index(metas, key);
                 }
+                None
             }
         }
     }
@@ -96,7 +103,11 @@ impl PrismApp {
             match built {
                 Ok(prompter) => self.prompts.ready = Some((key, Arc::new(prompter))),
                 Err(error) => {
+                    // Nothing waits for an index that cannot be built (no retry loop).
                     self.prompts.pending = None;
+                    if std::mem::take(&mut self.prompts.pending_lightbox) {
+                        self.error(format!("the lightbox's requests cannot be read: {error}"));
+                    }
                     self.tool.prompt_outcome = Some(PromptOutcome::Refused(error));
                 }
             }
@@ -120,33 +131,18 @@ impl PrismApp {
     /// Whether the index is ready for the installed tools; if not, it starts building and the
     /// lightbox runs again when it is.
     pub(super) fn prompts_ready_for_lightbox(&mut self) -> bool {
-        let metas = self.routable_tools();
-        let key = tools_key(&metas);
-        if matches!(&self.prompts.ready, Some((built_for, _)) if *built_for == key) {
-            return true;
-        }
-        self.prompts.pending_lightbox = true;
-        if self.prompts.building.as_ref() != Some(&key) {
-            self.build_prompt_index(metas, key);
-        }
-        false
+        let ready = self.ready_prompter().is_some();
+        self.prompts.pending_lightbox = !ready;
+        ready
     }
 
     /// One lightbox request: its mix (a look it makes is installed under a name of its own, so
     /// several can be compared), its label and its record. The index must be ready
     /// ([`Self::prompts_ready_for_lightbox`]).
     pub(super) fn lightbox_prompt(&mut self, prompt: &str, index: usize) -> anyhow::Result<(Mix, String, Option<PromptRecord>)> {
-        let metas = self.routable_tools();
-        let key = tools_key(&metas);
-        let prompter = match &self.prompts.ready {
-            Some((built_for, prompter)) if *built_for == key => Arc::clone(prompter),
-            _ => {
-                if self.prompts.building.as_ref() != Some(&key) {
-                    self.build_prompt_index(metas, key);
-                }
-                anyhow::bail!("the prompt encoder is reading the tools' descriptions; run the lightbox again in a moment");
-            }
-        };
+        let prompter = self
+            .ready_prompter()
+            .ok_or_else(|| anyhow::anyhow!("the prompt encoder is still reading the tools' descriptions"))?;
         let chosen = prompter.choose(prompt).map_err(|e| anyhow::anyhow!("\"{prompt}\": {e}"))?;
         let mut mix = chosen.mix.clone();
         if let Some(mut made) = chosen.made.clone() {
