@@ -2,10 +2,10 @@
 //!
 //! Local tools (object removal) crop around the mask's bounding box with context, shrink the crop
 //! to the working size if it is larger, hide the masked pixels from the model (showing it the
-//! model's [`HoleFill`] there), and paste the fill back into the masked pixels only. Global tools run over the mask's bounding box (or the whole
-//! image) in overlapping tiles blended with linear ramps, so no tile is ever larger than
-//! `TILE` pixels a side however large the photo. Upscaling tools resize the image first and then
-//! refine it tile by tile.
+//! model's [`HoleFill`] there), and paste the fill back into the masked pixels only. Global tools
+//! run over the mask's bounding box (or the whole image) in overlapping tiles blended with linear
+//! ramps, so no tile is ever larger than `TILE` pixels a side however large the photo. Upscaling
+//! tools resize the image first and then refine it tile by tile.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

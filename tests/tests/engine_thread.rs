@@ -103,6 +103,14 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
         Event::Failed { job: 42, error } => assert!(error.contains("the mask is 20x36 but the image is 40x36"), "{error}"),
         other => panic!("expected a failure, got {other:?}"),
     }
+    // Context around the hole outside what a job may ask for.
+    let mut wide = job(43, 40, 36, Some(Mask::filled(40, 36, 0.0)), "fill");
+    wide.context = 50.0;
+    engine.send(Command::Edit(wide)).unwrap();
+    match next_event(&engine, is_final) {
+        Event::Failed { job: 43, error } => assert!(error.contains("context 50 is outside"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
     assert_eq!(stats.backend, BackendKind::Reference);
     assert_eq!(stats.memory.adapters, 2);
 
