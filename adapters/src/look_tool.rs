@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, Var};
-use prism_engine::adapter::{AdapterMeta, AdapterPrecision, Region};
+use prism_engine::adapter::{AdapterMeta, float_meta};
 use prism_engine::graph::LoraPlacement;
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::model::Model;
@@ -150,39 +150,28 @@ pub fn train_look(data_dir: &Path, assets: &Path, settings: &RunSettings, fresh:
 
 /// What the look tool says about itself (the router reads its description and example prompts).
 pub fn look_meta(base_hash: &str) -> AdapterMeta {
+    let example_prompts = [
+        "make it warmer",
+        "cooler tones",
+        "more contrast",
+        "less saturated colours",
+        "black and white",
+        "sepia tone",
+        "faded film look",
+        "teal and orange grade",
+        "soft dreamy glow",
+        "golden hour light",
+        "moody and dark",
+        "a green tint",
+        "black and white with more contrast",
+    ];
     AdapterMeta {
-        name: "look".into(),
         title: "Describe a look".into(),
         task: prism_text::look::LOOK_TASK.into(),
         description: "Colour grading and tone from the words you type: warmer or cooler, a tint, contrast, saturation, black and white, sepia, faded film, teal and orange, a soft glow, golden hour, moody, and pairs of them.".into(),
-        example_prompts: [
-            "make it warmer",
-            "cooler tones",
-            "more contrast",
-            "less saturated colours",
-            "black and white",
-            "sepia tone",
-            "faded film look",
-            "teal and orange grade",
-            "soft dreamy glow",
-            "golden hour light",
-            "moody and dark",
-            "a green tint",
-            "black and white with more contrast",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        rank: BASIS * BASIS_RANK,
-        alpha: 1.0,
-        base_model: base_hash.into(),
-        profile: String::new(),
+        example_prompts: example_prompts.iter().map(|s| s.to_string()).collect(),
         created_by: format!("prism-adapters {}", env!("CARGO_PKG_VERSION")),
-        metrics: serde_json::json!({}),
-        region: Region::Global,
-        scale: 1,
-        setting: None,
-        precision: AdapterPrecision::Float,
+        ..float_meta("look", base_hash, BASIS * BASIS_RANK, 1.0)
     }
 }
 
