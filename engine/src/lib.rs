@@ -11,6 +11,7 @@ pub mod fixtures;
 pub mod graph;
 pub mod hole_fill;
 pub mod imageio;
+pub mod int8;
 pub mod job;
 pub mod mix;
 pub mod model;

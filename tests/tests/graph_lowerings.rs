@@ -76,7 +76,9 @@ fn reference_wgpu_and_onnx_runtime_agree_on_every_node_kind() {
     // 40 x 24: not square, not a power of two.
     let input = photo_input(&synthetic_photo(40, 24, 9)).expect("input");
     let mix = Mix::single("tone");
-    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend::new(model.clone()))];
+    // QuantSim first (the reference), then the CPU's integer kernels, wgpu and ONNX Runtime.
+    let mut backends: Vec<Box<dyn Backend>> =
+        vec![Box::new(ReferenceBackend::quantsim(model.clone())), Box::new(ReferenceBackend::new(model.clone()))];
     backends.extend(wgpu(&model).map(|b| Box::new(b) as Box<dyn Backend>));
     backends.extend(ort(&model).map(|b| Box::new(b) as Box<dyn Backend>));
     // An adapter on the coarse levels only (a placement): the backends feed nothing elsewhere.
@@ -128,7 +130,9 @@ fn a_five_level_model_agrees_across_backends() {
     let dir = tempfile::tempdir().expect("temp dir");
     let model = write_model_dir(dir.path(), &config, 6).expect("model dir");
     let input = photo_input(&synthetic_photo(64, 32, 4)).expect("input");
-    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(ReferenceBackend::new(model.clone()))];
+    // QuantSim first (the reference), then the CPU's integer kernels, wgpu and ONNX Runtime.
+    let mut backends: Vec<Box<dyn Backend>> =
+        vec![Box::new(ReferenceBackend::quantsim(model.clone())), Box::new(ReferenceBackend::new(model.clone()))];
     backends.extend(wgpu(&model).map(|b| Box::new(b) as Box<dyn Backend>));
     backends.extend(ort(&model).map(|b| Box::new(b) as Box<dyn Backend>));
     let mut outputs = Vec::new();

@@ -74,7 +74,7 @@ fn onnx_runtime_runs_the_export_with_two_adapters_fed_into_one_session() {
     let image = write_raw(&dir.path().join("image.bin"), &f32_bytes(&to_nchw(&nhwc, h, w, 4)));
 
     let tools = ["denoise", "colorize"];
-    let mut reference = ReferenceBackend::new(model.clone());
+    let mut reference = ReferenceBackend::quantsim(model.clone());
     let mut runs = Vec::new();
     for tool in tools {
         let adapter = Adapter::read(&assets.join("adapters").join(format!("{tool}.prism-lora"))).expect("adapter");
@@ -152,7 +152,7 @@ mod ort_backend {
         let model = Model::load(&assets).expect("shipped model");
         let mut ort = OrtBackend::new(model.clone()).expect("ONNX Runtime starts");
         assert!(ort.device().contains("CPU execution provider"), "{}", ort.device());
-        let mut reference = ReferenceBackend::new(model.clone());
+        let mut reference = ReferenceBackend::quantsim(model.clone());
         for tool in ["denoise", "colorize"] {
             let adapter = model.read_adapter(&assets.join("adapters").join(format!("{tool}.prism-lora"))).expect("read");
             ort.install(&adapter).expect("install on ort");
@@ -190,7 +190,7 @@ mod ort_backend {
         let looks = prism_text::look::LookMaker::load(&assets).expect("look files").expect("the shipped model has a look tool");
         let encoder = prism_text::SentenceEncoder::load(&assets).expect("encoder");
         let mut ort = OrtBackend::new(model.clone()).expect("ONNX Runtime starts");
-        let mut reference = ReferenceBackend::new(model.clone());
+        let mut reference = ReferenceBackend::quantsim(model.clone());
         let photo = load_picture(&assets.join("samples/astronaut.jpg"), 1 << 26).expect("sample").rgb;
         let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), None).expect("input");
         let values = |t: candle_core::Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");

@@ -165,7 +165,7 @@ fn random_models_match_quantsim() {
     {
         let dir = tempfile::tempdir().expect("temp dir");
         let model = random_model_dir(dir.path(), channels, blocks, &ranks, bits);
-        let mut reference = ReferenceBackend::new(model.clone());
+        let mut reference = ReferenceBackend::quantsim(model.clone());
         let mut wgpu = WgpuBackend::on(gpu.clone(), model.clone()).expect("compile");
         install_all(&model, &mut reference);
         install_all(&model, &mut wgpu);
@@ -198,7 +198,7 @@ fn the_shipped_model_matches_on_a_real_photo() {
     let photo = prism_engine::imageio::load_picture(&assets.join("samples/coffee.jpg"), 1 << 26).expect("sample").rgb;
     let crop = photo.crop_clamped(240, 120, 96, 64);
     let input = photo_input(&crop).expect("input");
-    let mut reference = ReferenceBackend::new(model.clone());
+    let mut reference = ReferenceBackend::quantsim(model.clone());
     let mut wgpu = WgpuBackend::on(gpu, model.clone()).expect("compile");
     install_all(&model, &mut reference);
     install_all(&model, &mut wgpu);
@@ -225,7 +225,7 @@ fn an_adapter_made_from_a_prompt_matches() {
     let encoder = prism_text::SentenceEncoder::load(&assets).expect("encoder");
     let photo = prism_engine::imageio::load_picture(&assets.join("samples/coffee.jpg"), 1 << 26).expect("sample").rgb;
     let input = photo_input(&photo.crop_clamped(240, 120, 96, 64)).expect("input");
-    let mut reference = ReferenceBackend::new(model.clone());
+    let mut reference = ReferenceBackend::quantsim(model.clone());
     let mut wgpu = WgpuBackend::on(gpu, model.clone()).expect("compile");
     let mut outputs = Vec::new();
     for prompt in ["make it warmer", "black and white"] {

@@ -45,4 +45,8 @@ pub trait Backend: Send {
     fn alignment(&self) -> usize {
         self.config().alignment()
     }
+    /// The precision that runs faster here, used when the user has not chosen one.
+    fn preferred_precision(&self) -> Precision {
+        Precision::Int8
+    }
 }

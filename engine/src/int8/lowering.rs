@@ -1,0 +1,463 @@
+//! The integer lowering of the model graph: every conv multiplies int16 activations by int8
+//! weights in the panels' integer tiles, and stores its output on the profile's int16 grid, the
+//! values QuantSim computes (to within one step of each stored tensor: the integer sums are
+//! exact where QuantSim's f32 sums round).
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use rayon::prelude::*;
+
+use super::elementwise::{self, Finish, Rounding, SidePath};
+use super::panels::{Kernel, PANEL, Panels};
+use crate::conv::ConvGeometry;
+use crate::error::{EngineError, Result};
+use crate::graph::{Graph, INPUT_CHANNELS, Node, SHUFFLE, ValueId, missing_value};
+use crate::model::Model;
+use crate::quant::{Profile, quantize_weight_per_channel};
+use crate::unet::{ConvSpec, LoraSet, UnetConfig};
+
+/// Output pixels per block: a multiple of every path's tile rows (8, 6, 4, 3), and small enough
+/// for the block's im2col rows to stay in L2.
+const BLOCK_PIXELS: usize = 96;
+
+/// An activation on its int16 grid: `value = scale * q`, NHWC.
+struct Grid {
+    q: Vec<i16>,
+    dims: (usize, usize, usize, usize),
+    scale: f32,
+}
+
+/// One conv's int8 weights, split by input segment (a fuse conv reads the upsampled value and the
+/// skip, stored at different scales).
+struct IntegerConv {
+    spec: ConvSpec,
+    /// Input channels of each segment, in concat order.
+    segments: Vec<usize>,
+    weights: Vec<Panels>,
+    weight_scale: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// The model for the integer kernels: int8 weights packed once, the profile's scales.
+pub struct IntegerUnet {
+    kernel: Kernel,
+    config: UnetConfig,
+    graph: Graph,
+    convs: Vec<IntegerConv>,
+    profile: Profile,
+}
+
+/// A bound LoRA set on the integer path: A on the shared profile's int8 grid (relative to its zero
+/// point) in panels, B and the per-rank scales as QuantSim applies them.
+pub struct IntegerLora {
+    layers: Vec<Option<IntegerLoraLayer>>,
+}
+
+struct IntegerLoraLayer {
+    rank: usize,
+    a: Vec<Panels>,
+    a_scale: f32,
+    mid: Rounding,
+    mid_scale: f32,
+    rank_scale: Vec<f32>,
+    /// `[rank, cout]`, dequantized.
+    b: Vec<f32>,
+}
+
+/// Rows `(ky, kx, c)` of a `[k*k*cin, n]` matrix for the input channels `first..first + count`.
+fn segment_rows(values: &[f32], k: usize, cin: usize, n: usize, first: usize, count: usize) -> Vec<f32> {
+    let mut rows = Vec::with_capacity(k * k * count * n);
+    for tap in 0..k * k {
+        let start = (tap * cin + first) * n;
+        rows.extend_from_slice(&values[start..start + count * n]);
+    }
+    rows
+}
+
+fn split_into_panels(codes: &[f32], spec: &ConvSpec, segments: &[usize], n: usize) -> Result<Vec<Panels>> {
+    let mut first = 0;
+    let mut panels = Vec::with_capacity(segments.len());
+    for &count in segments {
+        let rows = segment_rows(codes, spec.k, spec.cin, n, first, count);
+        let ints: Vec<i16> = rows.iter().map(|&v| v as i16).collect();
+        panels.push(Panels::new(&ints, spec.k * spec.k * count, n)?);
+        first += count;
+    }
+    Ok(panels)
+}
+
+fn tensor_values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+impl IntegerUnet {
+    /// Packs `model`'s int8 weights for `kernel`.
+    pub fn new(model: &Model, kernel: Kernel) -> Result<Self> {
+        let config = model.quantized.config().clone();
+        let graph = config.graph();
+        let mut segments_of = vec![Vec::new(); graph.convs.len()];
+        for node in &graph.nodes {
+            if let Node::Conv { conv, skip, .. } = node {
+                let spec = &graph.convs[*conv];
+                segments_of[*conv] = match skip {
+                    Some(_) => {
+                        let skip_channels = config.channels[spec.level];
+                        vec![spec.cin - skip_channels, skip_channels]
+                    }
+                    None => vec![spec.cin],
+                };
+            }
+        }
+        let mut convs = Vec::with_capacity(graph.convs.len());
+        for ((spec, weight, bias), segments) in model.quantized.layers().zip(segments_of) {
+            let (codes, weight_scale) = quantize_weight_per_channel(weight)?;
+            let codes: Vec<f32> = codes.into_iter().map(f32::from).collect();
+            let weights = split_into_panels(&codes, spec, &segments, spec.cout)?;
+            convs.push(IntegerConv { spec: spec.clone(), segments, weights, weight_scale, bias: tensor_values(bias)? });
+        }
+        model.profile.check_covers(&model.quantized)?;
+        Ok(Self { kernel, config, graph, convs, profile: model.profile.clone() })
+    }
+
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    fn scale(&self, point: &str) -> Result<f32> {
+        self.profile.activations.get(point).copied().ok_or_else(|| {
+            EngineError::Model(format!("quantization profile {} has no scale for '{point}'", self.profile.id))
+        })
+    }
+
+    /// Puts a LoRA set bound for int8 (its A and B on the shared profile's grids) into the
+    /// integer kernels' form; an A value off the grid is an error.
+    pub fn bind(&self, set: &LoraSet) -> Result<IntegerLora> {
+        let mut layers: Vec<Option<IntegerLoraLayer>> = (0..self.convs.len()).map(|_| None).collect();
+        for (name, layer) in &set.layers {
+            let index = self
+                .convs
+                .iter()
+                .position(|c| &c.spec.name == name)
+                .ok_or_else(|| EngineError::Model(format!("adapter layer '{name}' is not a conv of the model")))?;
+            let conv = &self.convs[index];
+            let quant = self.profile.lora.get(name).ok_or_else(|| {
+                EngineError::Model(format!("quantization profile {} has no LoRA quantizer for '{name}'", self.profile.id))
+            })?;
+            let (rows, rank) = layer.a.dims2()?;
+            let a_scale = quant.a.scale;
+            let mut codes = tensor_values(&layer.a)?;
+            for v in &mut codes {
+                let code = (*v / a_scale).round();
+                if (*v - code * a_scale).abs() > a_scale * 1e-3 || code.abs() > 255.0 {
+                    return Err(EngineError::Model(format!("adapter layer '{name}' is not on the shared profile's int8 grid")));
+                }
+                *v = code;
+            }
+            debug_assert_eq!(rows, conv.spec.k * conv.spec.k * conv.spec.cin);
+            let mid_point = format!("{name}.lora_mid");
+            let mid_scale = self.scale(&mid_point)?;
+            layers[index] = Some(IntegerLoraLayer {
+                rank,
+                a: split_into_panels(&codes, &conv.spec, &conv.segments, rank)?,
+                a_scale,
+                mid: Rounding::new(mid_scale, self.profile.activation_bits),
+                mid_scale,
+                rank_scale: tensor_values(&layer.rank_scale)?,
+                b: tensor_values(&layer.b)?,
+            });
+        }
+        Ok(IntegerLora { layers })
+    }
+
+    /// Runs the model on `input [N,H,W,4]` and returns the RGB residual `[N,H,W,3]`, as
+    /// `Unet::forward` with QuantSim does.
+    pub fn forward(&self, input: &Tensor, lora: Option<&IntegerLora>) -> Result<Tensor> {
+        self.run(input, lora, None)
+    }
+
+    /// Layer by layer against QuantSim: every op is fed the reference's stored inputs
+    /// (`reference`: QuantSim's value at each stored point, by point name) and its output is
+    /// compared with the reference's at its point. Returns each point with the largest
+    /// difference in quantization steps.
+    pub fn layerwise_check(
+        &self,
+        input: &Tensor,
+        lora: Option<&IntegerLora>,
+        reference: &HashMap<String, Vec<f32>>,
+    ) -> Result<Vec<(String, f32)>> {
+        let mut report = Vec::new();
+        self.run(input, lora, Some((reference, &mut report)))?;
+        Ok(report)
+    }
+
+    fn run(
+        &self,
+        input: &Tensor,
+        lora: Option<&IntegerLora>,
+        mut check: Option<(&HashMap<String, Vec<f32>>, &mut Vec<(String, f32)>)>,
+    ) -> Result<Tensor> {
+        let (n, h, w, c) = input.dims4()?;
+        let align = self.config.alignment();
+        if c != INPUT_CHANNELS || h % align != 0 || w % align != 0 || h == 0 || w == 0 {
+            return Err(EngineError::Model(format!(
+                "model input must be [N,H,W,{INPUT_CHANNELS}] with H and W multiples of {align}, got {:?}",
+                input.dims()
+            )));
+        }
+        let mut values: Vec<Option<Grid>> = (0..self.graph.nodes.len()).map(|_| None).collect();
+        let mut output = None;
+        for (index, (node, last_reads)) in self.graph.nodes.iter().zip(self.graph.last_reads()).enumerate() {
+            let (mut value, point) = match node {
+                Node::Input => {
+                    let scale = self.scale("input")?;
+                    let x = tensor_values(input)?;
+                    let mut q = vec![0i16; x.len()];
+                    elementwise::quantize(self.kernel, &x, Rounding::new(scale, self.profile.activation_bits), &mut q);
+                    (Grid { q, dims: (n, h, w, c), scale }, Some("input".to_string()))
+                }
+                Node::Unshuffle { x } => (unshuffle(take(&values, *x)?), None),
+                Node::Conv { conv, x, skip } => {
+                    let x = take(&values, *x)?;
+                    let skip = skip.map(|s| take(&values, s)).transpose()?;
+                    let layer = lora.and_then(|l| l.layers.get(*conv)).and_then(Option::as_ref);
+                    let conv = &self.convs[*conv];
+                    (self.conv(conv, x, skip, layer)?, Some(format!("{}.out", conv.spec.name)))
+                }
+                Node::Add { x, y, point } => {
+                    (add(self.kernel, take(&values, *x)?, take(&values, *y)?, self.scale(point)?, &self.profile), Some(point.clone()))
+                }
+                Node::Shuffle { x } => {
+                    output = Some(shuffle_to_tensor(take(&values, *x)?)?);
+                    continue;
+                }
+            };
+            if let (Some((reference, report)), Some(point)) = (check.as_mut(), point) {
+                let expected = reference
+                    .get(&point)
+                    .ok_or_else(|| EngineError::Model(format!("the reference has no value at '{point}'")))?;
+                if expected.len() != value.q.len() {
+                    return Err(EngineError::Model(format!("the reference's '{point}' has another shape")));
+                }
+                let steps = value
+                    .q
+                    .iter()
+                    .zip(expected)
+                    .map(|(&q, &v)| (q as f32 - (v / value.scale).round()).abs())
+                    .fold(0.0, f32::max);
+                report.push((point, steps));
+                // The next ops read the reference's value, so each op is checked on its own.
+                value.q = expected.iter().map(|&v| (v / value.scale).round() as i16).collect();
+            }
+            values[index] = Some(value);
+            for read in last_reads {
+                values[read] = None;
+            }
+        }
+        output.ok_or_else(|| missing_value(self.graph.nodes.len()))
+    }
+
+    fn conv(&self, conv: &IntegerConv, x: &Grid, skip: Option<&Grid>, lora: Option<&IntegerLoraLayer>) -> Result<Grid> {
+        let spec = &conv.spec;
+        // With a skip, `x` is read upsampled x2 beside it: sources are (grid, upsampled).
+        let sources: Vec<(&Grid, bool)> = match skip {
+            Some(skip) => vec![(x, true), (skip, false)],
+            None => vec![(x, false)],
+        };
+        let (n, h, w) = match skip {
+            Some(skip) => (skip.dims.0, skip.dims.1, skip.dims.2),
+            None => (x.dims.0, x.dims.1, x.dims.2),
+        };
+        for ((grid, _), &channels) in sources.iter().zip(&conv.segments) {
+            if grid.dims.3 != channels {
+                return Err(EngineError::Model(format!("conv '{}' reads {} channels, expected {channels}", spec.name, grid.dims.3)));
+            }
+        }
+        let geometry = spec.geometry();
+        let (oh, ow) = geometry.output_size(h, w);
+        let cout = spec.cout;
+        let width = conv.weights[0].count() * PANEL;
+        let weight_scales: Vec<Vec<f32>> = sources
+            .iter()
+            .map(|(grid, _)| (0..width).map(|c| conv.weight_scale.get(c).map_or(0.0, |s| s * grid.scale)).collect())
+            .collect();
+        let lora_width = lora.map_or(0, |l| l.a[0].count() * PANEL);
+        let a_scales: Vec<Vec<f32>> = match lora {
+            Some(l) => sources.iter().map(|(grid, _)| vec![l.a_scale * grid.scale; lora_width]).collect(),
+            None => Vec::new(),
+        };
+        let out_point = format!("{}.out", spec.name);
+        let out_scale = self.scale(&out_point)?;
+        let rounding = Rounding::new(out_scale, self.profile.activation_bits);
+        let tile_rows = self.kernel.rows();
+        let kernel = self.kernel;
+
+        let mut out = vec![0i16; n * oh * ow * cout];
+        out.par_chunks_mut(oh * ow * cout)
+            .enumerate()
+            .flat_map(|(image, image_out)| {
+                image_out.par_chunks_mut(BLOCK_PIXELS * cout).enumerate().map(move |(block, dst)| (image, block, dst))
+            })
+            .for_each_init(Scratch::default, |scratch, (image, block, dst)| {
+                let first = block * BLOCK_PIXELS;
+                let pixels = dst.len() / cout;
+                let rows = pixels.next_multiple_of(tile_rows);
+                scratch.tile.clear();
+                scratch.tile.resize(rows * width, 0.0);
+                scratch.lora_tile.clear();
+                scratch.lora_tile.resize(rows * lora_width, 0.0);
+                for (s, &(grid, upsampled)) in sources.iter().enumerate() {
+                    let stride = 2 * conv.weights[s].pairs();
+                    scratch.cols.resize(rows * stride, 0);
+                    im2col(grid, image, upsampled, (h, w), geometry, ow, first, pixels, stride, &mut scratch.cols);
+                    kernel.multiply(&scratch.cols, rows, &conv.weights[s], &weight_scales[s], &mut scratch.tile, width);
+                    if let Some(lora) = lora {
+                        kernel.multiply(&scratch.cols, rows, &lora.a[s], &a_scales[s], &mut scratch.lora_tile, lora_width);
+                    }
+                }
+                let side = lora.map(|lora| SidePath {
+                    mid: &scratch.lora_tile,
+                    stride: lora_width,
+                    rank: lora.rank,
+                    mid_rounding: lora.mid,
+                    mid_scale: lora.mid_scale,
+                    rank_scale: &lora.rank_scale,
+                    b: &lora.b,
+                });
+                let finish = Finish {
+                    tile: &mut scratch.tile,
+                    stride: width,
+                    bias: &conv.bias,
+                    side,
+                    leaky_relu: spec.leaky_relu,
+                    rounding,
+                    out: dst,
+                };
+                elementwise::finish_rows(kernel, finish);
+            });
+        Ok(Grid { q: out, dims: (n, oh, ow, cout), scale: out_scale })
+    }
+
+    /// Bytes of packed weights.
+    pub fn bytes(&self) -> usize {
+        self.convs.iter().flat_map(|c| &c.weights).map(Panels::bytes).sum()
+    }
+}
+
+impl IntegerLora {
+    /// Bytes of packed A tensors and B values.
+    pub fn bytes(&self) -> usize {
+        self.layers.iter().flatten().map(|l| l.a.iter().map(Panels::bytes).sum::<usize>() + l.b.len() * 4).sum()
+    }
+}
+
+/// Per-thread buffers of a conv.
+#[derive(Default)]
+struct Scratch {
+    cols: Vec<i16>,
+    tile: Vec<f32>,
+    lora_tile: Vec<f32>,
+}
+
+/// Fills `cols` (`pixels` rows of `stride` values) with the receptive fields of output pixels
+/// `first..first + pixels` of image `image` of `grid`: zero outside the `h x w` input, read at
+/// half resolution when `upsampled` (nearest x2), zero in the row's padding.
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    grid: &Grid,
+    image: usize,
+    upsampled: bool,
+    (h, w): (usize, usize),
+    geometry: ConvGeometry,
+    out_w: usize,
+    first: usize,
+    pixels: usize,
+    stride: usize,
+    cols: &mut [i16],
+) {
+    let (_, gh, gw, c) = grid.dims;
+    let data = &grid.q[image * gh * gw * c..(image + 1) * gh * gw * c];
+    let k = geometry.k;
+    let pad = (k / 2) as isize;
+    for p in 0..pixels {
+        let (oy, ox) = ((first + p) / out_w, (first + p) % out_w);
+        let row = &mut cols[p * stride..(p + 1) * stride];
+        for ky in 0..k {
+            let iy = (oy * geometry.stride) as isize + ky as isize - pad;
+            let left = (ox * geometry.stride) as isize - pad;
+            // Inside the image, a tap row's k pixels are side by side in the source: one copy.
+            if !upsampled && iy >= 0 && iy < h as isize && left >= 0 && left + k as isize <= w as isize {
+                let src = (iy as usize * gw + left as usize) * c;
+                row[ky * k * c..(ky + 1) * k * c].copy_from_slice(&data[src..src + k * c]);
+                continue;
+            }
+            for kx in 0..k {
+                let ix = (ox * geometry.stride) as isize + kx as isize - pad;
+                let dst = &mut row[(ky * k + kx) * c..(ky * k + kx + 1) * c];
+                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                    dst.fill(0);
+                } else {
+                    let (sy, sx) = if upsampled { (iy as usize / 2, ix as usize / 2) } else { (iy as usize, ix as usize) };
+                    let src = (sy * gw + sx) * c;
+                    dst.copy_from_slice(&data[src..src + c]);
+                }
+            }
+        }
+        row[k * k * c..].fill(0);
+    }
+}
+
+fn take(values: &[Option<Grid>], id: ValueId) -> Result<&Grid> {
+    values[id].as_ref().ok_or_else(|| missing_value(id))
+}
+
+/// `[N,H,W,C] -> [N,H/2,W/2,4C]`, channel order `(dy, dx, c)` (as `unet::pixel_unshuffle`).
+fn unshuffle(x: &Grid) -> Grid {
+    let (n, h, w, c) = x.dims;
+    let (oh, ow, f) = (h / SHUFFLE, w / SHUFFLE, SHUFFLE);
+    let mut q = Vec::with_capacity(x.q.len());
+    for b in 0..n {
+        for y in 0..oh {
+            for xx in 0..ow {
+                for dy in 0..f {
+                    for dx in 0..f {
+                        let src = ((b * h + y * f + dy) * w + xx * f + dx) * c;
+                        q.extend_from_slice(&x.q[src..src + c]);
+                    }
+                }
+            }
+        }
+    }
+    Grid { q, dims: (n, oh, ow, c * f * f), scale: x.scale }
+}
+
+/// The residual add, stored at its point: `round((qx sx + qy sy) / s)`.
+fn add(kernel: Kernel, x: &Grid, y: &Grid, scale: f32, profile: &Profile) -> Grid {
+    let mut q = vec![0i16; x.q.len()];
+    elementwise::add(kernel, &x.q, x.scale, &y.q, y.scale, Rounding::new(scale, profile.activation_bits), &mut q);
+    Grid { q, dims: x.dims, scale }
+}
+
+/// Pixel shuffle of the head's stored output back to `[N,2H,2W,C/4]` floats.
+fn shuffle_to_tensor(x: &Grid) -> Result<Tensor> {
+    let (n, h, w, cff) = x.dims;
+    let f = SHUFFLE;
+    let c = cff / (f * f);
+    let mut out = vec![0f32; n * h * f * w * f * c];
+    for b in 0..n {
+        for y in 0..h {
+            for xx in 0..w {
+                for dy in 0..f {
+                    for dx in 0..f {
+                        let src = ((b * h + y) * w + xx) * cff + (dy * f + dx) * c;
+                        let dst = ((b * h * f + y * f + dy) * w * f + xx * f + dx) * c;
+                        for ch in 0..c {
+                            out[dst + ch] = x.q[src + ch] as f32 * x.scale;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(out, (n, h * f, w * f, c), &Device::Cpu)?)
+}

@@ -1,0 +1,104 @@
+//! The x86-64 tiles: `vpdpwssd` on 512-bit (AVX-512 VNNI) and 256-bit (AVX-VNNI) registers, and
+//! `vpmaddwd` + `vpaddd` (AVX2). Each sums at most `CHUNK_PAIRS` activation pairs per int32 lane
+//! (the overflow bound in `panels`), then adds `sum * scale` to the f32 output.
+//!
+//! These functions are `unsafe` to call only because of their target features; `Kernel::tile`
+//! is the one caller, and checks both the CPU and the slice bounds first.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+
+use super::panels::{CHUNK_PAIRS, PANEL, pair};
+
+/// `out[r][0..16] += scale * sum_j a[r][2j..2j+2] . panel[j]` for 8 rows.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) fn tile_avx512_vnni(a: &[i16], pairs: usize, panel: &[i16], scale: &[f32; PANEL], out: &mut [f32], out_stride: usize) {
+    const ROWS: usize = 8;
+    let stride = 2 * pairs;
+    let rows: [&[[i16; 2]]; ROWS] = std::array::from_fn(|r| a[r * stride..(r + 1) * stride].as_chunks::<2>().0);
+    let panel = &panel[..pairs * 2 * PANEL];
+    // SAFETY: `scale` is 16 floats.
+    let scale = unsafe { _mm512_loadu_ps(scale.as_ptr()) };
+    let mut start = 0;
+    while start < pairs {
+        let end = (start + CHUNK_PAIRS).min(pairs);
+        let mut acc = [_mm512_setzero_si512(); ROWS];
+        // Sliced to the chunk, so the compiler sees every index below is in bounds.
+        let chunk: [&[[i16; 2]]; ROWS] = std::array::from_fn(|r| &rows[r][start..end]);
+        for (j, w) in panel[start * 2 * PANEL..end * 2 * PANEL].chunks_exact(2 * PANEL).enumerate() {
+            // SAFETY: `w` is 32 int16 values: one 512-bit load.
+            let w = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
+            for r in 0..ROWS {
+                acc[r] = _mm512_dpwssd_epi32(acc[r], _mm512_set1_epi32(pair(chunk[r][j])), w);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let o = &mut out[r * out_stride..r * out_stride + PANEL];
+            // SAFETY: `o` is 16 floats: one 512-bit load and store.
+            unsafe { _mm512_storeu_ps(o.as_mut_ptr(), _mm512_fmadd_ps(_mm512_cvtepi32_ps(*acc), scale, _mm512_loadu_ps(o.as_ptr()))) };
+        }
+        start = end;
+    }
+}
+
+/// The same tile on 256-bit registers with AVX-VNNI, 6 rows (two registers per row).
+#[target_feature(enable = "avx2,fma,avxvnni")]
+pub(super) fn tile_avx_vnni(a: &[i16], pairs: usize, panel: &[i16], scale: &[f32; PANEL], out: &mut [f32], out_stride: usize) {
+    tile_256::<true>(a, pairs, panel, scale, out, out_stride)
+}
+
+/// The same tile with AVX2's `vpmaddwd` + `vpaddd`, 6 rows.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn tile_avx2(a: &[i16], pairs: usize, panel: &[i16], scale: &[f32; PANEL], out: &mut [f32], out_stride: usize) {
+    tile_256::<false>(a, pairs, panel, scale, out, out_stride)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+fn dot_vnni(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+    _mm256_dpwssd_avx_epi32(acc, x, w)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn dot_avx2(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+    _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn tile_256<const VNNI: bool>(a: &[i16], pairs: usize, panel: &[i16], scale: &[f32; PANEL], out: &mut [f32], out_stride: usize) {
+    const ROWS: usize = 6;
+    let stride = 2 * pairs;
+    let rows: [&[[i16; 2]]; ROWS] = std::array::from_fn(|r| a[r * stride..(r + 1) * stride].as_chunks::<2>().0);
+    let panel = &panel[..pairs * 2 * PANEL];
+    // SAFETY: `scale` is 16 floats: two 256-bit loads.
+    let scale = unsafe { [_mm256_loadu_ps(scale.as_ptr()), _mm256_loadu_ps(scale.as_ptr().add(8))] };
+    let mut start = 0;
+    while start < pairs {
+        let end = (start + CHUNK_PAIRS).min(pairs);
+        let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
+        let chunk: [&[[i16; 2]]; ROWS] = std::array::from_fn(|r| &rows[r][start..end]);
+        for (j, w) in panel[start * 2 * PANEL..end * 2 * PANEL].chunks_exact(2 * PANEL).enumerate() {
+            // SAFETY: `w` is 32 int16 values: two 256-bit loads.
+            let w = unsafe { [_mm256_loadu_si256(w.as_ptr().cast()), _mm256_loadu_si256(w.as_ptr().add(16).cast())] };
+            for r in 0..ROWS {
+                let x = _mm256_set1_epi32(pair(chunk[r][j]));
+                for h in 0..2 {
+                    // SAFETY: with VNNI set, the caller (`tile_avx_vnni`) enabled `avxvnni`.
+                    acc[r][h] = if VNNI { unsafe { dot_vnni(acc[r][h], x, w[h]) } } else { dot_avx2(acc[r][h], x, w[h]) };
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for h in 0..2 {
+                let o = &mut out[r * out_stride + h * 8..r * out_stride + h * 8 + 8];
+                // SAFETY: `o` is 8 floats: one 256-bit load and store.
+                unsafe {
+                    _mm256_storeu_ps(o.as_mut_ptr(), _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h]), scale[h], _mm256_loadu_ps(o.as_ptr())))
+                };
+            }
+        }
+        start = end;
+    }
+}
