@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
                 mask: mask.clone(),
                 mix: prism_engine::mix::Mix::single(task.clone()),
                 strength: 1.0,
-                precision: Precision::Float,
+                precision: Some(Precision::Float),
                 exposure: setting.filter(|_| task == "lowlight"),
                 blur_size: setting.filter(|_| task == "sharpen"),
                 context: prism_engine::job::DEFAULT_CONTEXT,

@@ -105,7 +105,7 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
                 runs.push(("prism_default", Mix::single(task.id()), Precision::Int8, None));
             }
             for (suffix, mix, precision, setting) in runs {
-                let mut job = EditJob { mask: mask.clone(), mix, precision, ..plain_job(image.clone()) };
+                let mut job = EditJob { mask: mask.clone(), mix, precision: Some(precision), ..plain_job(image.clone()) };
                 apply_setting(&mut job, setting);
                 let (result, _) = run_edit(&mut backend, &job, &mut |_, _| true)?;
                 save(&dir.join(format!("{name}_{suffix}.png")), &result)?;
@@ -160,7 +160,7 @@ fn plain_job(image: Arc<RgbImage>) -> EditJob {
         mask: None,
         mix: Mix::none(),
         strength: 1.0,
-        precision: Precision::Int8,
+        precision: Some(Precision::Int8),
         exposure: None,
         blur_size: None,
         context: prism_engine::job::DEFAULT_CONTEXT,
@@ -226,7 +226,7 @@ fn measure_latency(backend: &mut ReferenceBackend) -> Result<Latency> {
         let mut totals = Vec::new();
         let mut switches = Vec::new();
         for _ in 0..3 {
-            let job = EditJob { mix: Mix::single(mix), precision, ..plain_job(image.clone()) };
+            let job = EditJob { mix: Mix::single(mix), precision: Some(precision), ..plain_job(image.clone()) };
             let start = Instant::now();
             let (_, stats) = run_edit(backend, &job, &mut |_, _| true)?;
             totals.push(start.elapsed());

@@ -79,7 +79,7 @@ pub fn eval_look(data_dir: &Path, assets: &Path) -> Result<LookReport> {
                     mask: None,
                     mix: prism_engine::mix::Mix::single(look_name.clone()),
                     strength: 1.0,
-                    precision,
+                    precision: Some(precision),
                     exposure: None,
                     blur_size: None,
                     context: prism_engine::job::DEFAULT_CONTEXT,

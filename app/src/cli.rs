@@ -77,8 +77,9 @@ struct EditArgs {
     blur_size: Option<f32>,
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     backend: BackendKind,
-    #[arg(long, value_enum, default_value_t = Precision::Int8)]
-    precision: Precision,
+    /// int8 or float; when not given, whichever runs faster on the backend.
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
     /// Output file (.png, .jpg, .webp).
     #[arg(short, long)]
     output: PathBuf,

@@ -313,3 +313,30 @@ fn a_tools_setting_is_used_recorded_and_checked() {
     assert_clean_failure(&edit("lowlight", "--exposure", "20", &refused), "exposure (stops) 20 is outside");
     assert!(!refused.exists());
 }
+
+/// `PRISM_CPU_KERNEL` forces the CPU's int8 kernels; the edit says which ran and, with no
+/// precision given, runs the faster one: int8 on a SIMD path, float on the portable one.
+#[test]
+fn the_cpu_kernel_path_can_be_forced_and_is_reported() {
+    let setup = setup();
+    let run = |kernel: &str| {
+        let out = setup.dir.path().join(format!("out-{kernel}.png"));
+        let output = Command::new(env!("CARGO_BIN_EXE_prism"))
+            .args(["edit", s(&setup.photo), "--tool", "tone", "--backend", "reference", "-o", s(&out)])
+            .env("PRISM_HOME", setup.dir.path().join("home"))
+            .env("PRISM_MODEL", &setup.model)
+            .env("PRISM_CPU_KERNEL", kernel)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(output.status.success(), "{kernel}: {stderr}");
+        stderr
+    };
+    let portable = run("portable");
+    assert!(portable.contains("int8 portable") && portable.contains("[float]"), "{portable}");
+    let detected = prism_engine::int8::KernelPath::detect();
+    if detected.beats_float() {
+        let fast = run(detected.name());
+        assert!(fast.contains(detected.describe()) && fast.contains("[int8]"), "{fast}");
+    }
+}

@@ -62,7 +62,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---:|---:|---:|---:|");
     let float = time(ReferenceBackend::quantsim(model.clone()), Precision::Float)?;
     let row = |name: &str, ms: f64| {
-        println!("| {name} | {ms:.1} | {:.3}x | {:.1} | {:.0}% |", ms / float, gflop / ms * 1e3, 100.0 * gflop / ms * 1e3 / ceiling)
+        println!(
+            "| {name} | {ms:.1} | {:.3}x | {:.1} | {:.0}% |",
+            ms / float,
+            gflop / ms * 1e3,
+            100.0 * gflop / ms * 1e3 / ceiling
+        )
     };
     row("float (candle, gemm f32)", float);
     row("int8 QuantSim", time(ReferenceBackend::quantsim(model.clone()), Precision::Int8)?);

@@ -41,7 +41,8 @@ pub struct EditJob {
     /// Installed adapters and their weights; one entry for a single tool.
     pub mix: Mix,
     pub strength: f32,
-    pub precision: Precision,
+    /// None: whichever runs faster on the backend ([`Backend::preferred_precision`]).
+    pub precision: Option<Precision>,
     /// Stops of exposure added to the input of tools that take it (`ToolSetting::Exposure`);
     /// None: estimated from the image (`auto_exposure`). Other tools ignore it.
     pub exposure: Option<f32>,
@@ -86,7 +87,8 @@ pub fn run_edit(
     let started = Instant::now();
     let plan = plan_job(backend, job)?;
     let switch_start = Instant::now();
-    backend.bind(&job.mix, job.strength, job.precision)?;
+    let precision = job.precision.unwrap_or_else(|| backend.preferred_precision());
+    backend.bind(&job.mix, job.strength, precision)?;
     let switch_time = switch_start.elapsed();
     let mut forward_time = Duration::ZERO;
     // The model's view of the photo: the tools' settings folded in (the result is pasted onto the
@@ -121,7 +123,7 @@ pub fn run_edit(
     let stats = JobStats {
         backend: backend.kind(),
         device: backend.device(),
-        precision: job.precision,
+        precision,
         switch_time,
         forward_time,
         total_time: started.elapsed(),

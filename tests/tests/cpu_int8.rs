@@ -147,3 +147,34 @@ fn the_shipped_tools_match_quantsim_on_every_path() {
         eprintln!("{path:?}: every shipped tool ≥ {worst:.1} dB against QuantSim end to end");
     }
 }
+
+/// An edit that names no precision runs the faster one for the kernels (int8 on the SIMD paths,
+/// float on the portable one) and records which, with the kernels in the device's words.
+#[test]
+fn an_edit_without_a_precision_runs_the_faster_one() {
+    use std::sync::Arc;
+
+    use prism_engine::job::{EditJob, run_edit};
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let model = Model::load(&assets).expect("shipped model");
+    let image = Arc::new(synthetic_photo(64, 48, 3));
+    for path in paths() {
+        let mut backend = ReferenceBackend::on_kernel(model.clone(), path).expect("kernels");
+        install_all(&model, &mut backend);
+        let job = EditJob {
+            id: 1,
+            image: image.clone(),
+            mask: None,
+            mix: Mix::single("denoise"),
+            strength: 1.0,
+            precision: None,
+            exposure: None,
+            blur_size: None,
+            context: prism_engine::job::DEFAULT_CONTEXT,
+        };
+        let (_, stats) = run_edit(&mut backend, &job, &mut |_, _| true).expect("edit");
+        let expected = if path.beats_float() { Precision::Int8 } else { Precision::Float };
+        assert_eq!(stats.precision, expected, "{path:?}");
+        assert!(stats.device.contains(path.describe()), "{}", stats.device);
+    }
+}

@@ -36,7 +36,7 @@ fn job(id: u64, width: usize, height: usize, mask: Option<Mask>, tool: &str) -> 
         mask: mask.map(Arc::new),
         mix: Mix::single(tool),
         strength: 1.0,
-        precision: Precision::Int8,
+        precision: Some(Precision::Int8),
         exposure: None,
         blur_size: None,
         context: prism_engine::job::DEFAULT_CONTEXT,

@@ -56,7 +56,7 @@ fn job(tool: &str, image: &RgbImage) -> EditJob {
         mask: None,
         mix: prism_engine::mix::Mix::single(tool),
         strength: 1.0,
-        precision: Precision::Int8,
+        precision: Some(Precision::Int8),
         exposure: None,
         blur_size: None,
         context: prism_engine::job::DEFAULT_CONTEXT,

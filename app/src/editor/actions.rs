@@ -37,7 +37,7 @@ pub enum Action {
         run: bool,
     },
     SetBackend(BackendKind),
-    SetPrecision(Precision),
+    SetPrecision(Option<Precision>),
     SetTheme(Theme),
     InstallDialog,
     Install(PathBuf),

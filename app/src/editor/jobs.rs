@@ -50,7 +50,7 @@ impl PrismApp {
         }
     }
 
-    pub(super) fn job(&mut self, mix: Mix, strength: f32, precision: Precision, purpose: JobPurpose) -> Result<()> {
+    pub(super) fn job(&mut self, mix: Mix, strength: f32, precision: Option<Precision>, purpose: JobPurpose) -> Result<()> {
         self.job_with_context(mix, strength, precision, DEFAULT_CONTEXT, purpose)
     }
 
@@ -59,7 +59,7 @@ impl PrismApp {
         &mut self,
         mix: Mix,
         strength: f32,
-        precision: Precision,
+        precision: Option<Precision>,
         context: f32,
         purpose: JobPurpose,
     ) -> Result<()> {
@@ -162,7 +162,7 @@ impl PrismApp {
             error: None,
         });
         let strength = self.tool.strength;
-        self.job(mix, strength, Precision::Int8, JobPurpose::Quantized { float: false })?;
-        self.job(float_mix, strength, Precision::Float, JobPurpose::Quantized { float: true })
+        self.job(mix, strength, Some(Precision::Int8), JobPurpose::Quantized { float: false })?;
+        self.job(float_mix, strength, Some(Precision::Float), JobPurpose::Quantized { float: true })
     }
 }

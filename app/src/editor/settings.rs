@@ -23,9 +23,9 @@ pub enum Theme {
 pub struct Settings {
     #[serde(deserialize_with = "known_or_default")]
     pub backend: BackendKind,
-    /// The shared quantized model, or the float reference.
+    /// The shared quantized model, the float reference, or (None) whichever runs faster here.
     #[serde(deserialize_with = "known_or_default")]
-    pub precision: Precision,
+    pub precision: Option<Precision>,
     pub theme: Theme,
     pub recent_files: Vec<PathBuf>,
     pub brush_radius: f32,
@@ -38,7 +38,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             backend: BackendKind::Auto,
-            precision: Precision::Int8,
+            precision: None,
             theme: Theme::Dark,
             recent_files: Vec::new(),
             brush_radius: 24.0,
@@ -113,7 +113,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings::load(dir.path());
         assert_eq!(settings, Settings::default());
-        settings.precision = Precision::Float;
+        settings.precision = Some(Precision::Float);
         for i in 0..12 {
             settings.add_recent(Path::new(&format!("/photos/{i}.jpg")));
         }
@@ -130,7 +130,7 @@ mod tests {
         // Backend and precision were strings before they were types: the same words load.
         std::fs::write(dir.path().join(FILE_NAME), r#"{"backend":"wgpu","precision":"float"}"#).expect("write");
         let old = Settings::load(dir.path());
-        assert_eq!((old.backend, old.precision), (BackendKind::Wgpu, Precision::Float));
+        assert_eq!((old.backend, old.precision), (BackendKind::Wgpu, Some(Precision::Float)));
         std::fs::write(dir.path().join(FILE_NAME), r#"{"backend":"cuda","brush_radius":7.0}"#).expect("write");
         let other = Settings::load(dir.path());
         assert_eq!((other.backend, other.brush_radius), (BackendKind::Auto, 7.0));

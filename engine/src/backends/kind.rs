@@ -66,6 +66,16 @@ impl Precision {
             Self::Float => "float",
         }
     }
+
+    /// What a menu shows for a choice, `None` being "whichever runs faster here".
+    pub fn describe_choice(choice: Option<Self>) -> &'static str {
+        choice.map_or("auto (the faster here)", Self::describe)
+    }
+
+    /// The short name of a choice.
+    pub fn choice_name(choice: Option<Self>) -> &'static str {
+        choice.map_or("auto", Self::name)
+    }
 }
 
 impl std::fmt::Display for BackendKind {

@@ -29,7 +29,14 @@ impl Rounding {
         let x = (x * self.inverse).clamp(self.low, self.high);
         let truncated = x.trunc();
         let fraction = x - truncated;
-        let rounded = truncated + if fraction >= 0.5 { 1.0 } else if fraction <= -0.5 { -1.0 } else { 0.0 };
+        let rounded = truncated
+            + if fraction >= 0.5 {
+                1.0
+            } else if fraction <= -0.5 {
+                -1.0
+            } else {
+                0.0
+            };
         rounded as i16
     }
 }

@@ -125,9 +125,11 @@ impl IntegerUnet {
     }
 
     fn scale(&self, point: &str) -> Result<f32> {
-        self.profile.activations.get(point).copied().ok_or_else(|| {
-            EngineError::Model(format!("quantization profile {} has no scale for '{point}'", self.profile.id))
-        })
+        self.profile
+            .activations
+            .get(point)
+            .copied()
+            .ok_or_else(|| EngineError::Model(format!("quantization profile {} has no scale for '{point}'", self.profile.id)))
     }
 
     /// Puts a LoRA set bound for int8 (its A and B on the shared profile's grids) into the
@@ -224,9 +226,10 @@ impl IntegerUnet {
                     let conv = &self.convs[*conv];
                     (self.conv(conv, x, skip, layer)?, Some(format!("{}.out", conv.spec.name)))
                 }
-                Node::Add { x, y, point } => {
-                    (add(self.kernel, take(&values, *x)?, take(&values, *y)?, self.scale(point)?, &self.profile), Some(point.clone()))
-                }
+                Node::Add { x, y, point } => (
+                    add(self.kernel, take(&values, *x)?, take(&values, *y)?, self.scale(point)?, &self.profile),
+                    Some(point.clone()),
+                ),
                 Node::Shuffle { x } => {
                     output = Some(shuffle_to_tensor(take(&values, *x)?)?);
                     continue;
@@ -239,12 +242,8 @@ impl IntegerUnet {
                 if expected.len() != value.q.len() {
                     return Err(EngineError::Model(format!("the reference's '{point}' has another shape")));
                 }
-                let steps = value
-                    .q
-                    .iter()
-                    .zip(expected)
-                    .map(|(&q, &v)| (q as f32 - (v / value.scale).round()).abs())
-                    .fold(0.0, f32::max);
+                let steps =
+                    value.q.iter().zip(expected).map(|(&q, &v)| (q as f32 - (v / value.scale).round()).abs()).fold(0.0, f32::max);
                 report.push((point, steps));
                 // The next ops read the reference's value, so each op is checked on its own.
                 value.q = expected.iter().map(|&v| (v / value.scale).round() as i16).collect();
@@ -270,7 +269,10 @@ impl IntegerUnet {
         };
         for ((grid, _), &channels) in sources.iter().zip(&conv.segments) {
             if grid.dims.3 != channels {
-                return Err(EngineError::Model(format!("conv '{}' reads {} channels, expected {channels}", spec.name, grid.dims.3)));
+                return Err(EngineError::Model(format!(
+                    "conv '{}' reads {} channels, expected {channels}",
+                    spec.name, grid.dims.3
+                )));
             }
         }
         let geometry = spec.geometry();

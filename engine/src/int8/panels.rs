@@ -115,7 +115,9 @@ impl Kernel {
         let tile_rows = self.rows();
         assert!(rows.is_multiple_of(tile_rows), "{rows} rows are not whole tiles of {tile_rows}");
         assert!(a.len() >= rows * stride && scale.len() >= weights.count() * PANEL);
-        assert!(out_stride >= weights.count() * PANEL && out.len() >= rows.saturating_sub(1) * out_stride + weights.count() * PANEL);
+        assert!(
+            out_stride >= weights.count() * PANEL && out.len() >= rows.saturating_sub(1) * out_stride + weights.count() * PANEL
+        );
         for p in 0..weights.count() {
             let panel = weights.panel(p);
             let scale: &[f32; PANEL] = scale[p * PANEL..][..PANEL].try_into().expect("a panel's scales are PANEL long");
@@ -174,11 +176,9 @@ mod tests {
     fn every_supported_path_multiplies_exactly() {
         let mut seed = 7;
         for &(rows, k, n, extreme) in &[(24, 27, 20, false), (24, 301, 37, false), (24, 600, 16, true), (24, 1, 3, false)] {
-            let a: Vec<i16> = (0..rows * k)
-                .map(|_| if extreme { -32768 } else { (lcg(&mut seed) % 65536) as i32 as i16 })
-                .collect();
-            let w: Vec<i16> =
-                (0..k * n).map(|_| if extreme { -255 } else { (lcg(&mut seed) % 511) as i16 - 255 }).collect();
+            let a: Vec<i16> =
+                (0..rows * k).map(|_| if extreme { -32768 } else { (lcg(&mut seed) % 65536) as i32 as i16 }).collect();
+            let w: Vec<i16> = (0..k * n).map(|_| if extreme { -255 } else { (lcg(&mut seed) % 511) as i16 - 255 }).collect();
             let weights = Panels::new(&w, k, n).unwrap();
             let stride = 2 * weights.pairs();
             let mut padded = vec![0i16; rows * stride];

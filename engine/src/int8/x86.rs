@@ -35,7 +35,9 @@ pub(super) fn tile_avx512_vnni(a: &[i16], pairs: usize, panel: &[i16], scale: &[
         for (r, acc) in acc.iter().enumerate() {
             let o = &mut out[r * out_stride..r * out_stride + PANEL];
             // SAFETY: `o` is 16 floats: one 512-bit load and store.
-            unsafe { _mm512_storeu_ps(o.as_mut_ptr(), _mm512_fmadd_ps(_mm512_cvtepi32_ps(*acc), scale, _mm512_loadu_ps(o.as_ptr()))) };
+            unsafe {
+                _mm512_storeu_ps(o.as_mut_ptr(), _mm512_fmadd_ps(_mm512_cvtepi32_ps(*acc), scale, _mm512_loadu_ps(o.as_ptr())))
+            };
         }
         start = end;
     }
@@ -95,7 +97,10 @@ fn tile_256<const VNNI: bool>(a: &[i16], pairs: usize, panel: &[i16], scale: &[f
                 let o = &mut out[r * out_stride + h * 8..r * out_stride + h * 8 + 8];
                 // SAFETY: `o` is 8 floats: one 256-bit load and store.
                 unsafe {
-                    _mm256_storeu_ps(o.as_mut_ptr(), _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h]), scale[h], _mm256_loadu_ps(o.as_ptr())))
+                    _mm256_storeu_ps(
+                        o.as_mut_ptr(),
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h]), scale[h], _mm256_loadu_ps(o.as_ptr())),
+                    )
                 };
             }
         }

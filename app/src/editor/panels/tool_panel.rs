@@ -103,9 +103,10 @@ pub fn tool_panel_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, view: &ToolPanel<
         }
     }
     let settings = view.settings;
-    egui::ComboBox::from_label("Precision").selected_text(settings.precision.name()).show_ui(ui, |ui| {
-        for precision in Precision::ALL {
-            if ui.selectable_label(settings.precision == precision, precision.describe()).clicked()
+    let choice_name = Precision::choice_name(settings.precision);
+    egui::ComboBox::from_label("Precision").selected_text(choice_name).show_ui(ui, |ui| {
+        for precision in std::iter::once(None).chain(Precision::ALL.map(Some)) {
+            if ui.selectable_label(settings.precision == precision, Precision::describe_choice(precision)).clicked()
                 && settings.precision != precision
             {
                 actions.push(Action::SetPrecision(precision));
