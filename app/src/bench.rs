@@ -52,10 +52,21 @@ pub struct BenchReport {
     pub forward_ms_int8_wgpu: f64,
     pub forward_ms_f32_wgpu: f64,
     pub forward_ms_reference: f64,
-    /// The reference CPU backend (int8 QuantSim) at 512x512, whatever `size` is: the base alone and
+    /// The reference CPU backend (int8) at 512x512, whatever `size` is: the base alone and
     /// with the first tool bound, measured one after the other in this run.
     pub forward_ms_base_cpu: f64,
     pub forward_ms_lora_cpu: f64,
+    /// The reference backend at 512x512 with the first tool bound, int8 (integer kernels) and
+    /// f32, timed in alternation in this run.
+    pub forward_ms_int8_cpu: f64,
+    pub forward_ms_f32_cpu: f64,
+    /// The integer kernels the CPU's int8 ran on (`PRISM_CPU_KERNEL` name).
+    pub cpu_int8_path: String,
+    /// f32 matrix multiply (gemm, 1024^3, all threads): the CPU's practical ceiling.
+    pub cpu_matmul_gflops: f64,
+    /// The two forwards above as GFLOP/s of the model's multiply-accumulates.
+    pub cpu_int8_gflops: f64,
+    pub cpu_f32_gflops: f64,
     /// ONNX Runtime (CPU provider) on the exported graph, when the runtime is found.
     pub forward_ms_ort: Option<f64>,
     pub switch_us_ort_p50: Option<f64>,
@@ -187,6 +198,20 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     let forward_ms_base_cpu = cpu_forward(&Mix::none())?;
     let forward_ms_lora_cpu = cpu_forward(&one)?;
 
+    progress("CPU int8 kernels against f32");
+    let cpu_int8_path = reference.int8_path().map_or_else(|| "quantsim".to_string(), |p| p.name().to_string());
+    let (forward_ms_int8_cpu, forward_ms_f32_cpu) = alternating_ms(repeats.max(3), &mut reference, &one, &input_512)?;
+    let n = 1024;
+    let (a, b, mut c) = (vec![0.5f32; n * n], vec![0.25f32; n * n], vec![0f32; n * n]);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let matmul_ms = median_ms(repeats.max(3), || {
+        prism_engine::conv::matmul_into(&mut c, &a, &b, (n, n, n), false, threads);
+        Ok(())
+    })?;
+    let cpu_matmul_gflops = 2.0 * (n as f64).powi(3) / matmul_ms / 1e6;
+    let config = model.float.config();
+    let cpu_gflop = (config.flops(CPU_SIZE, CPU_SIZE) + config.lora_flops(CPU_SIZE, CPU_SIZE, lora_rank)) as f64 / 1e9;
+
     progress("ONNX Runtime");
     let ort = ort_peer(model, &adapters, &tools, &input, repeats);
     if let Err(error) = &ort {
@@ -232,12 +257,37 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
         forward_ms_reference,
         forward_ms_base_cpu,
         forward_ms_lora_cpu,
+        forward_ms_int8_cpu,
+        forward_ms_f32_cpu,
+        cpu_int8_path,
+        cpu_matmul_gflops,
+        cpu_int8_gflops: cpu_gflop / forward_ms_int8_cpu * 1e3,
+        cpu_f32_gflops: cpu_gflop / forward_ms_f32_cpu * 1e3,
         forward_ms_ort,
         switch_us_ort_p50,
         ort_device,
         matmul_gflops,
         kernels,
     })
+}
+
+/// Medians of int8 and f32 forwards of `mix` timed in alternation (a load spike on a shared
+/// machine then hits both alike).
+fn alternating_ms(repeats: usize, backend: &mut ReferenceBackend, mix: &Mix, input: &Tensor) -> Result<(f64, f64)> {
+    let mut samples = [Vec::new(), Vec::new()];
+    for round in 0..=repeats {
+        for (slot, precision) in [Precision::Int8, Precision::Float].into_iter().enumerate() {
+            backend.bind(mix, 1.0, precision)?;
+            let start = Instant::now();
+            backend.forward(input)?;
+            // The first round warms up.
+            if round > 0 {
+                samples[slot].push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let [mut int8, mut float] = samples;
+    Ok((percentile(&mut int8, 0.5), percentile(&mut float, 0.5)))
 }
 
 /// ONNX Runtime as a peer: (forward ms, switch µs p50, device).
@@ -318,7 +368,8 @@ pub fn print_report(r: &BenchReport) {
         r.forward_ms_int8_wgpu / r.forward_ms_f32_wgpu
     );
     println!(
-        "| forward, reference CPU backend (int8 QuantSim) | {:.1} ms | {:.2}x wgpu int8 | |",
+        "| forward, reference CPU backend (int8, {}) | {:.1} ms | {:.2}x wgpu int8 | |",
+        r.cpu_int8_path,
         r.forward_ms_reference,
         r.forward_ms_reference / r.forward_ms_int8_wgpu
     );
@@ -328,6 +379,21 @@ pub fn print_report(r: &BenchReport) {
         r.forward_ms_lora_cpu,
         r.forward_ms_base_cpu,
         r.forward_ms_lora_cpu / r.forward_ms_base_cpu
+    );
+    println!(
+        "| forward on the CPU at {CPU_SIZE}x{CPU_SIZE}, int8 ({}) / f32, one adapter bound | {:.1} / {:.1} ms | {:.3}x | ≤ 0.60x |",
+        r.cpu_int8_path,
+        r.forward_ms_int8_cpu,
+        r.forward_ms_f32_cpu,
+        r.forward_ms_int8_cpu / r.forward_ms_f32_cpu
+    );
+    println!(
+        "| the same as GFLOP/s, int8 / f32, against an f32 matmul ceiling of {:.0} GFLOP/s | {:.0} / {:.0} | {:.0}% / {:.0}% of ceiling | |",
+        r.cpu_matmul_gflops,
+        r.cpu_int8_gflops,
+        r.cpu_f32_gflops,
+        100.0 * r.cpu_int8_gflops / r.cpu_matmul_gflops,
+        100.0 * r.cpu_f32_gflops / r.cpu_matmul_gflops
     );
     if let (Some(forward), Some(switch), Some(device)) = (r.forward_ms_ort, r.switch_us_ort_p50, &r.ort_device) {
         println!(

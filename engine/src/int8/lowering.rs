@@ -463,3 +463,58 @@ fn shuffle_to_tensor(x: &Grid) -> Result<Tensor> {
     }
     Ok(Tensor::from_vec(out, (n, h * f, w * f, c), &Device::Cpu)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapter::{ResidentAdapter, bind_mix};
+    use crate::fixtures::{photo_input, synthetic_photo, write_model_dir};
+    use crate::int8::KernelPath;
+    use crate::quant::QuantSim;
+    use crate::unet::ActivationHook;
+
+    struct Recorder<'a> {
+        sim: QuantSim<'a>,
+        values: HashMap<String, Vec<f32>>,
+    }
+
+    impl ActivationHook for Recorder<'_> {
+        fn visit(&mut self, point: &str, x: Tensor) -> Result<Tensor> {
+            let y = self.sim.visit(point, x)?;
+            self.values.insert(point.to_string(), tensor_values(&y)?);
+            Ok(y)
+        }
+    }
+
+    /// Every path this CPU runs (NEON too, where the tests run on ARM) stores every tensor within
+    /// one step of QuantSim, layer by layer, with a blend of two adapters bound across a skip.
+    #[test]
+    fn every_path_is_within_one_step_of_quantsim() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = UnetConfig::new(vec![6, 10, 12], vec![1, 0, 1], 4).unwrap();
+        let model = write_model_dir(dir.path(), &config, 3).unwrap();
+        let input = photo_input(&synthetic_photo(40, 24, 5)).unwrap();
+        let residents: Vec<ResidentAdapter> = model
+            .shipped_adapters()
+            .iter()
+            .map(|f| ResidentAdapter::new(&model.read_adapter(f).unwrap(), Some(&model.profile), &Device::Cpu).unwrap())
+            .collect();
+        let parts: Vec<(&ResidentAdapter, f32)> = residents.iter().map(|a| (a, 0.7)).collect();
+        let set = bind_mix(&parts, 1.0, true).unwrap();
+        let mut recorder = Recorder { sim: QuantSim { profile: &model.profile }, values: HashMap::new() };
+        let expected = tensor_values(&model.quantized.forward(&input, Some(&set), &mut recorder).unwrap()).unwrap();
+        for path in KernelPath::ALL.into_iter().filter(|p| p.supported()) {
+            let unet = IntegerUnet::new(&model, Kernel::new(path).unwrap()).unwrap();
+            let lora = unet.bind(&set).unwrap();
+            let report = unet.layerwise_check(&input, Some(&lora), &recorder.values).unwrap();
+            assert_eq!(report.len(), recorder.values.len() - config.convs().len(), "every stored point but lora_mid");
+            for (point, steps) in &report {
+                assert!(*steps <= 1.0, "{path:?} '{point}': {steps} steps");
+            }
+            let got = tensor_values(&unet.forward(&input, Some(&lora)).unwrap()).unwrap();
+            let mse = got.iter().zip(&expected).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>() / got.len() as f64;
+            let psnr = 10.0 * (4.0 / mse.max(1e-30)).log10();
+            assert!(psnr >= 60.0, "{path:?}: {psnr:.1} dB end to end");
+        }
+    }
+}
