@@ -43,9 +43,10 @@ pub fn status_bar_ui(ui: &mut egui::Ui, view: &StatusView<'_>) -> Option<Action>
         ui.label(format!("Device: {}", if status.device.is_empty() { "-" } else { &status.device }));
         if let Some(stats) = &status.last_stats {
             ui.label(format!(
-                "Switch {:.2} ms · Forward {:.0} ms",
+                "Switch {:.2} ms · Forward {:.0} ms ({})",
                 stats.switch_time.as_secs_f64() * 1e3,
-                stats.forward_time.as_secs_f64() * 1e3
+                stats.forward_time.as_secs_f64() * 1e3,
+                stats.precision
             ));
         }
         // The engine counts the float teachers too; they are loaded for the QA view only.
