@@ -2,14 +2,12 @@
 //! (`int8`) by default, or QuantSim — the ground truth the other backends and the integer kernels
 //! are checked against — when built with [`ReferenceBackend::quantsim`].
 
-use std::collections::HashMap;
-
 use candle_core::{Device, Tensor};
 
 use super::{AdapterBank, AdapterInfo, Backend, BackendKind, MemoryReport, Precision};
 use crate::adapter::{Adapter, ResidentAdapter, bind_mix};
 use crate::error::{EngineError, Result};
-use crate::int8::{IntegerLora, IntegerUnet, Kernel, KernelPath};
+use crate::int8::{IntegerLora, IntegerUnet, Kernel, KernelPath, StoredTensors};
 use crate::mix::Mix;
 use crate::model::Model;
 use crate::quant::QuantSim;
@@ -89,7 +87,7 @@ impl ReferenceBackend {
 
     /// The integer kernels with the bound mix, layer by layer against QuantSim's stored tensors
     /// (see `IntegerUnet::layerwise_check`): each point with its largest difference in steps.
-    pub fn layerwise_check(&self, input: &Tensor, reference: &HashMap<String, Vec<f32>>) -> Result<Vec<(String, f32)>> {
+    pub fn layerwise_check(&self, input: &Tensor, reference: &StoredTensors) -> Result<Vec<(String, f32)>> {
         match (&self.int8, &self.bound) {
             (Int8Runner::Integer(unet), Some(Bound::Integer(lora))) => unet.layerwise_check(input, Some(lora), reference),
             (Int8Runner::Integer(unet), None) => unet.layerwise_check(input, None, reference),

@@ -28,6 +28,9 @@ struct Grid {
     scale: f32,
 }
 
+/// A reference's stored tensors by quantization point (QuantSim's, recorded by a hook).
+pub type StoredTensors = HashMap<String, Vec<f32>>;
+
 /// One conv's int8 weights, split by input segment (a fuse conv reads the upsampled value and the
 /// skip, stored at different scales).
 struct IntegerConv {
@@ -186,7 +189,7 @@ impl IntegerUnet {
         &self,
         input: &Tensor,
         lora: Option<&IntegerLora>,
-        reference: &HashMap<String, Vec<f32>>,
+        reference: &StoredTensors,
     ) -> Result<Vec<(String, f32)>> {
         let mut report = Vec::new();
         self.run(input, lora, Some((reference, &mut report)))?;
@@ -197,7 +200,7 @@ impl IntegerUnet {
         &self,
         input: &Tensor,
         lora: Option<&IntegerLora>,
-        mut check: Option<(&HashMap<String, Vec<f32>>, &mut Vec<(String, f32)>)>,
+        mut check: Option<(&StoredTensors, &mut Vec<(String, f32)>)>,
     ) -> Result<Tensor> {
         let (n, h, w, c) = input.dims4()?;
         let align = self.config.alignment();
