@@ -7,6 +7,7 @@ pub mod eval;
 pub mod grow;
 pub mod look_eval;
 pub mod look_tool;
+pub mod look_widen;
 pub mod looks;
 pub mod model_card;
 pub mod packages;

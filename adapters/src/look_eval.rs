@@ -47,7 +47,9 @@ fn shrink(image: &RgbImage) -> RgbImage {
     image.resized(((image.width as f32 * scale).round() as usize).max(8), ((image.height as f32 * scale).round() as usize).max(8))
 }
 
-pub fn eval_look(data_dir: &Path, assets: &Path) -> Result<LookReport> {
+/// Scores the look tool on the requests made of `phrasings` (`Look::heldout_phrasings` for the
+/// claim; `Look::phrasings` shows what the basis reaches where the mixer was trained).
+pub fn eval_look(data_dir: &Path, assets: &Path, phrasings: fn(Look) -> &'static [&'static str]) -> Result<LookReport> {
     let model = Model::load(assets)?;
     let photos: Vec<RgbImage> = read_images(&data_dir.join("photos/heldout"))?.iter().map(shrink).collect();
     anyhow::ensure!(!photos.is_empty(), "no held-out photos in {}; run `prism-adapters data fetch`", data_dir.display());
@@ -58,7 +60,7 @@ pub fn eval_look(data_dir: &Path, assets: &Path) -> Result<LookReport> {
     let mut single = LookScore::default();
     let mut pairs = LookScore::default();
     let mut per_look: BTreeMap<String, (f64, usize, usize)> = BTreeMap::new();
-    for (index, request) in requests(Look::heldout_phrasings).iter().enumerate() {
+    for (index, request) in requests(phrasings).iter().enumerate() {
         let score = if request.looks.len() == 1 { &mut single } else { &mut pairs };
         score.requests += 1;
         let chosen = match prompter.choose(&request.text) {

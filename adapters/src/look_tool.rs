@@ -156,6 +156,7 @@ pub fn look_meta(base_hash: &str) -> AdapterMeta {
         "more contrast",
         "less saturated colours",
         "black and white",
+        "turn the photo black and white",
         "sepia tone",
         "faded film look",
         "teal and orange grade",

@@ -97,11 +97,25 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Fits the look tool's mixer to many more phrasings (`Look::more_phrasings`) in embedding
+    /// space, toward the weights its photo-trained phrasings get; the basis is unchanged.
+    WidenLook {
+        #[arg(long, default_value = "assets")]
+        assets: PathBuf,
+        #[arg(long, default_value_t = 3000)]
+        steps: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+    },
     /// Scores the look tool on held-out phrasings and held-out photos through the prompt encoder,
     /// the router and the int8 engine path: tool chosen, direction right, PSNR to the exact edit.
     EvalLook {
         #[arg(long, default_value = "assets")]
         assets: PathBuf,
+        /// Score the phrasings the tool was trained on instead of the held-out ones (what the
+        /// basis reaches when the mixer has seen the words; not a claim).
+        #[arg(long)]
+        trained_phrasings: bool,
     },
     /// Rewrites the title, description and example prompts of the shipped adapters (int8 and
     /// float) from the recipe's tool list, keeping their tensors: what the prompt box routes by.
@@ -298,8 +312,14 @@ fn run(cli: Cli) -> Result<()> {
             let dir = prism_adapters::look_tool::train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh)?;
             println!("look tool written to {}", dir.display());
         }
-        Command::EvalLook { assets } => {
-            let report = prism_adapters::look_eval::eval_look(&cli.data, &assets)?;
+        Command::WidenLook { assets, steps, lr } => {
+            let report = prism_adapters::look_widen::widen_look(&assets, steps, lr)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::EvalLook { assets, trained_phrasings } => {
+            use prism_adapters::looks::Look;
+            let phrasings = if trained_phrasings { Look::phrasings } else { Look::heldout_phrasings };
+            let report = prism_adapters::look_eval::eval_look(&cli.data, &assets, phrasings)?;
             let identity = prism_adapters::look_eval::identity_psnr(&cli.data)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("doing nothing against the exact single looks: {identity:.2} dB");

@@ -87,6 +87,13 @@ impl Task {
                 "hide the distracting object",
                 "paint out what I marked",
                 "clear away the clutter",
+                "lose the pole",
+                "take out the stand",
+                "erase the shadow over the table",
+                "get rid of the fence",
+                "take away the spot on her cheek",
+                "remove the photobomber",
+                "erase the specks of dust on the lens",
             ],
             Task::Denoise => &[
                 "reduce noise",
@@ -101,6 +108,8 @@ impl Task {
                 "remove the digital noise from my phone photo",
                 "there are colored specks everywhere",
                 "clean the static out of the image",
+                "the shadows are full of noise",
+                "make the skin smooth instead of speckled",
             ],
             Task::Sharpen => &[
                 "sharpen",
@@ -127,6 +136,7 @@ impl Task {
                 "paint realistic colour onto the greyscale photo",
                 "it has no colour, add some",
                 "recolor the sepia photograph",
+                "convert the black and white picture to colour",
             ],
             Task::Lowlight => &[
                 "brighten",
@@ -141,6 +151,8 @@ impl Task {
                 "the indoor photo is too dim",
                 "more light please",
                 "recover the dark areas",
+                "the photo is almost black",
+                "you can hardly see anything, it is so dark",
             ],
             Task::Upscale => &[
                 "upscale",
@@ -153,6 +165,8 @@ impl Task {
                 "blow it up without losing detail",
                 "resize it larger",
                 "zoom in and keep it sharp",
+                "enlarge the small photo",
+                "a larger version of this little picture",
             ],
             Task::Dejpeg => &[
                 "remove jpeg artifacts",

@@ -7,6 +7,12 @@ pub const MAX_PROMPT_CHARS: usize = 500;
 
 /// Words that start a new part of a request.
 const SEPARATORS: &[&str] = &["and", "then", "also", "plus", "but", "while", "after", "afterwards", "&"];
+/// Colours joined by "and" name one thing ("black and white", "teal and orange"), not two parts.
+const COLOURS: &[&str] = &[
+    "black", "white", "grey", "gray", "teal", "orange", "red", "green", "blue", "yellow", "pink", "magenta", "purple", "brown",
+    "gold", "golden", "silver", "salt", "pepper",
+];
+
 /// Words that negate their part ("don't" is split by the tokenizer, so both spellings).
 const NEGATIONS: &[&str] =
     &["don't", "dont", "do not", "not", "no", "never", "without", "avoid", "leave out", "skip", "no need to"];
@@ -51,10 +57,18 @@ pub fn check_prompt(prompt: &str) -> Result<&str, String> {
 pub fn parts(prompt: &str) -> Vec<Part> {
     let lower = prompt.to_lowercase().replace(['’', '‘'], "'");
     let mut pieces = vec![String::new()];
-    for word in lower.split_whitespace() {
-        let bare = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != '&');
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let bare_word = |word: &str| word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != '&').to_string();
+    for (index, word) in words.iter().enumerate() {
+        let bare = bare_word(word);
+        let bare = bare.as_str();
         let ends_piece = word.ends_with([',', ';', '.', '!', '?', ':']);
-        if SEPARATORS.contains(&bare) {
+        let between_colours = matches!(bare, "and" | "&")
+            && index > 0
+            && COLOURS.contains(&bare_word(words[index - 1]).as_str())
+            && !words[index - 1].ends_with([',', ';', '.', '!', '?', ':'])
+            && words.get(index + 1).is_some_and(|next| COLOURS.contains(&bare_word(next).as_str()));
+        if SEPARATORS.contains(&bare) && !between_colours {
             pieces.push(String::new());
             continue;
         }
@@ -118,6 +132,11 @@ mod tests {
     #[test]
     fn a_request_splits_at_separators_and_keeps_negation_and_intensity_per_part() {
         assert_eq!(parts("Remove the noise"), vec![part("remove the noise", false, 1.0)]);
+        assert_eq!(parts("convert it to black and white"), vec![part("convert it to black and white", false, 1.0)]);
+        assert_eq!(
+            parts("teal & orange and more contrast"),
+            vec![part("teal & orange", false, 1.0), part("more contrast", false, 1.0)]
+        );
         assert_eq!(
             parts("clean up the grain, then sharpen it a little"),
             vec![part("clean up the grain", false, 1.0), part("sharpen it", false, 0.5)]

@@ -36,6 +36,12 @@ const ELSEWHERE: &[&str] = &[
     "replace the background",
     "change someone's face or expression",
     "answer a question",
+    "what is in this picture",
+    "hello, how are you",
+    "what time is it",
+    "how big is the file",
+    "convert or save it as a png or jpeg file",
+    "change the colour of one object",
     "write a story or an email",
     "search the internet",
 ];
