@@ -303,6 +303,7 @@ fn layout_snapshots() {
     let photo = small_photo(dir.path());
     let mut harness = editor(Some(photo), &dir.path().join("config"));
     ready(&mut harness);
+    wait_for(&mut harness, "the engine's backend", |app| app.status.backend.is_some());
     // The status bar names the CPU kernels the int8 model runs on (on a machine without a GPU)...
     let status = &harness.state().status;
     if status.backend == Some(prism_engine::backends::BackendKind::Reference) {
@@ -318,6 +319,7 @@ fn layout_snapshots() {
     // A new window sizes itself over a few frames.
     harness.run_steps(6);
     assert!(harness.state().show_shortcuts);
+    harness.state_mut().status.device = "CPU (the test machine)".into();
     harness.snapshot("shortcut_sheet");
 }
 
