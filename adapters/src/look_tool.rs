@@ -34,7 +34,8 @@ const FOCUS: [(Look, usize); 3] = [(Look::Sepia, 3), (Look::BlackAndWhite, 3), (
 
 /// Indices of `requests`, each repeated by its looks' focus: what a batch draws from.
 fn draw_list(requests: &[LookRequest]) -> Vec<usize> {
-    let times = |r: &LookRequest| r.looks.iter().filter_map(|l| FOCUS.iter().find(|(f, _)| f == l).map(|(_, n)| *n)).max().unwrap_or(1);
+    let times =
+        |r: &LookRequest| r.looks.iter().filter_map(|l| FOCUS.iter().find(|(f, _)| f == l).map(|(_, n)| *n)).max().unwrap_or(1);
     requests.iter().enumerate().flat_map(|(i, r)| std::iter::repeat_n(i, times(r))).collect()
 }
 

@@ -16,7 +16,7 @@ use prism_engine::mix::Mix;
 use prism_engine::model::{Model, read_any_adapter};
 use prism_engine::record::{EditRecord, file_entries};
 
-use crate::library::{all_adapter_files, default_model_dir, install_adapter};
+use crate::library::{all_adapter_files, find_model_dir, install_adapter};
 
 #[derive(Parser, Debug)]
 #[command(name = "prism", version, about = "Local image editing with one shared quantized model and LoRA tools")]
@@ -35,6 +35,9 @@ enum Commands {
     Bench(BenchArgs),
     /// Write the model as ONNX with every adapter tensor as a graph input (for ONNX Runtime).
     ExportOnnx(ExportArgs),
+    /// What this machine offers and what Prism will use (GPU adapters, ONNX Runtime, CPU
+    /// kernels, the model); exits non-zero when no edit can run.
+    Doctor(ModelArgs),
     /// List, inspect and install adapters.
     Adapters {
         #[command(subcommand)]
@@ -44,7 +47,8 @@ enum Commands {
 
 #[derive(clap::Args, Debug)]
 struct ModelArgs {
-    /// Model directory (base, profile, adapters). Default: $PRISM_MODEL or the shipped assets/.
+    /// Model directory (base, profile, adapters). Default: $PRISM_MODEL, else the first that holds
+    /// one of assets/ beside the executable, ../share/prism, /usr/share/prism, the source tree.
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
 }
@@ -168,6 +172,7 @@ pub fn run(args: Args) -> Result<()> {
             );
             Ok(())
         }
+        Some(Commands::Doctor(model)) => crate::doctor::run_doctor(model.model),
         Some(Commands::Bench(bench)) => {
             let model = load_model(&bench.model)?;
             let report = crate::bench::run_bench(&model, bench.size, bench.repeat, &|step| eprintln!("bench: {step}…"))?;
@@ -182,12 +187,15 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-fn model_dir(args: &ModelArgs) -> PathBuf {
-    args.model.clone().unwrap_or_else(default_model_dir)
+fn model_dir(args: &ModelArgs) -> Result<PathBuf> {
+    match &args.model {
+        Some(dir) => Ok(dir.clone()),
+        None => find_model_dir(),
+    }
 }
 
 fn load_model(args: &ModelArgs) -> Result<Model> {
-    let dir = model_dir(args);
+    let dir = model_dir(args)?;
     let _span = tracing::info_span!("load_model", dir = %dir.display()).entered();
     Ok(Model::load(&dir)?)
 }

@@ -2,5 +2,6 @@
 
 pub mod bench;
 pub mod cli;
+pub mod doctor;
 pub mod editor;
 pub mod library;

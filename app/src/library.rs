@@ -7,11 +7,70 @@ use anyhow::{Context, Result, anyhow, bail};
 use prism_engine::adapter::{ADAPTER_EXTENSION, Adapter};
 use prism_engine::model::{Model, adapter_files_in};
 
-/// `$PRISM_MODEL`, or the model shipped in the repository's `assets/`.
+/// Where a model directory was looked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// `$PRISM_MODEL`.
+    Environment,
+    /// `assets/` beside the executable, or `../share/prism` from it (an installed tree).
+    BesideExecutable,
+    /// The system data folder (`/usr/share/prism`, where the Debian package puts it).
+    SystemData,
+    /// The repository's `assets/` (running from the source tree).
+    SourceTree,
+}
+
+impl ModelSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Environment => "$PRISM_MODEL",
+            Self::BesideExecutable => "beside the executable",
+            Self::SystemData => "the system data folder",
+            Self::SourceTree => "the source tree",
+        }
+    }
+}
+
+/// The places a model is looked for when no `--model` is given, in order.
+pub fn model_search() -> Vec<(ModelSource, PathBuf)> {
+    let mut places = Vec::new();
+    if let Some(dir) = std::env::var_os("PRISM_MODEL") {
+        places.push((ModelSource::Environment, PathBuf::from(dir)));
+    }
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
+        places.push((ModelSource::BesideExecutable, exe_dir.join("assets")));
+        places.push((ModelSource::BesideExecutable, exe_dir.join("..").join("share").join("prism")));
+    }
+    if cfg!(unix) {
+        places.push((ModelSource::SystemData, PathBuf::from("/usr/share/prism")));
+    }
+    places.push((ModelSource::SourceTree, Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("assets")));
+    places
+}
+
+/// Whether `dir` holds a model (its float base, at least).
+pub fn holds_model(dir: &Path) -> bool {
+    dir.join(prism_engine::model::BASE_FILE).is_file()
+}
+
+/// `$PRISM_MODEL` when set (used as given, so a wrong one is reported, not skipped), else the
+/// first place of [`model_search`] that holds a model, else an error naming every place.
+pub fn find_model_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PRISM_MODEL") {
+        return Ok(PathBuf::from(dir));
+    }
+    let places = model_search();
+    if let Some((_, dir)) = places.iter().find(|(_, dir)| holds_model(dir)) {
+        return Ok(dir.clone());
+    }
+    let looked: Vec<String> = places.iter().map(|(source, dir)| format!("{} ({})", dir.display(), source.describe())).collect();
+    bail!("no Prism model found; looked in {}; pass --model DIR or set PRISM_MODEL", looked.join(", "))
+}
+
+/// [`find_model_dir`], or the source tree's `assets/` when none holds a model (loading it then
+/// says what is missing).
 pub fn default_model_dir() -> PathBuf {
-    std::env::var_os("PRISM_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("assets"))
+    find_model_dir().unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("assets"))
 }
 
 /// Where the user's own adapters for `model` live: `$PRISM_HOME/adapters/<model hash>/`.

@@ -340,3 +340,40 @@ fn the_cpu_kernel_path_can_be_forced_and_is_reported() {
         assert!(fast.contains(detected.describe()) && fast.contains("[int8]"), "{fast}");
     }
 }
+
+/// `prism doctor` names the software adapter, finds ONNX Runtime or says why not (both ways),
+/// names the CPU kernels, and exits non-zero when no model loads.
+#[test]
+fn doctor_reports_the_machine_and_exits_by_whether_an_edit_can_run() {
+    let setup = setup();
+    let doctor = |envs: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_prism"));
+        command.arg("doctor").env("PRISM_HOME", setup.dir.path().join("home")).env("PRISM_MODEL", &setup.model);
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+    let output = doctor(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        stdout.contains("An edit can run") && stdout.contains(prism_engine::int8::KernelPath::detect().describe()),
+        "{stdout}"
+    );
+    if std::env::var_os("PRISM_REQUIRE_WGPU").is_some() {
+        assert!(stdout.contains("llvmpipe") && stdout.contains("software"), "lavapipe is a software adapter: {stdout}");
+    }
+    if std::env::var_os("PRISM_REQUIRE_ORT").is_some() {
+        assert!(stdout.contains("found:") && stdout.contains("onnxruntime"), "{stdout}");
+    }
+    let missing_ort = doctor(&[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
+    let stdout = String::from_utf8_lossy(&missing_ort.stdout);
+    assert!(missing_ort.status.success(), "no ONNX Runtime still leaves the CPU: {stdout}");
+    assert!(stdout.contains("not usable") && stdout.contains("/nonexistent"), "{stdout}");
+
+    let empty = setup.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let no_model = doctor(&[("PRISM_MODEL", empty.to_str().unwrap())]);
+    assert_clean_failure(&no_model, "no edit can run");
+}

@@ -297,6 +297,25 @@ fn tools_offer_their_settings() {
     assert!(harness.query_all_by_label_contains("Blur size (px)").next().is_some(), "sharpen asks for the blur's size");
 }
 
+/// Puts a fixed name in the status bar's device field once the engine has stopped announcing
+/// its backend (it does so at start and again after the settings' backend is applied, which
+/// waits behind the float teachers' installs).
+fn name_the_test_machine(harness: &mut Harness<'_, PrismApp>) {
+    const NAME: &str = "CPU (the test machine)";
+    wait_for(harness, "the float teachers", |app| app.teachers.len() >= app.tools.len());
+    let mut quiet = 0;
+    while quiet < 25 {
+        if harness.state().status.device == NAME {
+            quiet += 1;
+        } else {
+            harness.state_mut().status.device = NAME.into();
+            quiet = 0;
+        }
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn layout_snapshots() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -311,7 +330,7 @@ fn layout_snapshots() {
         assert!(status.device.contains(path.describe()), "{}", status.device);
     }
     // ...which differ between machines; the snapshots are of the layout.
-    harness.state_mut().status.device = "CPU (the test machine)".into();
+    name_the_test_machine(&mut harness);
     harness.remove_cursor();
     harness.step();
     harness.snapshot("editor_with_photo");
@@ -319,7 +338,7 @@ fn layout_snapshots() {
     // A new window sizes itself over a few frames.
     harness.run_steps(6);
     assert!(harness.state().show_shortcuts);
-    harness.state_mut().status.device = "CPU (the test machine)".into();
+    name_the_test_machine(&mut harness);
     harness.snapshot("shortcut_sheet");
 }
 

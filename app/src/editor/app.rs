@@ -59,7 +59,7 @@ pub struct PrismApp {
     /// Installed tools (teachers excluded), sorted by title.
     pub tools: Vec<AdapterInfo>,
     /// Tools whose float teacher is installed, and the teacher's size.
-    pub(super) teachers: BTreeMap<String, usize>,
+    pub teachers: BTreeMap<String, usize>,
 
     // ---- machinery: the engine, loader and autosave threads, textures, this frame's actions
     pub(super) options: EditorOptions,

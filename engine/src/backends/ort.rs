@@ -66,6 +66,19 @@ pub fn find_library() -> Result<PathBuf> {
     })
 }
 
+/// ONNX Runtime as `prism doctor` reports it: the library found and loaded, or why not, and
+/// the execution providers this build registers, in order.
+pub fn probe() -> Result<(PathBuf, &'static str)> {
+    let library = find_library()?;
+    if !library.is_file() {
+        return Err(ort_error(format!("{} does not exist", library.display())));
+    }
+    environment(&library)?;
+    // Symlinks name the version (libonnxruntime.so -> libonnxruntime.so.1.32.0).
+    let resolved = std::fs::canonicalize(&library).unwrap_or(library);
+    Ok((resolved, execution_providers().1))
+}
+
 /// One conv's LoRA inputs: shapes, and the codes of zero-valued A and B.
 struct LoraInputs {
     a_shape: [i64; 4],

@@ -18,6 +18,15 @@ fn gpu_error(message: impl Into<String>) -> EngineError {
     EngineError::Backend(message.into())
 }
 
+/// Every adapter wgpu sees (Vulkan, Metal, DX12, or `WGPU_BACKEND`), without opening any.
+pub fn adapters() -> Vec<wgpu::AdapterInfo> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    descriptor.backends = backends;
+    let instance = wgpu::Instance::new(descriptor);
+    pollster::block_on(instance.enumerate_adapters(backends)).iter().map(wgpu::Adapter::get_info).collect()
+}
+
 impl Gpu {
     /// Opens the first GPU adapter. A software one (llvmpipe/lavapipe) is taken only when
     /// `allow_software`: it is correct but far slower than the CPU backend.

@@ -27,8 +27,9 @@ mod plan;
 mod timing;
 
 pub use backend::WgpuBackend;
-pub use context::{Gpu, MAX_RANK, Storage};
+pub use context::{Gpu, MAX_RANK, Storage, adapters};
 pub use timing::matmul_seconds;
+pub use wgpu::DeviceType;
 
 use crate::error::EngineError;
 
