@@ -342,18 +342,6 @@ impl IntegerUnet {
             });
         Ok(Grid { q: out, dims: (n, oh, ow, cout), scale: out_scale })
     }
-
-    /// Bytes of packed weights.
-    pub fn bytes(&self) -> usize {
-        self.convs.iter().flat_map(|c| &c.weights).map(Panels::bytes).sum()
-    }
-}
-
-impl IntegerLora {
-    /// Bytes of packed A tensors and B values.
-    pub fn bytes(&self) -> usize {
-        self.layers.iter().flatten().map(|l| l.a.iter().map(Panels::bytes).sum::<usize>() + l.b.len() * 4).sum()
-    }
 }
 
 /// Per-thread buffers of a conv.

@@ -71,11 +71,6 @@ impl Panels {
         let len = self.pairs * 2 * PANEL;
         &self.data[index * len..(index + 1) * len]
     }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.data.len() * 2
-    }
 }
 
 /// A [`KernelPath`] this CPU was checked to run: the only way to reach the tiles.
