@@ -38,6 +38,12 @@ enum Commands {
     /// What this machine offers and what Prism will use (GPU adapters, ONNX Runtime, CPU
     /// kernels, the model); exits non-zero when no edit can run.
     Doctor(ModelArgs),
+    /// Write the man page and shell completions into a folder (for packagers).
+    #[command(hide = true)]
+    PackageFiles {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List, inspect and install adapters.
     Adapters {
         #[command(subcommand)]
@@ -173,6 +179,12 @@ pub fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Some(Commands::Doctor(model)) => crate::doctor::run_doctor(model.model),
+        Some(Commands::PackageFiles { out }) => {
+            for file in crate::package_files::write_package_files(&out)? {
+                println!("wrote {}", file.display());
+            }
+            Ok(())
+        }
         Some(Commands::Bench(bench)) => {
             let model = load_model(&bench.model)?;
             let report = crate::bench::run_bench(&model, bench.size, bench.repeat, &|step| eprintln!("bench: {step}…"))?;

@@ -5,3 +5,4 @@ pub mod cli;
 pub mod doctor;
 pub mod editor;
 pub mod library;
+pub mod package_files;
