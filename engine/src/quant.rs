@@ -184,6 +184,33 @@ impl ActivationHook for QuantSim<'_> {
     }
 }
 
+/// Stored tensors by quantization point: what the layer-by-layer checks compare against.
+pub type StoredTensors = BTreeMap<String, Vec<f32>>;
+
+/// QuantSim (or, with `sim: None`, the float model) keeping every stored tensor by point: the
+/// reference of the wgpu and integer-kernel layer-by-layer checks.
+pub struct Recorder<'a> {
+    pub sim: Option<QuantSim<'a>>,
+    pub values: StoredTensors,
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(sim: Option<QuantSim<'a>>) -> Self {
+        Self { sim, values: StoredTensors::new() }
+    }
+}
+
+impl ActivationHook for Recorder<'_> {
+    fn visit(&mut self, point: &str, x: Tensor) -> Result<Tensor> {
+        let y = match &mut self.sim {
+            Some(sim) => sim.visit(point, x)?,
+            None => x,
+        };
+        self.values.insert(point.to_string(), y.flatten_all()?.to_vec1::<f32>()?);
+        Ok(y)
+    }
+}
+
 /// Calibration: records the largest magnitude seen at every quantization point.
 #[derive(Default, Debug, Clone)]
 pub struct RangeObserver {

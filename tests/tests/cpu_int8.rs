@@ -5,7 +5,6 @@
 //! - end to end: ≥ 60 dB against QuantSim's residual, on random models of odd sizes (both
 //!   activation widths, blends) and on the shipped model with every shipped tool.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::Tensor;
@@ -16,24 +15,10 @@ use prism_engine::fixtures::{photo_input, random_adapter, random_model, syntheti
 use prism_engine::int8::KernelPath;
 use prism_engine::mix::Mix;
 use prism_engine::model::Model;
-use prism_engine::quant::QuantSim;
-use prism_engine::unet::{ActivationHook, UnetConfig};
+use prism_engine::quant::{QuantSim, Recorder, StoredTensors};
+use prism_engine::unet::UnetConfig;
 
 const STRENGTH: f32 = 0.8;
-
-/// QuantSim, keeping every stored tensor.
-struct Recorder<'a> {
-    sim: QuantSim<'a>,
-    values: HashMap<String, Vec<f32>>,
-}
-
-impl ActivationHook for Recorder<'_> {
-    fn visit(&mut self, point: &str, x: Tensor) -> prism_engine::Result<Tensor> {
-        let y = self.sim.visit(point, x)?;
-        self.values.insert(point.to_string(), values(&y));
-        Ok(y)
-    }
-}
 
 fn values(tensor: &Tensor) -> Vec<f32> {
     tensor.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("f32 tensor")
@@ -44,7 +29,7 @@ fn psnr(a: &[f32], b: &[f32]) -> f64 {
     10.0 * (4.0 / mse.max(1e-30)).log10()
 }
 
-fn quantsim_points(model: &Model, input: &Tensor, mix: &Mix) -> HashMap<String, Vec<f32>> {
+fn quantsim_points(model: &Model, input: &Tensor, mix: &Mix) -> StoredTensors {
     let adapters: Vec<ResidentAdapter> = mix
         .names()
         .map(|name| {
@@ -55,7 +40,7 @@ fn quantsim_points(model: &Model, input: &Tensor, mix: &Mix) -> HashMap<String, 
         .collect();
     let parts: Vec<(&ResidentAdapter, f32)> = adapters.iter().zip(mix.parts()).map(|(a, (_, w))| (a, *w)).collect();
     let set = bind_mix(&parts, STRENGTH, true).expect("bind");
-    let mut recorder = Recorder { sim: QuantSim { profile: &model.profile }, values: HashMap::new() };
+    let mut recorder = Recorder::new(Some(QuantSim { profile: &model.profile }));
     model.quantized.forward(input, (!mix.is_empty()).then_some(&set), &mut recorder).expect("forward");
     recorder.values
 }

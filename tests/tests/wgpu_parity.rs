@@ -10,8 +10,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use std::collections::HashMap;
-
 use candle_core::Tensor;
 use prism_engine::adapter::{Region, ResidentAdapter, bind_mix};
 use prism_engine::backends::gpu::{Gpu, SwapMode, WgpuBackend};
@@ -20,28 +18,11 @@ use prism_engine::calibrate::build_profile;
 use prism_engine::fixtures::{photo_input, random_adapter, random_model, synthetic_photo};
 use prism_engine::mix::Mix;
 use prism_engine::model::Model;
-use prism_engine::quant::QuantSim;
-use prism_engine::unet::{ActivationHook, FloatActivations, UnetConfig};
-
-/// QuantSim (or the float model) that keeps every stored tensor.
-struct Recorder<'a> {
-    sim: Option<QuantSim<'a>>,
-    values: HashMap<String, Vec<f32>>,
-}
-
-impl ActivationHook for Recorder<'_> {
-    fn visit(&mut self, point: &str, x: Tensor) -> prism_engine::Result<Tensor> {
-        let y = match &mut self.sim {
-            Some(sim) => sim.visit(point, x)?,
-            None => FloatActivations.visit(point, x)?,
-        };
-        self.values.insert(point.to_string(), y.flatten_all()?.to_vec1::<f32>()?);
-        Ok(y)
-    }
-}
+use prism_engine::quant::{QuantSim, Recorder, StoredTensors};
+use prism_engine::unet::UnetConfig;
 
 /// The reference's stored tensors for `mix` on `input`, and its residual under `residual`.
-fn reference_points(model: &Model, input: &Tensor, mix: &Mix, precision: Precision) -> HashMap<String, Vec<f32>> {
+fn reference_points(model: &Model, input: &Tensor, mix: &Mix, precision: Precision) -> StoredTensors {
     let adapters: Vec<ResidentAdapter> = mix
         .names()
         .map(|name| {
@@ -53,7 +34,7 @@ fn reference_points(model: &Model, input: &Tensor, mix: &Mix, precision: Precisi
     let parts: Vec<(&ResidentAdapter, f32)> = adapters.iter().zip(mix.parts()).map(|(a, (_, w))| (a, *w)).collect();
     let set = bind_mix(&parts, STRENGTH, precision == Precision::Int8).expect("bind");
     let quantized = precision == Precision::Int8;
-    let mut recorder = Recorder { sim: quantized.then_some(QuantSim { profile: &model.profile }), values: HashMap::new() };
+    let mut recorder = Recorder::new(quantized.then_some(QuantSim { profile: &model.profile }));
     let unet = if quantized { &model.quantized } else { &model.float };
     let residual = unet.forward(input, (!mix.is_empty()).then_some(&set), &mut recorder).expect("forward");
     recorder.values.insert("residual".into(), values(&residual));

@@ -7,10 +7,10 @@ use candle_core::{Device, Tensor};
 use super::{AdapterBank, AdapterInfo, Backend, BackendKind, MemoryReport, Precision};
 use crate::adapter::{Adapter, ResidentAdapter, bind_mix};
 use crate::error::{EngineError, Result};
-use crate::int8::{IntegerLora, IntegerUnet, Kernel, KernelPath, StoredTensors};
+use crate::int8::{IntegerLora, IntegerUnet, Kernel, KernelPath};
 use crate::mix::Mix;
 use crate::model::Model;
-use crate::quant::QuantSim;
+use crate::quant::{QuantSim, StoredTensors};
 use crate::unet::{FloatActivations, LoraSet, UnetConfig};
 
 /// How the reference backend runs int8.

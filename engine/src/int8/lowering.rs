@@ -3,8 +3,6 @@
 //! values QuantSim computes (to within one step of each stored tensor: the integer sums are
 //! exact where QuantSim's f32 sums round).
 
-use std::collections::HashMap;
-
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
@@ -14,7 +12,7 @@ use crate::conv::ConvGeometry;
 use crate::error::{EngineError, Result};
 use crate::graph::{Graph, INPUT_CHANNELS, Node, SHUFFLE, ValueId, missing_value};
 use crate::model::Model;
-use crate::quant::{Profile, quantize_weight_per_channel};
+use crate::quant::{Profile, StoredTensors, quantize_weight_per_channel};
 use crate::unet::{ConvSpec, LoraSet, UnetConfig};
 
 /// Output pixels per block: a multiple of every path's tile rows (8, 6, 4, 3), and small enough
@@ -27,9 +25,6 @@ struct Grid {
     dims: (usize, usize, usize, usize),
     scale: f32,
 }
-
-/// A reference's stored tensors by quantization point (QuantSim's, recorded by a hook).
-pub type StoredTensors = HashMap<String, Vec<f32>>;
 
 /// One conv's int8 weights, split by input segment (a fuse conv reads the upsampled value and the
 /// skip, stored at different scales).
@@ -461,21 +456,7 @@ mod tests {
     use crate::adapter::{ResidentAdapter, bind_mix};
     use crate::fixtures::{photo_input, synthetic_photo, write_model_dir};
     use crate::int8::KernelPath;
-    use crate::quant::QuantSim;
-    use crate::unet::ActivationHook;
-
-    struct Recorder<'a> {
-        sim: QuantSim<'a>,
-        values: HashMap<String, Vec<f32>>,
-    }
-
-    impl ActivationHook for Recorder<'_> {
-        fn visit(&mut self, point: &str, x: Tensor) -> Result<Tensor> {
-            let y = self.sim.visit(point, x)?;
-            self.values.insert(point.to_string(), tensor_values(&y)?);
-            Ok(y)
-        }
-    }
+    use crate::quant::{QuantSim, Recorder};
 
     /// Every path this CPU runs (NEON too, where the tests run on ARM) stores every tensor within
     /// one step of QuantSim, layer by layer, with a blend of two adapters bound across a skip.
@@ -492,7 +473,7 @@ mod tests {
             .collect();
         let parts: Vec<(&ResidentAdapter, f32)> = residents.iter().map(|a| (a, 0.7)).collect();
         let set = bind_mix(&parts, 1.0, true).unwrap();
-        let mut recorder = Recorder { sim: QuantSim { profile: &model.profile }, values: HashMap::new() };
+        let mut recorder = Recorder::new(Some(QuantSim { profile: &model.profile }));
         let expected = tensor_values(&model.quantized.forward(&input, Some(&set), &mut recorder).unwrap()).unwrap();
         for path in KernelPath::ALL.into_iter().filter(|p| p.supported()) {
             let unet = IntegerUnet::new(&model, Kernel::new(path).unwrap()).unwrap();

@@ -21,6 +21,6 @@ mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use lowering::{IntegerLora, IntegerUnet, StoredTensors};
+pub use lowering::{IntegerLora, IntegerUnet};
 pub use panels::{CHUNK_PAIRS, Kernel, MAX_WEIGHT, PANEL, Panels};
 pub use path::{FORCE_VARIABLE, KernelPath};

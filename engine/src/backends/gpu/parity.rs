@@ -1,8 +1,6 @@
 //! The layer-by-layer parity harness: every op is fed the reference's stored inputs and its
 //! output compared, in quantization steps, with the reference's at the same point.
 
-use std::collections::HashMap;
-
 use super::adapters::bytes_u32;
 use super::backend::{WgpuBackend, path};
 use super::backend_error;
@@ -10,6 +8,7 @@ use super::context::{Storage, activation_bytes, padded};
 use super::plan::{Act, Op};
 use crate::backends::Precision;
 use crate::error::Result;
+use crate::quant::StoredTensors;
 
 impl WgpuBackend {
     /// Layer by layer against reference values: every op is fed the reference's stored inputs
@@ -21,7 +20,7 @@ impl WgpuBackend {
         h: usize,
         w: usize,
         input: &[f32],
-        reference: &HashMap<String, Vec<f32>>,
+        reference: &StoredTensors,
     ) -> Result<Vec<(String, f32)>> {
         let precision = self.bound.as_ref().map_or(Precision::Int8, |b| b.precision);
         let storage = self.storage_for(precision);
