@@ -316,6 +316,13 @@ fn name_the_test_machine(harness: &mut Harness<'_, PrismApp>) {
     }
 }
 
+/// Lavapipe's generated code differs between CPUs: at a texel boundary the photo's nearest-texel
+/// sampling can pick the neighbouring row (273 pixels of one row, seen between two machines).
+/// A layout change moves thousands of pixels; these snapshots are of the layout.
+fn layout_only() -> egui_kittest::SnapshotOptions {
+    egui_kittest::SnapshotOptions::new().max_failed_pixels(400)
+}
+
 #[test]
 fn layout_snapshots() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -333,13 +340,13 @@ fn layout_snapshots() {
     name_the_test_machine(&mut harness);
     harness.remove_cursor();
     harness.step();
-    harness.snapshot("editor_with_photo");
+    harness.snapshot_options("editor_with_photo", &layout_only());
     harness.event(egui::Event::Text("?".into()));
     // A new window sizes itself over a few frames.
     harness.run_steps(6);
     assert!(harness.state().show_shortcuts);
     name_the_test_machine(&mut harness);
-    harness.snapshot("shortcut_sheet");
+    harness.snapshot_options("shortcut_sheet", &layout_only());
 }
 
 #[test]

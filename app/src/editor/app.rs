@@ -60,6 +60,10 @@ pub struct PrismApp {
     pub tools: Vec<AdapterInfo>,
     /// Tools whose float teacher is installed, and the teacher's size.
     pub teachers: BTreeMap<String, usize>,
+    /// Teacher files sent to the engine that it has not answered yet (installed or rejected).
+    pub(super) teachers_awaited: usize,
+    /// "Quantized vs float" was asked for while teachers were loading: it runs when they are in.
+    pub(super) quantized_waiting: bool,
 
     // ---- machinery: the engine, loader and autosave threads, textures, this frame's actions
     pub(super) options: EditorOptions,
@@ -88,6 +92,8 @@ impl PrismApp {
             status: EngineStatus::default(),
             tools: Vec::new(),
             teachers: BTreeMap::new(),
+            teachers_awaited: 0,
+            quantized_waiting: false,
             document: None,
             source_format: None,
             canvas: canvas::CanvasState::default(),
@@ -147,11 +153,13 @@ impl PrismApp {
         match EngineHandle::spawn(model.clone(), adapters, Some(waker)) {
             Ok(engine) => {
                 for teacher in model.teacher_adapters() {
-                    let _ = engine.send(Command::InstallTeacher(teacher));
+                    if engine.send(Command::InstallTeacher(teacher)).is_ok() {
+                        self.teachers_awaited += 1;
+                    }
                 }
                 // The engine starts on the CPU backend; this moves it to the one chosen (auto: a
                 // hardware GPU when there is one).
-                let _ = engine.send(Command::SetBackend(self.settings.backend));
+                let _ = engine.send(Command::SetBackend(self.settings.backend, self.settings.provider));
                 self.engine = Some(engine);
                 self.model = Some(model);
             }

@@ -24,6 +24,16 @@ impl PrismApp {
         }
     }
 
+    /// One teacher fewer to wait for; a comparison asked for meanwhile runs once none is left.
+    fn teacher_answered(&mut self) {
+        self.teachers_awaited = self.teachers_awaited.saturating_sub(1);
+        if self.teachers_awaited == 0 && std::mem::take(&mut self.quantized_waiting) {
+            if let Err(error) = self.run_quantized() {
+                self.error(format!("{error:#}"));
+            }
+        }
+    }
+
     pub(super) fn handle_event(&mut self, event: Event) {
         match event {
             Event::BackendReady { backend, device } => {
@@ -34,6 +44,7 @@ impl PrismApp {
             Event::AdapterInstalled(info) => {
                 if let Some(tool) = info.meta.name.strip_suffix(TEACHER_SUFFIX) {
                     self.teachers.insert(tool.to_string(), info.stored_bytes);
+                    self.teacher_answered();
                     return;
                 }
                 let name = info.meta.name.clone();
@@ -44,10 +55,15 @@ impl PrismApp {
                     self.tool.mix = vec![(self.default_tool(), 1.0)];
                 }
             }
-            Event::AdapterRejected { path, error } => self.error(format!(
-                "Adapter {} was not installed: {error}",
-                path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-            )),
+            Event::AdapterRejected { path, error } => {
+                self.error(format!(
+                    "Adapter {} was not installed: {error}",
+                    path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+                ));
+                if self.model.as_ref().is_some_and(|m| m.teacher_adapters().contains(&path)) {
+                    self.teacher_answered();
+                }
+            }
             Event::AdapterRemoved { name } => {
                 self.tools.retain(|t| t.meta.name != name);
                 self.tool.mix.retain(|(n, _)| *n != name);

@@ -142,6 +142,12 @@ impl PrismApp {
 
     pub(super) fn run_quantized(&mut self) -> Result<()> {
         let mix = Mix::new(self.tool.mix.clone())?;
+        if self.teachers_awaited > 0 {
+            // Without this wait a tool whose teacher is still loading would run in int8 twice.
+            self.quantized_waiting = true;
+            self.info("Loading the float teachers; the comparison runs when they are in.");
+            return Ok(());
+        }
         let mut notes = Vec::new();
         for name in mix.names().filter(|name| !self.teachers.contains_key(*name)) {
             notes.push(format!("{} has no float teacher: its own tensors run in float.", self.tool_title(name)));
