@@ -299,7 +299,7 @@ fn ort_peer(
     input: &Tensor,
     repeats: usize,
 ) -> Result<(f64, f64, String)> {
-    let mut ort = prism_engine::backends::ort::OrtBackend::new(model.clone())?;
+    let mut ort = prism_engine::backends::ort::OrtBackend::new(model.clone(), prism_engine::backends::Provider::Cpu)?;
     for adapter in adapters {
         ort.install(adapter)?;
     }

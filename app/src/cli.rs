@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use prism_engine::adapter::AdapterPrecision;
-use prism_engine::backends::{BackendKind, Precision};
+use prism_engine::backends::{BackendKind, Precision, Provider};
 use prism_engine::engine::{Command, EngineHandle, Event};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, OutputFormat, Picture, load_mask, load_picture, save_picture};
 use prism_engine::job::EditJob;
@@ -38,6 +38,9 @@ enum Commands {
     /// What this machine offers and what Prism will use (GPU adapters, ONNX Runtime, CPU
     /// kernels, the model); exits non-zero when no edit can run.
     Doctor(ModelArgs),
+    /// Every shipped tool in turn on a sample photo: switch, forward and memory per tool, live,
+    /// then a summary (for showing what runs where).
+    Demo(DemoArgs),
     /// Write the man page and shell completions into a folder (for packagers).
     #[command(hide = true)]
     PackageFiles {
@@ -87,6 +90,10 @@ struct EditArgs {
     blur_size: Option<f32>,
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     backend: BackendKind,
+    /// The ONNX Runtime execution provider (with --backend ort): an NPU or GPU delegate, or the
+    /// CPU. Recorded in the output with the device.
+    #[arg(long, value_enum, default_value_t = Provider::Auto)]
+    provider: Provider,
     /// int8 or float; when not given, whichever runs faster on the backend.
     #[arg(long, value_enum)]
     precision: Option<Precision>,
@@ -112,6 +119,26 @@ struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// The photo (default: the model's samples/coffee.jpg). Local tools remove a disc in the middle.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    backend: BackendKind,
+    /// The ONNX Runtime execution provider (with --backend ort).
+    #[arg(long, value_enum, default_value_t = Provider::Auto)]
+    provider: Provider,
+    /// Times every tool is visited (the switch after the first round is the hot swap).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Print JSON instead of the live lines and the table.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -179,6 +206,23 @@ pub fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Some(Commands::Doctor(model)) => crate::doctor::run_doctor(model.model),
+        Some(Commands::Demo(demo)) => {
+            let model = load_model(&demo.model)?;
+            let json = demo.json;
+            let mut live = |row: &crate::demo::DemoRow| {
+                if !json {
+                    crate::demo::print_run(row);
+                }
+            };
+            let report =
+                crate::demo::run_demo(&model, demo.backend, demo.provider, demo.image.as_deref(), demo.rounds, &mut live)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                crate::demo::print_summary(&report);
+            }
+            Ok(())
+        }
         Some(Commands::PackageFiles { out }) => {
             for file in crate::package_files::write_package_files(&out)? {
                 println!("wrote {}", file.display());
@@ -248,7 +292,10 @@ fn edit(args: EditArgs) -> Result<()> {
         }
         bail!("{}: already exists; pass --overwrite to replace it", args.output.display());
     }
-    let (backend, precision) = (args.backend, args.precision);
+    let (backend, provider, precision) = (args.backend, args.provider, args.precision);
+    if provider != Provider::Auto && backend != BackendKind::Ort {
+        bail!("--provider {} is an ONNX Runtime provider: add --backend ort", provider.name());
+    }
     if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
         bail!("--max-megapixels must be positive");
     }
@@ -272,7 +319,7 @@ fn edit(args: EditArgs) -> Result<()> {
         }
         None => (parse_mix(args.tool.as_deref(), args.mix.as_deref())?, None),
     };
-    let engine = EngineHandle::spawn_kind(model.clone(), backend, adapters, None)?;
+    let engine = EngineHandle::spawn_kind(model.clone(), backend, provider, adapters, None)?;
     let job = EditJob {
         id: 1,
         image: Arc::new(picture.rgb.clone()),

@@ -115,10 +115,14 @@ fn wgpu_cpu() -> prism_engine::backends::gpu::DeviceType {
 
 #[cfg(feature = "ort")]
 fn print_ort() {
+    use prism_engine::backends::Provider;
     match prism_engine::backends::ort::probe() {
         Ok((library, providers)) => {
             println!("  found: {}", library.display());
-            println!("  execution providers: {providers}");
+            let offered: Vec<_> = providers.iter().map(|p| p.name()).collect();
+            println!("  execution providers it offers: {}", offered.join(", "));
+            let chosen = Provider::Auto.resolve(&providers);
+            println!("  --backend ort --provider auto uses: {} (CPU provider behind it)", chosen.describe());
         }
         Err(error) => println!("  not usable: {error}"),
     }

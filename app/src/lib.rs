@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod doctor;
 pub mod editor;
 pub mod library;

@@ -279,6 +279,23 @@ fn edit_runs_on_onnx_runtime_and_export_onnx_writes_the_graph() {
     let record = png_text_chunks(&out).unwrap();
     assert!(record.iter().any(|(k, v)| k == "prism:backend" && v == "ort"), "{record:?}");
 
+    // A provider asked for by name: the CPU one runs and is recorded with the device; QNN is not
+    // in the PyPI wheel's build and is refused with what it does offer, nothing written.
+    let cpu = setup.dir.path().join("cpu.png");
+    let edit_on = |provider: &str, out: &Path| {
+        let args = ["edit", s(&setup.photo), "--tool", "tone", "--backend", "ort", "--provider", provider, "-o", s(out)];
+        prism(&setup, &args)
+    };
+    let output = edit_on("cpu", &cpu);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let record = png_text_chunks(&cpu).unwrap();
+    assert!(record.iter().any(|(k, v)| k == "prism:device" && v.contains("CPU execution provider")), "{record:?}");
+    let qnn = setup.dir.path().join("qnn.png");
+    assert_clean_failure(&edit_on("qnn", &qnn), "without the qnn provider (QNNExecutionProvider); it offers: cpu");
+    assert!(!qnn.exists());
+    let not_ort = prism(&setup, &["edit", s(&setup.photo), "--tool", "tone", "--provider", "qnn", "-o", s(&qnn)]);
+    assert_clean_failure(&not_ort, "add --backend ort");
+
     let graph = setup.dir.path().join("model.onnx");
     let output = prism(&setup, &["export-onnx", "-o", s(&graph), "--model", s(&setup.model)]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -376,4 +393,38 @@ fn doctor_reports_the_machine_and_exits_by_whether_an_edit_can_run() {
     std::fs::create_dir_all(&empty).unwrap();
     let no_model = doctor(&[("PRISM_MODEL", empty.to_str().unwrap())]);
     assert_clean_failure(&no_model, "no edit can run");
+}
+
+/// `prism demo --json` runs every shipped tool, each round in turn, on the reference backend and
+/// (when ONNX Runtime is there) on ort, with a switch, a forward and the resident memory each.
+#[test]
+fn demo_runs_every_tool_on_each_backend_and_reports_json() {
+    let setup = setup();
+    let demo = |backend: &str| {
+        let output = prism(&setup, &["demo", "--json", "--rounds", "2", "--backend", backend, "--image", s(&setup.photo)]);
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(output.status.success(), "{backend}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let mut backends = vec!["reference"];
+    let has_ort = Command::new("python3").args(["-c", "import onnxruntime"]).output().is_ok_and(|o| o.status.success());
+    if cfg!(feature = "ort") && (has_ort || std::env::var_os("PRISM_REQUIRE_ORT").is_some()) {
+        backends.push("ort");
+    }
+    for backend in backends {
+        let report = demo(backend);
+        assert_eq!(report["backend"], backend);
+        let summary = report["summary"].as_array().unwrap();
+        let tools: Vec<_> = summary.iter().map(|row| row["tool"].as_str().unwrap()).collect();
+        assert_eq!(tools, ["fill", "tone"], "{backend}: every shipped tool once in the summary");
+        assert_eq!(report["runs"].as_array().unwrap().len(), 4, "two rounds of two tools");
+        for row in summary {
+            assert!(row["forward_ms"].as_f64().unwrap() > 0.0, "{row}");
+            assert!(row["switch_ms"].as_f64().unwrap() >= 0.0, "{row}");
+            assert!(row["resident_bytes"].as_u64().unwrap() > row["adapter_bytes"].as_u64().unwrap(), "{row}");
+        }
+        assert!(!report["device"].as_str().unwrap().is_empty());
+    }
+    let none = prism(&setup, &["demo", "--rounds", "0"]);
+    assert_clean_failure(&none, "--rounds must be at least 1");
 }

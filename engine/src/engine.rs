@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
 
-use crate::backends::{AdapterInfo, Backend, BackendKind, MemoryReport, ReferenceBackend, create_backend};
+use crate::backends::{AdapterInfo, Backend, BackendKind, MemoryReport, Provider, ReferenceBackend, create_backend};
 use crate::error::{EngineError, Result};
 use crate::imageio::RgbImage;
 use crate::job::{EditJob, JobId, JobStats, run_edit};
@@ -26,7 +26,8 @@ pub enum Command {
     /// Installs a float teacher under its tool's name + [`TEACHER_SUFFIX`], beside the int8 tool.
     InstallTeacher(PathBuf),
     RemoveAdapter(String),
-    SetBackend(BackendKind),
+    /// The backend, and the execution provider when it is ONNX Runtime.
+    SetBackend(BackendKind, Provider),
     Shutdown,
 }
 
@@ -67,8 +68,14 @@ impl EngineHandle {
     }
 
     /// As [`EngineHandle::spawn`], on the backend `kind` names (see [`create_backend`]).
-    pub fn spawn_kind(model: Model, kind: BackendKind, adapters: Vec<PathBuf>, waker: Option<Waker>) -> Result<Self> {
-        let backend = create_backend(kind, &model)?;
+    pub fn spawn_kind(
+        model: Model,
+        kind: BackendKind,
+        provider: Provider,
+        adapters: Vec<PathBuf>,
+        waker: Option<Waker>,
+    ) -> Result<Self> {
+        let backend = create_backend(kind, provider, &model)?;
         Self::spawn_with_backend(model, backend, adapters, waker)
     }
 
@@ -179,7 +186,7 @@ impl Engine {
                         self.emit(Event::Memory(self.backend.memory()));
                     }
                 }
-                Command::SetBackend(kind) => self.set_backend(kind),
+                Command::SetBackend(kind, provider) => self.set_backend(kind, provider),
             }
         }
     }
@@ -218,9 +225,9 @@ impl Engine {
 
     /// Moves to the backend `kind` names; every installed adapter is installed on it again. When
     /// it cannot start, the current backend stays and the UI is told why.
-    fn set_backend(&mut self, kind: BackendKind) {
+    fn set_backend(&mut self, kind: BackendKind, provider: Provider) {
         let model = &self.model;
-        match flatten_panic(catch_unwind(AssertUnwindSafe(|| create_backend(kind, model)))) {
+        match flatten_panic(catch_unwind(AssertUnwindSafe(|| create_backend(kind, provider, model)))) {
             // Already on the CPU backend: nothing to move.
             Ok(backend) if backend.kind() == BackendKind::Reference && self.backend.kind() == BackendKind::Reference => {
                 self.emit(Event::BackendReady { backend: self.backend.kind(), device: self.backend.device() });

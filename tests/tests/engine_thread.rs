@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use candle_core::Tensor;
 use prism_engine::adapter::Adapter;
-use prism_engine::backends::{AdapterInfo, Backend, BackendKind, MemoryReport, Precision, ReferenceBackend};
+use prism_engine::backends::{AdapterInfo, Backend, BackendKind, MemoryReport, Precision, Provider, ReferenceBackend};
 use prism_engine::engine::{Command, EngineHandle, Event};
 use prism_engine::fixtures::{synthetic_photo, write_tiny_model_dir};
 use prism_engine::imageio::Mask;
@@ -124,7 +124,7 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
     assert!(matches!(next_event(&engine, is_final), Event::Done { job: 4, .. }));
     // ONNX Runtime (from the onnxruntime wheel in CI): the edit runs there; where the runtime is
     // missing the engine stays on the backend it had and says so.
-    engine.send(Command::SetBackend(BackendKind::Ort)).unwrap();
+    engine.send(Command::SetBackend(BackendKind::Ort, Provider::Auto)).unwrap();
     match next_event(&engine, |e| matches!(e, Event::BackendReady { .. } | Event::BackendUnavailable { .. })) {
         Event::BackendReady { backend, .. } => {
             assert_eq!(backend, BackendKind::Ort);
@@ -141,7 +141,7 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
         _ => unreachable!(),
     }
     // The wgpu backend (lavapipe in CI): the adapters move with it and the next edit runs there.
-    engine.send(Command::SetBackend(BackendKind::Wgpu)).unwrap();
+    engine.send(Command::SetBackend(BackendKind::Wgpu, Provider::Auto)).unwrap();
     match next_event(&engine, |e| matches!(e, Event::BackendReady { .. } | Event::BackendUnavailable { .. })) {
         Event::BackendReady { backend, .. } => {
             assert_eq!(backend, BackendKind::Wgpu);

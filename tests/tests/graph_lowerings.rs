@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use prism_engine::adapter::Region;
 use prism_engine::backends::gpu::{Gpu, WgpuBackend};
 use prism_engine::backends::ort::OrtBackend;
-use prism_engine::backends::{Backend, Precision, ReferenceBackend};
+use prism_engine::backends::{Backend, Precision, Provider, ReferenceBackend};
 use prism_engine::fixtures::{photo_input, random_placed_adapter, synthetic_photo, write_model_dir};
 use prism_engine::graph::{LoraPlacement, Node};
 use prism_engine::mix::Mix;
@@ -54,7 +54,7 @@ fn wgpu(model: &Model) -> Option<WgpuBackend> {
 }
 
 fn ort(model: &Model) -> Option<OrtBackend> {
-    match OrtBackend::new(model.clone()) {
+    match OrtBackend::new(model.clone(), Provider::Cpu) {
         Ok(ort) => Some(ort),
         Err(error) => {
             assert!(std::env::var_os("PRISM_REQUIRE_ORT").is_none(), "ONNX Runtime is required here: {error}");

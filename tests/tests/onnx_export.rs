@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use prism_engine::adapter::Adapter;
-use prism_engine::backends::{Backend, Precision, ReferenceBackend};
+use prism_engine::backends::{Backend, Precision, Provider, ReferenceBackend};
 use prism_engine::imageio::{Mask, load_picture};
 use prism_engine::job::model_input;
 use prism_engine::mix::Mix;
@@ -150,7 +150,7 @@ mod ort_backend {
         }
         let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
         let model = Model::load(&assets).expect("shipped model");
-        let mut ort = OrtBackend::new(model.clone()).expect("ONNX Runtime starts");
+        let mut ort = OrtBackend::new(model.clone(), Provider::Cpu).expect("ONNX Runtime starts");
         assert!(ort.device().contains("CPU execution provider"), "{}", ort.device());
         let mut reference = ReferenceBackend::quantsim(model.clone());
         for tool in ["denoise", "colorize"] {
@@ -189,7 +189,7 @@ mod ort_backend {
         let model = Model::load(&assets).expect("shipped model");
         let looks = prism_text::look::LookMaker::load(&assets).expect("look files").expect("the shipped model has a look tool");
         let encoder = prism_text::SentenceEncoder::load(&assets).expect("encoder");
-        let mut ort = OrtBackend::new(model.clone()).expect("ONNX Runtime starts");
+        let mut ort = OrtBackend::new(model.clone(), Provider::Cpu).expect("ONNX Runtime starts");
         let mut reference = ReferenceBackend::quantsim(model.clone());
         let photo = load_picture(&assets.join("samples/astronaut.jpg"), 1 << 26).expect("sample").rgb;
         let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), None).expect("input");

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
-use prism_engine::backends::{BackendKind, Precision};
+use prism_engine::backends::{BackendKind, Precision, Provider};
 use prism_engine::engine::Command;
 use prism_engine::imageio::RgbImage;
 
@@ -36,7 +36,7 @@ pub enum Action {
     ApplyPrompt {
         run: bool,
     },
-    SetBackend(BackendKind),
+    SetBackend(BackendKind, Provider),
     SetPrecision(Option<Precision>),
     SetTheme(Theme),
     InstallDialog,
@@ -132,10 +132,12 @@ impl PrismApp {
             }
             Action::PickTool(name) => self.pick_tool(name),
             Action::ApplyPrompt { run } => self.apply_prompt(run),
-            Action::SetBackend(kind) => {
+            Action::SetBackend(kind, provider) => {
                 self.settings.backend = kind;
+                self.settings.provider = provider;
                 self.save_settings();
-                self.engine.as_ref().ok_or_else(|| anyhow!("the engine is not running"))?.send(Command::SetBackend(kind))?;
+                let engine = self.engine.as_ref().ok_or_else(|| anyhow!("the engine is not running"))?;
+                engine.send(Command::SetBackend(kind, provider))?;
             }
             Action::SetPrecision(precision) => {
                 self.settings.precision = precision;

@@ -27,10 +27,11 @@ impl PrismApp {
     /// One teacher fewer to wait for; a comparison asked for meanwhile runs once none is left.
     fn teacher_answered(&mut self) {
         self.teachers_awaited = self.teachers_awaited.saturating_sub(1);
-        if self.teachers_awaited == 0 && std::mem::take(&mut self.quantized_waiting) {
-            if let Err(error) = self.run_quantized() {
-                self.error(format!("{error:#}"));
-            }
+        if self.teachers_awaited == 0
+            && std::mem::take(&mut self.quantized_waiting)
+            && let Err(error) = self.run_quantized()
+        {
+            self.error(format!("{error:#}"));
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use prism_engine::backends::{BackendKind, Precision};
+use prism_engine::backends::{BackendKind, Precision, Provider};
 use serde::{Deserialize, Serialize};
 
 /// Recent files kept in the menu.
@@ -23,6 +23,9 @@ pub enum Theme {
 pub struct Settings {
     #[serde(deserialize_with = "known_or_default")]
     pub backend: BackendKind,
+    /// The execution provider ONNX Runtime is asked for (the ort backend only).
+    #[serde(deserialize_with = "known_or_default")]
+    pub provider: Provider,
     /// The shared quantized model, the float reference, or (None) whichever runs faster here.
     #[serde(deserialize_with = "known_or_default")]
     pub precision: Option<Precision>,
@@ -38,6 +41,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             backend: BackendKind::Auto,
+            provider: Provider::Auto,
             precision: None,
             theme: Theme::Dark,
             recent_files: Vec::new(),

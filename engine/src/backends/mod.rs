@@ -23,6 +23,6 @@ mod traits;
 
 pub use bank::{AdapterBank, Installed};
 pub use create::create_backend;
-pub use kind::{BackendKind, Precision};
+pub use kind::{BackendKind, Precision, Provider};
 pub use reference::ReferenceBackend;
 pub use traits::{AdapterInfo, Backend, MemoryReport};

@@ -1,6 +1,7 @@
 //! The delegate path: the exported ONNX graph (engine/src/onnx.rs) run by ONNX Runtime, loaded
 //! once; the active adapter's int8 tensors are fed as inputs on every run, so a tool switch
-//! rebuilds nothing. DirectML on Windows, CoreML on macOS, the CPU provider elsewhere.
+//! rebuilds nothing. The execution provider is chosen by the user (`Provider`): QNN, DirectML or
+//! CoreML where the loaded runtime has it, the CPU provider otherwise and behind each delegate.
 //!
 //! ONNX Runtime is loaded at run time (`load-dynamic`): from `ORT_DYLIB_PATH`, or from the
 //! `onnxruntime` Python wheel (`pip install onnxruntime`), whose `capi/` folder carries the
@@ -14,7 +15,7 @@ use candle_core::{Device, Tensor};
 use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor as OrtTensor;
 
-use super::{AdapterBank, AdapterInfo, Backend, BackendKind, Installed, MemoryReport, Precision};
+use super::{AdapterBank, AdapterInfo, Backend, BackendKind, Installed, MemoryReport, Precision, Provider};
 use crate::adapter::{Adapter, AdapterPrecision};
 use crate::error::{EngineError, Result};
 use crate::mix::Mix;
@@ -25,10 +26,14 @@ fn ort_error(message: impl std::fmt::Display) -> EngineError {
     EngineError::Backend(format!("ONNX Runtime: {message}"))
 }
 
-/// The ONNX Runtime shared library: `ORT_DYLIB_PATH`, or the one in the `onnxruntime` wheel.
+/// The ONNX Runtime shared library: `ORT_DYLIB_PATH`, the one bundled beside the executable
+/// (release zips; `../Frameworks` in a macOS app), or the one in the `onnxruntime` wheel.
 pub fn find_library() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
         return Ok(PathBuf::from(path));
+    }
+    if let Some(bundled) = bundled_library() {
+        return Ok(bundled);
     }
     let python = std::env::var("PRISM_PYTHON").unwrap_or_else(|_| if cfg!(windows) { "python".into() } else { "python3".into() });
     let out = std::process::Command::new(&python)
@@ -66,9 +71,24 @@ pub fn find_library() -> Result<PathBuf> {
     })
 }
 
+/// The runtime a release bundle carries: `onnxruntime.dll` beside `prism.exe`,
+/// `libonnxruntime.dylib` in the app's `Frameworks`, `libonnxruntime.so` beside the binary.
+fn bundled_library() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let candidates = if cfg!(windows) {
+        vec![dir.join("onnxruntime.dll")]
+    } else if cfg!(target_os = "macos") {
+        vec![dir.join("../Frameworks/libonnxruntime.dylib"), dir.join("libonnxruntime.dylib")]
+    } else {
+        vec![dir.join("libonnxruntime.so")]
+    };
+    candidates.into_iter().find(|path| path.is_file())
+}
+
 /// ONNX Runtime as `prism doctor` reports it: the library found and loaded, or why not, and
-/// the execution providers this build registers, in order.
-pub fn probe() -> Result<(PathBuf, &'static str)> {
+/// the execution providers it offers.
+pub fn probe() -> Result<(PathBuf, Vec<Provider>)> {
     let library = find_library()?;
     if !library.is_file() {
         return Err(ort_error(format!("{} does not exist", library.display())));
@@ -76,7 +96,7 @@ pub fn probe() -> Result<(PathBuf, &'static str)> {
     environment(&library)?;
     // Symlinks name the version (libonnxruntime.so -> libonnxruntime.so.1.32.0).
     let resolved = std::fs::canonicalize(&library).unwrap_or(library);
-    Ok((resolved, execution_providers().1))
+    Ok((resolved, available_providers()?))
 }
 
 /// One conv's LoRA inputs: shapes, and the codes of zero-valued A and B.
@@ -114,13 +134,18 @@ pub struct OrtBackend {
 }
 
 impl OrtBackend {
-    /// Exports the int8 graph of `model`, loads ONNX Runtime and builds the one session.
-    pub fn new(model: Model) -> Result<Self> {
+    /// Exports the int8 graph of `model`, loads ONNX Runtime and builds the one session on
+    /// `provider` (the CPU provider behind a delegate, for what the delegate does not place).
+    pub fn new(model: Model, provider: Provider) -> Result<Self> {
         let library = find_library()?;
         let rank = model.float.config().max_rank;
         let graph = crate::onnx::export(&model, Precision::Int8, rank)?;
         let environment = environment(&library)?;
-        let (providers, provider) = execution_providers();
+        let provider = choose_provider(provider, &library)?;
+        let mut providers = vec![dispatch(provider)];
+        if provider != Provider::Cpu {
+            providers.push(dispatch(Provider::Cpu));
+        }
         let session = Session::builder(&environment)
             .map_err(ort_error)?
             .with_execution_providers(providers)
@@ -140,8 +165,11 @@ impl OrtBackend {
             let b = vec![grid.b.zero_point as i8; spec.cout * rank];
             zeros.insert(spec.name.clone(), LoraInputs { a_shape, b_shape, a, b });
         }
-        let provider =
-            format!("ONNX Runtime ({provider}, {})", library.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+        let library_name = library.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let provider = match provider {
+            Provider::Cpu => format!("ONNX Runtime (CPU execution provider, {library_name})"),
+            delegate => format!("ONNX Runtime ({}, CPU fallback, {library_name})", delegate.runtime_name()),
+        };
         Ok(Self { model, session, provider, rank, zeros, adapters: AdapterBank::default(), bound: None, bytes: graph.len() })
     }
 }
@@ -165,20 +193,54 @@ fn environment(library: &std::path::Path) -> Result<ort::environment::Environmen
     Ok(environment)
 }
 
-/// DirectML on Windows, CoreML on macOS, the CPU provider everywhere (also as the fallback).
-fn execution_providers() -> (Vec<ort::ep::ExecutionProviderDispatch>, &'static str) {
-    #[cfg(target_os = "windows")]
-    {
-        (vec![ort::ep::DirectML::default().build(), ort::ep::CPU::default().build()], "DirectML, CPU fallback")
+/// The providers the loaded ONNX Runtime was built with, of those Prism knows, delegates first.
+fn available_providers() -> Result<Vec<Provider>> {
+    use ort::ep::ExecutionProvider;
+    let mut found = Vec::new();
+    for (provider, available) in [
+        (Provider::Qnn, ort::ep::QNN::is_available()),
+        (Provider::DirectMl, ort::ep::DirectML::is_available()),
+        (Provider::CoreMl, ort::ep::CoreML::is_available()),
+        (Provider::Cpu, ort::ep::CPU::is_available()),
+    ] {
+        if available.map_err(ort_error)? {
+            found.push(provider);
+        }
     }
-    #[cfg(target_os = "macos")]
-    {
-        (vec![ort::ep::CoreML::default().build(), ort::ep::CPU::default().build()], "CoreML, CPU fallback")
+    Ok(found)
+}
+
+/// The provider `requested` names ([`Provider::resolve`]), checked against what `library` offers.
+fn choose_provider(requested: Provider, library: &std::path::Path) -> Result<Provider> {
+    let offered = available_providers()?;
+    let chosen = requested.resolve(&offered);
+    if !offered.contains(&chosen) {
+        let names: Vec<_> = offered.iter().map(|p| p.name()).collect();
+        return Err(ort_error(format!(
+            "{} was built without the {} provider ({}); it offers: {}. Install the ONNX Runtime build that has it (onnxruntime-qnn, onnxruntime-directml) and point ORT_DYLIB_PATH at it",
+            library.display(),
+            chosen.name(),
+            chosen.runtime_name(),
+            names.join(", ")
+        )));
     }
-    #[cfg(not(any(target_os = "windows", target_os = "macos")))]
-    {
-        (vec![ort::ep::CPU::default().build()], "CPU execution provider")
+    Ok(chosen)
+}
+
+/// The registration of `provider`; a delegate that fails to register is an error (never a silent
+/// fall back to the CPU, so the device named is the one that ran).
+fn dispatch(provider: Provider) -> ort::ep::ExecutionProviderDispatch {
+    match provider {
+        Provider::Auto | Provider::Cpu => ort::ep::CPU::default().build(),
+        Provider::DirectMl => ort::ep::DirectML::default().build(),
+        Provider::CoreMl => ort::ep::CoreML::default().build(),
+        // The HTP backend library is the NPU; it ships beside QNN's ONNX Runtime.
+        Provider::Qnn => {
+            let htp = if cfg!(windows) { "QnnHtp.dll" } else { "libQnnHtp.so" };
+            ort::ep::QNN::default().with_backend_path(htp).build()
+        }
     }
+    .error_on_failure()
 }
 
 impl Backend for OrtBackend {

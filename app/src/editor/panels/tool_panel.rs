@@ -3,7 +3,7 @@
 
 use eframe::egui::{self, RichText};
 use prism_engine::adapter::Region;
-use prism_engine::backends::{AdapterInfo, BackendKind, Precision};
+use prism_engine::backends::{AdapterInfo, BackendKind, Precision, Provider};
 use prism_engine::imageio::RgbImage;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, auto_exposure};
 
@@ -116,10 +116,21 @@ pub fn tool_panel_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, view: &ToolPanel<
     egui::ComboBox::from_label("Backend").selected_text(settings.backend.name()).show_ui(ui, |ui| {
         for kind in BackendKind::ALL {
             if ui.selectable_label(settings.backend == kind, kind.describe()).clicked() && settings.backend != kind {
-                actions.push(Action::SetBackend(kind));
+                actions.push(Action::SetBackend(kind, settings.provider));
             }
         }
     });
+    if settings.backend == BackendKind::Ort {
+        egui::ComboBox::from_label("Provider").selected_text(settings.provider.name()).show_ui(ui, |ui| {
+            for provider in Provider::ALL {
+                if ui.selectable_label(settings.provider == provider, provider.describe()).clicked()
+                    && settings.provider != provider
+                {
+                    actions.push(Action::SetBackend(BackendKind::Ort, provider));
+                }
+            }
+        });
+    }
     ui.add_space(6.0);
     let has_document = view.image.is_some();
     ui.horizontal(|ui| {
