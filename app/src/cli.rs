@@ -57,7 +57,8 @@ enum Commands {
 #[derive(clap::Args, Debug)]
 struct ModelArgs {
     /// Model directory (base, profile, adapters). Default: $PRISM_MODEL, else the first that holds
-    /// one of assets/ beside the executable, ../share/prism, /usr/share/prism, the source tree.
+    /// one of assets/ beside the executable, ../share/prism, ../Resources/assets, /usr/share/prism,
+    /// the source tree.
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
 }

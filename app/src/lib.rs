@@ -1,6 +1,7 @@
 //! Prism's front ends: the egui editor and the headless command line, both on `prism-engine`.
 
 pub mod bench;
+pub mod bundle_metadata;
 pub mod cli;
 pub mod demo;
 pub mod doctor;

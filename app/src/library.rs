@@ -12,7 +12,8 @@ use prism_engine::model::{Model, adapter_files_in};
 pub enum ModelSource {
     /// `$PRISM_MODEL`.
     Environment,
-    /// `assets/` beside the executable, or `../share/prism` from it (an installed tree).
+    /// `assets/` beside the executable, `../share/prism` from it (an installed tree), or
+    /// `../Resources/assets` (a macOS app bundle).
     BesideExecutable,
     /// The system data folder (`/usr/share/prism`, where the Debian package puts it).
     SystemData,
@@ -40,6 +41,8 @@ pub fn model_search() -> Vec<(ModelSource, PathBuf)> {
     if let Some(exe_dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
         places.push((ModelSource::BesideExecutable, exe_dir.join("assets")));
         places.push((ModelSource::BesideExecutable, exe_dir.join("..").join("share").join("prism")));
+        // A macOS app: Prism.app/Contents/MacOS/prism and Contents/Resources/assets.
+        places.push((ModelSource::BesideExecutable, exe_dir.join("..").join("Resources").join("assets")));
     }
     if cfg!(unix) {
         places.push((ModelSource::SystemData, PathBuf::from("/usr/share/prism")));
