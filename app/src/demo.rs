@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use prism_engine::adapter::Region;
-use prism_engine::backends::{BackendKind, Precision, Provider};
+use prism_engine::backends::{AdapterInfo, BackendKind, Precision, Provider};
 use prism_engine::engine::{Command, EngineHandle, Event};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, Mask, load_picture};
-use prism_engine::job::{DEFAULT_CONTEXT, EditJob};
+use prism_engine::job::{DEFAULT_CONTEXT, EditJob, JobStats};
 use prism_engine::mix::Mix;
 use prism_engine::model::Model;
 use serde::Serialize;
@@ -50,9 +50,43 @@ pub struct DemoReport {
     pub summary: Vec<DemoRow>,
 }
 
+impl DemoRow {
+    pub fn new(tool: &AdapterInfo, stats: &JobStats) -> Self {
+        Self {
+            tool: tool.meta.name.clone(),
+            title: tool.meta.title.clone(),
+            rank: tool.meta.rank,
+            switch_ms: stats.switch_time.as_secs_f64() * 1e3,
+            forward_ms: stats.forward_time.as_secs_f64() * 1e3,
+            total_ms: stats.total_time.as_secs_f64() * 1e3,
+            resident_bytes: stats.memory.base_bytes + stats.memory.adapter_bytes,
+            adapter_bytes: tool.stored_bytes,
+            precision: stats.precision,
+        }
+    }
+}
+
+/// Per tool of `tools` that has runs, the median of its runs.
+pub fn summarize(tools: &[AdapterInfo], runs: &[DemoRow]) -> Vec<DemoRow> {
+    let mut by_tool: BTreeMap<&str, Vec<&DemoRow>> = BTreeMap::new();
+    for run in runs {
+        by_tool.entry(run.tool.as_str()).or_default().push(run);
+    }
+    tools
+        .iter()
+        .filter_map(|tool| by_tool.get(tool.meta.name.as_str()))
+        .map(|rows| DemoRow {
+            switch_ms: median(rows.iter().map(|r| r.switch_ms).collect()),
+            forward_ms: median(rows.iter().map(|r| r.forward_ms).collect()),
+            total_ms: median(rows.iter().map(|r| r.total_ms).collect()),
+            ..rows[0].clone()
+        })
+        .collect()
+}
+
 /// A disc in the middle of the photo, a tenth of its short side across: what a local tool (object
 /// removal) is shown removing when no mask is painted.
-fn demo_mask(width: usize, height: usize) -> Mask {
+pub fn demo_mask(width: usize, height: usize) -> Mask {
     let radius = width.min(height) as f32 * 0.1;
     let (cx, cy) = (width as f32 / 2.0, height as f32 / 2.0);
     let data = (0..height)
@@ -121,24 +155,14 @@ pub fn run_demo(
         }
     }
 
-    let mut device = String::new();
+    let (mut backend, mut device) = (kind, String::new());
     let mut runs = Vec::new();
     while runs.len() < id as usize {
         match wait()? {
             Event::Done { job, stats, .. } => {
                 let tool = &tools[(job as usize - 1) % tools.len()];
-                device = stats.device.clone();
-                let row = DemoRow {
-                    tool: tool.meta.name.clone(),
-                    title: tool.meta.title.clone(),
-                    rank: tool.meta.rank,
-                    switch_ms: stats.switch_time.as_secs_f64() * 1e3,
-                    forward_ms: stats.forward_time.as_secs_f64() * 1e3,
-                    total_ms: stats.total_time.as_secs_f64() * 1e3,
-                    resident_bytes: stats.memory.base_bytes + stats.memory.adapter_bytes,
-                    adapter_bytes: tool.stored_bytes,
-                    precision: stats.precision,
-                };
+                (backend, device) = (stats.backend, stats.device.clone());
+                let row = DemoRow::new(tool, &stats);
                 on_run(&row);
                 runs.push(row);
             }
@@ -150,21 +174,8 @@ pub fn run_demo(
         }
     }
 
-    let mut by_tool: BTreeMap<&str, Vec<&DemoRow>> = BTreeMap::new();
-    for run in &runs {
-        by_tool.entry(run.tool.as_str()).or_default().push(run);
-    }
-    let summary = tools
-        .iter()
-        .filter_map(|tool| by_tool.get(tool.meta.name.as_str()))
-        .map(|rows| DemoRow {
-            switch_ms: median(rows.iter().map(|r| r.switch_ms).collect()),
-            forward_ms: median(rows.iter().map(|r| r.forward_ms).collect()),
-            total_ms: median(rows.iter().map(|r| r.total_ms).collect()),
-            ..rows[0].clone()
-        })
-        .collect();
-    Ok(DemoReport { backend: kind, device, photo, width: image.width, height: image.height, rounds, runs, summary })
+    let summary = summarize(&tools, &runs);
+    Ok(DemoReport { backend, device, photo, width: image.width, height: image.height, rounds, runs, summary })
 }
 
 pub fn print_run(row: &DemoRow) {

@@ -468,3 +468,31 @@ fn saved_files_record_the_tools_settings_as_the_command_line_does() {
     let pixels = |path: &Path| image::open(path).expect("decode").to_rgb16().into_raw();
     assert_eq!(pixels(&from_cli), pixels(&after_lowlight), "and it is the same edit");
 }
+
+/// View → Demo with no photo open: the model's sample opens, every tool runs twice on it, and
+/// the window fills in each tool's switch, forward time and memory; "Run again" starts afresh.
+#[test]
+fn the_demo_runs_every_tool_on_the_sample() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut harness = editor(None, &dir.path().join("config"));
+    wait_for(&mut harness, "the seven tools", |app| app.tools.len() == 7);
+    click(&mut harness, "View");
+    click(&mut harness, "Demo: every tool in turn");
+    wait_for(&mut harness, "the demo", |app| app.demo.as_ref().is_some_and(|d| d.finished()));
+    let view = harness.state().demo.as_ref().expect("the demo");
+    assert!(view.failures.is_empty(), "{:?}", view.failures);
+    assert_eq!(view.runs.len(), 14, "seven tools, two rounds");
+    let report = view.report();
+    assert!(report.photo.ends_with("coffee.jpg"), "{}", report.photo.display());
+    assert_eq!(report.summary.len(), 7);
+    for row in &report.summary {
+        assert!(row.forward_ms > 0.0 && row.resident_bytes > row.adapter_bytes, "{row:?}");
+        // Once in the tool list, once in the demo's table.
+        assert!(harness.query_all_by_label(&row.title).count() >= 2, "{} is in the demo's table", row.title);
+    }
+    assert!(!report.device.is_empty());
+    harness.run_steps(2);
+    click(&mut harness, "Run again");
+    let view = harness.state().demo.as_ref().expect("the demo");
+    assert!(view.runs.len() < 14, "a new run starts from nothing");
+}

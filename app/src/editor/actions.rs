@@ -48,6 +48,9 @@ pub enum Action {
     KeepLightboxResult,
     RunQuantized,
     CloseQuantized,
+    /// Every tool in turn on the open photo (or a sample), timed.
+    RunDemo,
+    CloseDemo,
     RestoreAutosave,
     DiscardAutosave,
     CloseModal,
@@ -159,6 +162,11 @@ impl PrismApp {
             }
             Action::KeepLightboxResult => self.keep_lightbox_result(),
             Action::RunQuantized => self.run_quantized()?,
+            Action::RunDemo => self.run_demo()?,
+            Action::CloseDemo => {
+                self.cancel_jobs(|p| matches!(p, super::state::JobPurpose::Demo { .. }));
+                self.demo = None;
+            }
             Action::CloseQuantized => {
                 self.cancel_jobs(|p| matches!(p, super::state::JobPurpose::Quantized { .. }));
                 self.quantized = None;

@@ -18,7 +18,7 @@ use prism_engine::model::Model;
 
 use super::actions::Action;
 use super::canvas::{self, Compare, MaskTool};
-use super::state::{EngineStatus, Lightbox, Modal, Notice, QuantCompare, RunningJob, ToolChoice};
+use super::state::{DemoView, EngineStatus, Lightbox, Modal, Notice, QuantCompare, RunningJob, ToolChoice};
 use super::{Document, EditorOptions, Settings, Theme, autosave, textures};
 use crate::library::all_adapter_files;
 
@@ -46,6 +46,9 @@ pub struct PrismApp {
     pub(super) next_job: JobId,
     pub lightbox: Option<Lightbox>,
     pub quantized: Option<QuantCompare>,
+    pub demo: Option<DemoView>,
+    /// The demo was asked for with no photo open: it runs once the sample has loaded.
+    pub(super) demo_waiting: bool,
     pub notices: Vec<Notice>,
     pub(super) modal: Option<Modal>,
     pub show_shortcuts: bool,
@@ -107,6 +110,8 @@ impl PrismApp {
             holding_original: false,
             lightbox: None,
             quantized: None,
+            demo: None,
+            demo_waiting: false,
             notices: Vec::new(),
             modal: None,
             show_shortcuts: false,

@@ -141,6 +141,21 @@ impl PrismApp {
                     }
                 }
             }
+            JobPurpose::Demo { tool } => {
+                let Some(view) = &mut self.demo else { return };
+                let Some(info) = view.tools.get(tool) else { return };
+                match result {
+                    Ok((_, stats)) => {
+                        view.device = Some((stats.backend, stats.device.clone()));
+                        let mut row = crate::demo::DemoRow::new(info, &stats);
+                        // The float teachers are resident for the quantized-vs-float view only;
+                        // the demo shows what the tools cost, as `prism demo` does.
+                        row.resident_bytes = row.resident_bytes.saturating_sub(self.teachers.values().sum());
+                        view.runs.push(row);
+                    }
+                    Err(error) => view.failures.push(format!("{}: {error}", info.meta.title)),
+                }
+            }
             JobPurpose::Quantized { float } => {
                 let Some(view) = &mut self.quantized else { return };
                 match result {

@@ -137,6 +137,11 @@ impl PrismApp {
                     }
                     self.source_format = Some((picture.alpha, picture.sixteen_bit));
                     self.set_document(Document::new(picture.rgb, path, name));
+                    if std::mem::take(&mut self.demo_waiting)
+                        && let Err(error) = self.run_demo()
+                    {
+                        self.error(format!("{error:#}"));
+                    }
                 }
                 Err(error) => self.error(format!("Could not open {name}: {error:#}")),
             }

@@ -14,7 +14,7 @@ const REMOVAL_VARIANTS: [(f32, &str); 3] = [(0.25, "tight context"), (DEFAULT_CO
 use prism_engine::mix::Mix;
 
 use super::PrismApp;
-use super::state::{JobPurpose, Lightbox, LightboxEntry, PromptOutcome, QuantCompare, QuantShow, RunningJob};
+use super::state::{DemoView, JobPurpose, Lightbox, LightboxEntry, PromptOutcome, QuantCompare, QuantShow, RunningJob};
 
 impl PrismApp {
     pub(super) fn open_lightbox(&mut self) {
@@ -63,11 +63,25 @@ impl PrismApp {
         context: f32,
         purpose: JobPurpose,
     ) -> Result<()> {
+        let document = self.document.as_ref().ok_or_else(|| anyhow!("open a photo first"))?;
+        let mask = (!document.mask.is_empty()).then(|| Arc::new(document.mask.to_engine()));
+        self.job_on(mix, strength, precision, context, mask, purpose)
+    }
+
+    /// A job on the open photo with `mask` (None: the whole image).
+    fn job_on(
+        &mut self,
+        mix: Mix,
+        strength: f32,
+        precision: Option<Precision>,
+        context: f32,
+        mask: Option<Arc<prism_engine::imageio::Mask>>,
+        purpose: JobPurpose,
+    ) -> Result<()> {
         let engine = self.engine.as_ref().ok_or_else(|| anyhow!("no model is loaded, so no tool can run"))?;
         let document = self.document.as_ref().ok_or_else(|| anyhow!("open a photo first"))?;
         let id = self.next_job;
         self.next_job += 1;
-        let mask = (!document.mask.is_empty()).then(|| Arc::new(document.mask.to_engine()));
         let (exposure, blur_size) = (self.tool.exposure, self.tool.blur_size);
         let image = document.image().clone();
         let job = EditJob { id, image, mask, mix, strength, precision, exposure, blur_size, context };
@@ -137,6 +151,39 @@ impl PrismApp {
         for (slot, (mix, strength, context)) in jobs.into_iter().enumerate() {
             self.job_with_context(mix, strength, precision, context, JobPurpose::Lightbox { slot })?;
         }
+        Ok(())
+    }
+
+    /// Every installed tool in turn, twice (the second visit is the hot swap), on the open photo
+    /// at the chosen precision; a local tool removes the painted mask, or a disc in the middle.
+    /// With no photo open, the model's sample opens first.
+    pub(super) fn run_demo(&mut self) -> Result<()> {
+        const ROUNDS: usize = 2;
+        let Some(document) = &self.document else {
+            let model = self.model.as_ref().ok_or_else(|| anyhow!("no model is loaded, so no tool can run"))?;
+            self.demo_waiting = true;
+            self.open(model.dir.join(crate::demo::DEMO_SAMPLE));
+            return Ok(());
+        };
+        if self.tools.is_empty() {
+            return Err(anyhow!("no tools are installed"));
+        }
+        let image = document.image();
+        let size = (image.width, image.height);
+        let painted = (!document.mask.is_empty()).then(|| Arc::new(document.mask.to_engine()));
+        let mask = painted.unwrap_or_else(|| Arc::new(crate::demo::demo_mask(size.0, size.1)));
+        let photo = document.source.clone().unwrap_or_else(|| document.name.clone().into());
+        self.cancel_jobs(|p| matches!(p, JobPurpose::Demo { .. }));
+        let tools = self.tools.clone();
+        let precision = self.settings.precision;
+        for _ in 0..ROUNDS {
+            for (index, tool) in tools.iter().enumerate() {
+                let local = (tool.meta.region == Region::Local).then(|| mask.clone());
+                let mix = Mix::single(tool.meta.name.clone());
+                self.job_on(mix, 1.0, precision, DEFAULT_CONTEXT, local, JobPurpose::Demo { tool: index })?;
+            }
+        }
+        self.demo = Some(DemoView { tools, rounds: ROUNDS, runs: Vec::new(), failures: Vec::new(), photo, size, device: None });
         Ok(())
     }
 

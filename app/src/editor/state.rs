@@ -1,5 +1,5 @@
-//! What lives only for the session: the tool the next run uses, running jobs, the lightbox and
-//! quantized-vs-float views, notices, modals, and what the engine said about itself.
+//! What lives only for the session: the tool the next run uses, running jobs, the lightbox,
+//! quantized-vs-float and demo views, notices, modals, and what the engine said about itself.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -17,9 +17,22 @@ use super::{Agreement, AutosaveSummary};
 /// What a running job is for.
 #[derive(Clone, Debug)]
 pub(super) enum JobPurpose {
-    Edit { mix: Mix, strength: f32, title: String, prompt: Option<PromptRecord> },
-    Lightbox { slot: usize },
-    Quantized { float: bool },
+    Edit {
+        mix: Mix,
+        strength: f32,
+        title: String,
+        prompt: Option<PromptRecord>,
+    },
+    Lightbox {
+        slot: usize,
+    },
+    Quantized {
+        float: bool,
+    },
+    /// A demo run of `tools[tool]` of the demo view.
+    Demo {
+        tool: usize,
+    },
 }
 
 pub(super) struct RunningJob {
@@ -115,6 +128,45 @@ pub struct QuantCompare {
     pub(super) heat_scale_used: f32,
     pub notes: Vec<String>,
     pub error: Option<String>,
+}
+
+/// Every tool in turn on the open photo (View → Demo): each run's switch, forward and memory as
+/// it comes in.
+pub struct DemoView {
+    /// The tools in the order they run, each `rounds` times.
+    pub tools: Vec<AdapterInfo>,
+    pub rounds: usize,
+    pub runs: Vec<crate::demo::DemoRow>,
+    pub failures: Vec<String>,
+    pub photo: PathBuf,
+    pub size: (usize, usize),
+    /// The backend and device the last run reported.
+    pub device: Option<(BackendKind, String)>,
+}
+
+impl DemoView {
+    pub fn expected(&self) -> usize {
+        self.tools.len() * self.rounds
+    }
+
+    pub fn finished(&self) -> bool {
+        self.runs.len() + self.failures.len() >= self.expected()
+    }
+
+    /// The same report `prism demo --json` prints.
+    pub fn report(&self) -> crate::demo::DemoReport {
+        let (backend, device) = self.device.clone().unwrap_or_default();
+        crate::demo::DemoReport {
+            backend,
+            device,
+            photo: self.photo.clone(),
+            width: self.size.0,
+            height: self.size.1,
+            rounds: self.rounds,
+            runs: self.runs.clone(),
+            summary: crate::demo::summarize(&self.tools, &self.runs),
+        }
+    }
 }
 
 /// A message for the user; errors stay until dismissed.

@@ -47,6 +47,9 @@ pub fn menu_ui(ui: &mut egui::Ui, settings: &Settings, document: (bool, bool, bo
                 actions.push(Action::ZoomActual);
             }
             ui.checkbox(show_history, "History panel");
+            if ui.button("Demo: every tool in turn").on_hover_text("Switch, forward time and memory per tool, live").clicked() {
+                actions.push(Action::RunDemo);
+            }
             ui.separator();
             let mut theme = settings.theme;
             ui.radio_value(&mut theme, Theme::Dark, "Dark theme");

@@ -3,6 +3,7 @@
 //! ask for; nothing here runs an edit, touches a file or reaches the engine.
 
 mod adapter_manager;
+mod demo;
 mod history;
 mod lightbox;
 mod mask_panel;
@@ -72,6 +73,9 @@ impl PrismApp {
         }
         if let Some(view) = &mut self.quantized {
             actions.extend(quantized::quantized_window(&ctx, view));
+        }
+        if let Some(view) = &self.demo {
+            actions.extend(demo::demo_window(&ctx, view));
         }
         if self.show_adapters {
             actions.extend(adapter_manager::adapter_manager_window(&ctx, &self.tools, &mut self.install_path));
