@@ -75,7 +75,8 @@ pub struct BenchReport {
     pub kernels: Vec<KernelRate>,
 }
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+/// The `p` quantile of `samples` (sorted in place); NaN when there are none.
+pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
     samples.get(index).copied().unwrap_or(f64::NAN)

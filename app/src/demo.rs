@@ -17,6 +17,8 @@ use prism_engine::mix::Mix;
 use prism_engine::model::Model;
 use serde::Serialize;
 
+use crate::bench::percentile;
+
 /// The photo a demo runs on when none is given: a sample shipped with the model.
 pub const DEMO_SAMPLE: &str = "samples/coffee.jpg";
 
@@ -75,11 +77,14 @@ pub fn summarize(tools: &[AdapterInfo], runs: &[DemoRow]) -> Vec<DemoRow> {
     tools
         .iter()
         .filter_map(|tool| by_tool.get(tool.meta.name.as_str()))
-        .map(|rows| DemoRow {
-            switch_ms: median(rows.iter().map(|r| r.switch_ms).collect()),
-            forward_ms: median(rows.iter().map(|r| r.forward_ms).collect()),
-            total_ms: median(rows.iter().map(|r| r.total_ms).collect()),
-            ..rows[0].clone()
+        .map(|rows| {
+            let median = |field: fn(&DemoRow) -> f64| percentile(&mut rows.iter().map(|r| field(r)).collect::<Vec<_>>(), 0.5);
+            DemoRow {
+                switch_ms: median(|r| r.switch_ms),
+                forward_ms: median(|r| r.forward_ms),
+                total_ms: median(|r| r.total_ms),
+                ..rows[0].clone()
+            }
         })
         .collect()
 }
@@ -94,11 +99,6 @@ pub fn demo_mask(width: usize, height: usize) -> Mask {
         .map(|(x, y)| if (x as f32 + 0.5 - cx).hypot(y as f32 + 0.5 - cy) <= radius { 1.0 } else { 0.0 })
         .collect();
     Mask { width, height, data }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Runs every shipped tool of `model` on `photo` (None: [`DEMO_SAMPLE`]) `rounds` times on
