@@ -1,6 +1,6 @@
 """PSNR inside the mask of OpenCV's Telea, NS and contrib FSR (fast) against the clean photo, on
 the files `cargo run --release -p prism-adapters --example hole_fill_alone` writes, beside the
-smooth fill written there. Usage: python3 adapters/scripts/hole_fill_peers.py data/hole_fill"""
+smooth and harmonic fills written there. Usage: python3 adapters/scripts/hole_fill_peers.py data/hole_fill"""
 import glob
 import os
 import sys
@@ -15,7 +15,7 @@ def psnr_in(a, b, mask):
 
 
 folder = sys.argv[1]
-scores = {"smooth": [], "telea": [], "ns": [], "fsr_fast": []}
+scores = {"smooth": [], "harmonic": [], "telea": [], "ns": [], "fsr_fast": []}
 for clean_path in sorted(glob.glob(os.path.join(folder, "*_clean.png"))):
     stem = clean_path[: -len("_clean.png")]
     clean = cv2.imread(clean_path)
@@ -24,6 +24,7 @@ for clean_path in sorted(glob.glob(os.path.join(folder, "*_clean.png"))):
     hole = mask.astype(np.uint8) * 255
     results = {
         "smooth": cv2.imread(stem + "_smooth.png"),
+        "harmonic": cv2.imread(stem + "_harmonic.png"),
         "telea": cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA),
         "ns": cv2.inpaint(image, hole, 5, cv2.INPAINT_NS),
     }

