@@ -319,6 +319,14 @@ pub fn degrade_for_eval(task: Task, target: &RgbImage, rng: &mut StdRng) -> Exam
     }
 }
 
+/// A held-out removal of an object: one of `stamps` (cut-outs, never a held-out photo) pasted into
+/// `target` at 15-40% of the crop's side, the mask its outline; the answer is `target` without it.
+pub fn object_removal_for_eval(target: &RgbImage, stamps: &[Stamp], rng: &mut StdRng) -> Example {
+    let stamp = &stamps[rng.random_range(0..stamps.len())];
+    let (input, mask) = paste_stamp_sized(target, stamp, rng.random_range(0.15..0.4), rng);
+    Example { input, mask: mask.clone(), hide_masked: true, target: target.clone(), loss_mask: mask }
+}
+
 /// What the model sees of a `degrade_for_eval` example when the engine runs it with the job's
 /// defaults: the estimated exposure, the default blur size.
 pub fn as_model_sees(task: Task, mut example: Example) -> Example {
@@ -518,7 +526,12 @@ pub fn dilate(mask: &Mask, radius: usize) -> Mask {
 
 /// Pastes a cut-out at a random place and size; the mask is its alpha, dilated to cover the halo.
 fn paste_stamp(target: &RgbImage, stamp: &Stamp, rng: &mut StdRng) -> (RgbImage, Mask) {
-    let side = target.width.min(target.height) as f32 * rng.random_range(0.15..0.6);
+    paste_stamp_sized(target, stamp, rng.random_range(0.15..0.6), rng)
+}
+
+/// [`paste_stamp`] with the cut-out's longer side at `fraction` of the crop's shorter one.
+fn paste_stamp_sized(target: &RgbImage, stamp: &Stamp, fraction: f32, rng: &mut StdRng) -> (RgbImage, Mask) {
+    let side = target.width.min(target.height) as f32 * fraction;
     let fit = side / stamp.rgb.width.max(stamp.rgb.height) as f32;
     let (w, h) = (((stamp.rgb.width as f32 * fit) as usize).max(4), ((stamp.rgb.height as f32 * fit) as usize).max(4));
     let rgb = stamp.rgb.resized(w, h);
