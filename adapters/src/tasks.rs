@@ -643,6 +643,32 @@ mod tests {
     }
 
     #[test]
+    fn held_out_objects_cover_a_pasted_cut_out_and_nothing_else() {
+        let clean = synthetic_photo(200, 160, 5);
+        // A cut-out the colour of nothing in the photo, so where it landed is plain.
+        let stamp = Stamp {
+            rgb: RgbImage { width: 40, height: 30, data: [0.0, 1.0, 0.0].repeat(40 * 30) },
+            alpha: Mask::filled(40, 30, 1.0),
+        };
+        for seed in 0..20 {
+            let a = object_removal_for_eval(&clean, std::slice::from_ref(&stamp), &mut StdRng::seed_from_u64(seed));
+            let b = object_removal_for_eval(&clean, std::slice::from_ref(&stamp), &mut StdRng::seed_from_u64(seed));
+            assert!(a.input == b.input && a.mask.data == b.mask.data, "reproducible");
+            assert!(a.hide_masked && a.target == clean && a.mask.data == a.loss_mask.data);
+            let (x0, y0, x1, y1) = a.mask.bounding_box().expect("a hole");
+            // The object's longer side is 15-40% of the shorter side of the crop (160), grown 3 px.
+            let side = (x1 - x0).max(y1 - y0);
+            assert!((24..=70).contains(&side), "object {side} px across");
+            // Outside the cut-out the input is the photo as a file holds it (8-bit).
+            let file = quantize8(&clean);
+            for (i, &m) in a.mask.data.iter().enumerate() {
+                let changed = a.input.data[i * 3..i * 3 + 3] != file.data[i * 3..i * 3 + 3];
+                assert!(!changed || m > 0.5, "a pixel outside the mask changed");
+            }
+        }
+    }
+
+    #[test]
     fn eval_degradations_are_reproducible() {
         let clean = synthetic_photo(32, 32, 5);
         for task in ALL_TASKS {
