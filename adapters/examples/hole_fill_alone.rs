@@ -16,6 +16,9 @@ use prism_engine::imageio::{Picture, RgbImage, save_picture};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+/// Makes one held-out removal from a clean crop.
+type MakeExample<'a> = &'a dyn Fn(&RgbImage, &mut StdRng) -> Example;
+
 fn save(path: &Path, rgb: RgbImage) -> anyhow::Result<()> {
     Ok(save_picture(path, &Picture { rgb, alpha: None, sixteen_bit: false }, &[])?)
 }
@@ -24,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     let data = Path::new("data");
     let photos = read_named_images(&data.join("photos/heldout"))?;
     let stamps = read_stamps(&data.join("stamps"))?;
-    let kinds: [(&str, &dyn Fn(&RgbImage, &mut StdRng) -> Example); 2] = [
+    let kinds: [(&str, MakeExample); 2] = [
         ("strokes", &|clean, rng| degrade_for_eval(Task::Remove, clean, rng)),
         ("objects", &|clean, rng| object_removal_for_eval(clean, &stamps, rng)),
     ];
