@@ -55,7 +55,7 @@ fn relative_weighting_scores_doing_nothing_as_one_per_example() {
 }
 
 #[test]
-fn a_smooth_hole_fill_starts_removal_closer_to_the_photo_than_a_blank_one() {
+fn a_smooth_or_harmonic_hole_fill_starts_removal_closer_to_the_photo_than_a_blank_one() {
     let set = photos();
     let blank = set.validation_batch(&[Task::Remove], 6, 48, HoleFill::Blank).unwrap();
     let smooth = set.validation_batch(&[Task::Remove], 6, 48, HoleFill::Smooth).unwrap();
@@ -64,8 +64,11 @@ fn a_smooth_hole_fill_starts_removal_closer_to_the_photo_than_a_blank_one() {
         blank.target.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         smooth.target.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     );
+    let harmonic = set.validation_batch(&[Task::Remove], 6, 48, HoleFill::Harmonic).unwrap();
     let (blank_loss, smooth_loss) = (blank.identity_loss().unwrap(), smooth.identity_loss().unwrap());
     assert!(smooth_loss < 0.7 * blank_loss, "doing nothing on a smooth fill {smooth_loss}, on a blank one {blank_loss}");
+    let harmonic_loss = harmonic.identity_loss().unwrap();
+    assert!(harmonic_loss < 0.7 * blank_loss, "doing nothing on a harmonic fill {harmonic_loss}, on a blank one {blank_loss}");
 }
 
 #[test]

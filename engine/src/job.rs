@@ -391,7 +391,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_model_sees_a_hole_blank_or_smoothly_filled_and_the_rest_as_it_is() {
+    fn the_model_sees_a_hole_blank_or_filled_and_the_rest_as_it_is() {
         let (w, h) = (24, 16);
         let mut image = RgbImage::new(w, h);
         image.data.iter_mut().for_each(|v| *v = 0.75);
@@ -408,11 +408,15 @@ mod tests {
         let shown = model_input(&image, &mask, None).unwrap();
         let blank = model_input(&image, &mask, Some(HoleFill::Blank)).unwrap();
         let smooth = model_input(&image, &mask, Some(HoleFill::Smooth)).unwrap();
+        let harmonic = model_input(&image, &mask, Some(HoleFill::Harmonic)).unwrap();
         // In [-1, 1]: the photo's 0.75 is 0.5, its 0 is -1; the mask channel is 1 in the hole.
         assert_eq!(inside(&shown), vec![-1.0, -1.0, -1.0, 1.0]);
         assert_eq!(inside(&blank), vec![0.0, 0.0, 0.0, 1.0]);
-        assert!(inside(&smooth)[..3].iter().all(|v| (v - 0.5).abs() < 1e-5), "{:?}", inside(&smooth));
-        for t in [&shown, &blank, &smooth] {
+        for filled in [&smooth, &harmonic] {
+            assert!(inside(filled)[..3].iter().all(|v| (v - 0.5).abs() < 1e-5), "{:?}", inside(filled));
+            assert_eq!(inside(filled)[3], 1.0);
+        }
+        for t in [&shown, &blank, &smooth, &harmonic] {
             assert_eq!(outside(t), vec![0.5, 0.5, 0.5, 0.0]);
         }
     }
