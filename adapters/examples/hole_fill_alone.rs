@@ -10,39 +10,37 @@ use std::path::Path;
 
 use prism_adapters::data::{read_named_images, read_stamps};
 use prism_adapters::eval::EVAL_CROP;
-use prism_adapters::tasks::{Example, Task, degrade_for_eval, object_removal_for_eval, psnr};
+use prism_adapters::tasks::{RemovalMask, psnr, removals_for_eval};
 use prism_engine::hole_fill::HoleFill;
 use prism_engine::imageio::{Picture, RgbImage, save_picture};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-
-/// Makes one held-out removal from a clean crop.
-type MakeExample<'a> = &'a dyn Fn(&RgbImage, &mut StdRng) -> Example;
 
 fn save(path: &Path, rgb: RgbImage) -> anyhow::Result<()> {
     Ok(save_picture(path, &Picture { rgb, alpha: None, sixteen_bit: false }, &[])?)
+}
+
+fn folder(kind: RemovalMask) -> &'static str {
+    match kind {
+        RemovalMask::Strokes => "strokes",
+        RemovalMask::Object => "objects",
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let data = Path::new("data");
     let photos = read_named_images(&data.join("photos/heldout"))?;
     let stamps = read_stamps(&data.join("stamps"))?;
-    let kinds: [(&str, MakeExample); 2] = [
-        ("strokes", &|clean, rng| degrade_for_eval(Task::Remove, clean, rng)),
-        ("objects", &|clean, rng| object_removal_for_eval(clean, &stamps, rng)),
-    ];
     let fills = [HoleFill::Smooth, HoleFill::Harmonic];
-    for (kind, make) in kinds {
-        let out = data.join("hole_fill").join(kind);
-        std::fs::create_dir_all(&out)?;
-        let mut totals = [0.0; 2];
-        for (i, (name, photo)) in photos.iter().enumerate() {
-            let (w, h) = (EVAL_CROP.min(photo.width) / 2 * 2, EVAL_CROP.min(photo.height) / 2 * 2);
-            let clean = photo.crop_clamped(((photo.width - w) / 2) as isize, ((photo.height - h) / 2) as isize, w, h);
-            let example = make(&clean, &mut StdRng::seed_from_u64(1000 + i as u64));
+    // Mean PSNR in the mask per mask kind (strokes, objects) and fill.
+    let mut totals = [[0.0; 2]; 2];
+    for (i, (name, photo)) in photos.iter().enumerate() {
+        let (w, h) = (EVAL_CROP.min(photo.width) / 2 * 2, EVAL_CROP.min(photo.height) / 2 * 2);
+        let clean = photo.crop_clamped(((photo.width - w) / 2) as isize, ((photo.height - h) / 2) as isize, w, h);
+        for (k, (kind, example)) in removals_for_eval(&clean, &stamps, 1000 + i as u64).into_iter().enumerate() {
+            let out = data.join("hole_fill").join(folder(kind));
+            std::fs::create_dir_all(&out)?;
             let hidden: Vec<bool> = example.mask.data.iter().map(|&m| m > prism_engine::job::HIDDEN).collect();
-            let mut line = format!("{kind} {name:24}");
-            for (fill, total) in fills.iter().zip(&mut totals) {
+            let mut line = format!("{} {name:24}", folder(kind));
+            for (fill, total) in fills.iter().zip(&mut totals[k]) {
                 let filled = fill.fill(&example.input, &hidden).expect("not blank");
                 let db = psnr(&filled, &clean, Some(&example.mask));
                 *total += db;
@@ -51,12 +49,15 @@ fn main() -> anyhow::Result<()> {
             }
             println!("{line} in the mask");
             let mask_rgb = RgbImage { width: w, height: h, data: example.mask.data.iter().flat_map(|&m| [m; 3]).collect() };
-            save(&out.join(format!("{name}_clean.png")), clean)?;
+            save(&out.join(format!("{name}_clean.png")), clean.clone())?;
             save(&out.join(format!("{name}_input.png")), example.input)?;
             save(&out.join(format!("{name}_mask.png")), mask_rgb)?;
         }
-        for (fill, total) in fills.iter().zip(totals) {
-            println!("{kind}, {fill:?}: mean over {} photos {:.2} dB", photos.len(), total / photos.len().max(1) as f64);
+    }
+    for (kind, kind_totals) in [RemovalMask::Strokes, RemovalMask::Object].into_iter().zip(totals) {
+        for (fill, total) in fills.iter().zip(kind_totals) {
+            let mean = total / photos.len().max(1) as f64;
+            println!("{}, {fill:?}: mean over {} photos {mean:.2} dB", folder(kind), photos.len());
         }
     }
     Ok(())

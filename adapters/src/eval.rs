@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use serde::Deserialize;
 
 use crate::data::{Credit, Split, read_credits, read_named_images, read_stamps};
-use crate::tasks::{ALL_TASKS, Example, Task, degrade_for_eval, object_removal_for_eval, psnr};
+use crate::tasks::{ALL_TASKS, Example, RemovalMask, Task, degrade_for_eval, psnr, removals_for_eval};
 
 /// Side of the centre crop each held-out photo is evaluated on.
 pub const EVAL_CROP: usize = 512;
@@ -78,12 +78,19 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
             let side_h = EVAL_CROP.min(photo.height) / 2 * 2;
             let clean =
                 photo.crop_clamped(((photo.width - side_w) / 2) as isize, ((photo.height - side_h) / 2) as isize, side_w, side_h);
-            let mut cases = vec![(name.clone(), degrade_for_eval(task, &clean, &mut StdRng::seed_from_u64(1000 + i as u64)))];
-            if task == Task::Remove {
+            let seed = 1000 + i as u64;
+            let cases = if task == Task::Remove {
                 // Removal is scored on brush strokes and on objects: a pasted cut-out to take out.
-                let object = object_removal_for_eval(&clean, &stamps, &mut StdRng::seed_from_u64(1000 + i as u64));
-                cases.push((format!("{name}-object"), object));
-            }
+                removals_for_eval(&clean, &stamps, seed)
+                    .into_iter()
+                    .map(|(kind, example)| match kind {
+                        RemovalMask::Strokes => (name.clone(), example),
+                        RemovalMask::Object => (format!("{name}-object"), example),
+                    })
+                    .collect()
+            } else {
+                vec![(name.clone(), degrade_for_eval(task, &clean, &mut StdRng::seed_from_u64(seed)))]
+            };
             for (case, example) in cases {
                 save(&dir.join(format!("{case}_clean.png")), &clean)?;
                 save(&dir.join(format!("{case}_input.png")), &example.input)?;

@@ -5,8 +5,8 @@
 use prism_engine::adapter::Region;
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, gaussian_blur, unsharp};
-use rand::Rng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
 use crate::train::Penalty;
@@ -325,6 +325,22 @@ pub fn object_removal_for_eval(target: &RgbImage, stamps: &[Stamp], rng: &mut St
     let stamp = &stamps[rng.random_range(0..stamps.len())];
     let (input, mask) = paste_stamp_sized(target, stamp, rng.random_range(0.15..0.4), rng);
     Example { input, mask: mask.clone(), hide_masked: true, target: target.clone(), loss_mask: mask }
+}
+
+/// The held-out removals of one crop, from one seed: brush strokes (as `degrade_for_eval`) and a
+/// pasted object. The eval and the hole-fill comparison both score exactly these.
+pub fn removals_for_eval(clean: &RgbImage, stamps: &[Stamp], seed: u64) -> [(RemovalMask, Example); 2] {
+    [
+        (RemovalMask::Strokes, degrade_for_eval(Task::Remove, clean, &mut StdRng::seed_from_u64(seed))),
+        (RemovalMask::Object, object_removal_for_eval(clean, stamps, &mut StdRng::seed_from_u64(seed))),
+    ]
+}
+
+/// The kinds of held-out removal mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovalMask {
+    Strokes,
+    Object,
 }
 
 /// What the model sees of a `degrade_for_eval` example when the engine runs it with the job's

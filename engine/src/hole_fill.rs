@@ -100,7 +100,10 @@ fn pyramid_fill(image: &RgbImage, hidden: &[bool], sweeps: usize) -> RgbImage {
     // Pull: each finer level takes what it lacks from the (now complete) coarser one.
     for index in (0..levels.len() - 1).rev() {
         let (finer, coarser) = levels.split_at_mut(index + 1);
-        let free: Vec<usize> = (0..finer[index].known.len()).filter(|&i| finer[index].known[i] < 1.0).collect();
+        let free: Vec<usize> = match sweeps {
+            0 => Vec::new(),
+            _ => (0..finer[index].known.len()).filter(|&i| finer[index].known[i] < 1.0).collect(),
+        };
         pull(&mut finer[index], &coarser[0]);
         relax(&mut finer[index], &free, sweeps);
     }
