@@ -15,11 +15,32 @@ use prism_engine::model::Model;
 use prism_text::Prompter;
 
 use crate::data::read_images;
-use crate::looks::{Look, LookRequest, requests};
+use crate::looks::{Look, LookRequest, LookStats, requests};
 use crate::tasks::psnr;
 
 /// Long side the held-out photos are shrunk to (whole photos, as a user runs a look).
 const SIDE: usize = 256;
+
+/// How a request reaches the look tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reach {
+    /// Through the router, as the prompt box and `prism edit --prompt` do: a request the router
+    /// sends elsewhere is counted as not routed and not scored (routing has its own measure).
+    Routed,
+    /// Every request is made into the look tool's adapter, whatever the router says: the tool
+    /// alone, on every held-out phrasing.
+    Tool,
+}
+
+/// One check whose direction came out wrong, with the statistics behind it.
+#[derive(Debug, serde::Serialize)]
+pub struct FailedCheck {
+    pub text: String,
+    pub photo: usize,
+    pub before: LookStats,
+    pub after: LookStats,
+    pub exact: LookStats,
+}
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct LookScore {
@@ -27,6 +48,8 @@ pub struct LookScore {
     pub routed_to_look: usize,
     pub direction_right: usize,
     pub checks: usize,
+    /// Checks the exact edit itself passes (all of them, or a check is wrong).
+    pub exact_right: usize,
     pub mean_psnr: f64,
     pub mean_psnr_float: f64,
 }
@@ -37,6 +60,9 @@ pub struct LookReport {
     pub single: LookScore,
     pub pairs: LookScore,
     pub per_look: BTreeMap<String, (f64, usize, usize)>,
+    pub failed: Vec<FailedCheck>,
+    /// Requests the router sent elsewhere: the text and what it chose instead (or why nothing).
+    pub not_routed: Vec<(String, String)>,
 }
 
 fn shrink(image: &RgbImage) -> RgbImage {
@@ -49,30 +75,49 @@ fn shrink(image: &RgbImage) -> RgbImage {
 
 /// Scores the look tool on the requests made of `phrasings` (`Look::heldout_phrasings` for the
 /// claim; `Look::phrasings` shows what the basis reaches where the mixer was trained).
-pub fn eval_look(data_dir: &Path, assets: &Path, phrasings: fn(Look) -> &'static [&'static str]) -> Result<LookReport> {
+pub fn eval_look(
+    data_dir: &Path,
+    assets: &Path,
+    phrasings: fn(Look) -> &'static [&'static str],
+    reach: Reach,
+) -> Result<LookReport> {
     let model = Model::load(assets)?;
     let photos: Vec<RgbImage> = read_images(&data_dir.join("photos/heldout"))?.iter().map(shrink).collect();
     anyhow::ensure!(!photos.is_empty(), "no held-out photos in {}; run `prism-adapters data fetch`", data_dir.display());
     let metas: Vec<_> = model.shipped_adapters().iter().filter_map(|p| model.read_adapter(p).ok().map(|a| a.meta)).collect();
     let prompter = Prompter::load(assets, &metas)?;
-    let look_name = prompter.looks().context("this model has no look tool; run `prism-adapters train-look`")?.meta().name.clone();
+    let maker = prompter.looks().context("this model has no look tool; run `prism-adapters train-look`")?;
+    let look_name = maker.meta().name.clone();
     let mut backend = ReferenceBackend::new(model.clone());
     let mut single = LookScore::default();
     let mut pairs = LookScore::default();
     let mut per_look: BTreeMap<String, (f64, usize, usize)> = BTreeMap::new();
+    let mut failed = Vec::new();
+    let mut not_routed = Vec::new();
     for (index, request) in requests(phrasings).iter().enumerate() {
         let score = if request.looks.len() == 1 { &mut single } else { &mut pairs };
         score.requests += 1;
-        let chosen = match prompter.choose(&request.text) {
-            Ok(chosen) if chosen.mix.names().any(|n| n == look_name) => chosen,
-            _ => continue,
+        let routed = match prompter.choose(&request.text) {
+            Ok(chosen) if chosen.mix.names().any(|n| n == look_name) => Some(chosen),
+            Ok(chosen) => {
+                not_routed.push((request.text.clone(), chosen.mix.names().collect::<Vec<_>>().join(" + ")));
+                None
+            }
+            Err(error) => {
+                not_routed.push((request.text.clone(), error.to_string()));
+                None
+            }
         };
-        score.routed_to_look += 1;
-        let made = chosen.made.context("the look tool was chosen but made no adapter")?;
+        score.routed_to_look += usize::from(routed.is_some());
+        let made = match (reach, routed) {
+            (Reach::Routed, None) => continue,
+            (Reach::Routed, Some(chosen)) => chosen.made.context("the look tool was chosen but made no adapter")?,
+            (Reach::Tool, _) => maker.make(&prompter.encoder().encode(&request.text)?)?,
+        };
         backend.remove(&made.meta.name);
         backend.install(&made)?;
         // Each request on a few photos (all of them would take long on two cores).
-        for photo in photos.iter().cycle().skip(index % photos.len()).take(3) {
+        for (photo_index, photo) in photos.iter().enumerate().cycle().skip(index % photos.len()).take(3) {
             let exact = request.apply(photo);
             let run = |backend: &mut ReferenceBackend, precision| -> Result<RgbImage> {
                 let job = EditJob {
@@ -94,6 +139,16 @@ pub fn eval_look(data_dir: &Path, assets: &Path, phrasings: fn(Look) -> &'static
             let db = psnr(&int8, &exact, None);
             score.checks += 1;
             score.direction_right += usize::from(right);
+            score.exact_right += usize::from(request.looks.iter().all(|look| look.direction_holds(photo, &exact)));
+            if !right && request.looks.len() == 1 {
+                failed.push(FailedCheck {
+                    text: request.text.clone(),
+                    photo: photo_index,
+                    before: LookStats::of(photo),
+                    after: LookStats::of(&int8),
+                    exact: LookStats::of(&exact),
+                });
+            }
             score.mean_psnr += db;
             score.mean_psnr_float += psnr(&float, &exact, None);
             if let [look] = request.looks.as_slice() {
@@ -112,7 +167,7 @@ pub fn eval_look(data_dir: &Path, assets: &Path, phrasings: fn(Look) -> &'static
     for entry in per_look.values_mut() {
         entry.0 /= entry.1.max(1) as f64;
     }
-    Ok(LookReport { single, pairs, per_look })
+    Ok(LookReport { single, pairs, per_look, failed, not_routed })
 }
 
 /// What doing nothing scores against the exact looks on the same photos (the floor to beat).

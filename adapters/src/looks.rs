@@ -558,7 +558,7 @@ impl Look {
 
     /// Whether `after` moved from `before` the way this look says (the direction, not the amount).
     pub fn direction_holds(self, before: &RgbImage, after: &RgbImage) -> bool {
-        let (b, a) = (Stats::of(before), Stats::of(after));
+        let (b, a) = (LookStats::of(before), LookStats::of(after));
         match self {
             Look::Warmer | Look::GoldenHour => a.red_minus_blue > b.red_minus_blue + 0.01,
             Look::Cooler => a.red_minus_blue < b.red_minus_blue - 0.01,
@@ -571,7 +571,10 @@ impl Look {
             Look::MoreSaturated => a.chroma > b.chroma * 1.05,
             Look::LessSaturated => a.chroma < b.chroma * 0.95,
             Look::BlackAndWhite => a.chroma < 0.01,
-            Look::Sepia => a.red_minus_blue > b.red_minus_blue + 0.02 && a.hue_spread < b.hue_spread * 0.5,
+            // A brown monochrome: warm, and its colour follows its brightness (one tone from
+            // shadows to highlights). Not "warmer than before": a photo with a strong orange
+            // cast loses some of its R−B on the way to sepia.
+            Look::Sepia => a.red_minus_blue > 0.04 && a.tone_spread < b.tone_spread * 0.5,
             Look::FadedFilm => a.darkest > b.darkest + 0.03,
             Look::TealOrange => a.teal_orange_split > b.teal_orange_split + 0.01,
             Look::Moody => a.mean_luma < b.mean_luma - 0.01 && a.chroma < b.chroma,
@@ -579,23 +582,26 @@ impl Look {
     }
 }
 
-/// What the direction checks measure.
-struct Stats {
-    mean_luma: f32,
-    luma_spread: f32,
-    red_minus_blue: f32,
-    green_minus_magenta: f32,
-    chroma: f32,
-    /// Spread of the chroma direction: small when every pixel has the same tint (sepia).
-    hue_spread: f32,
+/// What the direction checks measure (printed beside a failed check, to see how it failed).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct LookStats {
+    pub mean_luma: f32,
+    pub luma_spread: f32,
+    pub red_minus_blue: f32,
+    pub green_minus_magenta: f32,
+    pub chroma: f32,
+    /// RMS of the colour (R−G, B−G) that brightness does not explain (what is left after the
+    /// best straight-line fit of each against luma): 0 for a grey or a toned monochrome (sepia),
+    /// large for a photo whose colours vary with what is in it.
+    pub tone_spread: f32,
     /// 2nd percentile of luma.
-    darkest: f32,
+    pub darkest: f32,
     /// (R−B in highlights) − (R−B in shadows).
-    teal_orange_split: f32,
+    pub teal_orange_split: f32,
 }
 
-impl Stats {
-    fn of(image: &RgbImage) -> Self {
+impl LookStats {
+    pub fn of(image: &RgbImage) -> Self {
         let pixels: Vec<[f32; 3]> = image.data.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect();
         let n = pixels.len().max(1) as f32;
         let lumas: Vec<f32> = pixels.iter().map(|&p| luma(p)).collect();
@@ -605,9 +611,7 @@ impl Stats {
         let green_minus_magenta = pixels.iter().map(|p| p[1] - 0.5 * (p[0] + p[2])).sum::<f32>() / n;
         let offsets: Vec<[f32; 2]> = pixels.iter().map(|p| [p[0] - p[1], p[2] - p[1]]).collect();
         let chroma = pixels.iter().zip(&lumas).map(|(p, y)| p.iter().map(|c| (c - y).abs()).sum::<f32>() / 3.0).sum::<f32>() / n;
-        let mean_offset = offsets.iter().fold([0.0; 2], |s, o| [s[0] + o[0] / n, s[1] + o[1] / n]);
-        let hue_spread =
-            (offsets.iter().map(|o| (o[0] - mean_offset[0]).powi(2) + (o[1] - mean_offset[1]).powi(2)).sum::<f32>() / n).sqrt();
+        let tone_spread = (0..2).map(|k| unexplained_by(&lumas, offsets.iter().map(|o| o[k]))).sum::<f32>().sqrt();
         let mut sorted = lumas.clone();
         sorted.sort_by(f32::total_cmp);
         let darkest = sorted[(sorted.len() as f32 * 0.02) as usize];
@@ -622,8 +626,19 @@ impl Stats {
             }
         }
         let teal_orange_split = high / f32::max(nh, 1.0) - low / f32::max(nl, 1.0);
-        Self { mean_luma, luma_spread, red_minus_blue, green_minus_magenta, chroma, hue_spread, darkest, teal_orange_split }
+        Self { mean_luma, luma_spread, red_minus_blue, green_minus_magenta, chroma, tone_spread, darkest, teal_orange_split }
     }
+}
+
+/// Mean squared residual of `values` after the least-squares line through them against `x`.
+fn unexplained_by(x: &[f32], values: impl Iterator<Item = f32>) -> f32 {
+    let values: Vec<f32> = values.collect();
+    let n = x.len().max(1) as f32;
+    let (mx, mv) = (x.iter().sum::<f32>() / n, values.iter().sum::<f32>() / n);
+    let sxx: f32 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let sxv: f32 = x.iter().zip(&values).map(|(a, v)| (a - mx) * (v - mv)).sum();
+    let slope = if sxx > 1e-9 { sxv / sxx } else { 0.0 };
+    x.iter().zip(&values).map(|(a, v)| (v - mv - slope * (a - mx)).powi(2)).sum::<f32>() / n
 }
 
 /// A request for one look or a pair, in words, and the exact edit it stands for.
@@ -664,13 +679,27 @@ mod tests {
     #[test]
     fn every_exact_look_moves_a_photo_in_its_own_direction_and_not_the_opposite() {
         let photo = synthetic_photo(64, 48, 5);
-        for look in ALL_LOOKS {
-            let after = look.apply(&photo);
-            assert!(look.direction_holds(&photo, &after), "{look:?} does not hold on its own exact edit");
-            assert!(!look.direction_holds(&photo, &photo), "{look:?} holds on the unedited photo");
+        // Photos with a cast or a low key, where a check written against "before" can go wrong.
+        let orange_cast = per_pixel(&photo, |[r, g, b]| [r * 0.8 + 0.2, g * 0.9 + 0.05, b * 0.6]);
+        let blue_cast = per_pixel(&photo, |[r, g, b]| [r * 0.6, g * 0.9, b * 0.8 + 0.2]);
+        // (Not darker than this: contrast about mid-grey clips a nearly black photo to less spread.)
+        let low_key = per_pixel(&photo, |p| p.map(|c| c * 0.5));
+        let muted = per_pixel(&photo, |p| saturate(p, 0.3));
+        for photo in [&photo, &orange_cast, &blue_cast, &low_key, &muted] {
+            for look in ALL_LOOKS {
+                let after = look.apply(photo);
+                assert!(
+                    look.direction_holds(photo, &after),
+                    "{look:?} does not hold on its own exact edit of {:?} -> {:?}",
+                    LookStats::of(photo),
+                    LookStats::of(&after)
+                );
+                assert!(!look.direction_holds(photo, photo), "{look:?} holds on the unedited photo");
+            }
+            assert!(!Look::Warmer.direction_holds(photo, &Look::Cooler.apply(photo)));
+            assert!(!Look::Brighter.direction_holds(photo, &Look::Darker.apply(photo)));
+            assert!(!Look::Sepia.direction_holds(photo, &Look::BlackAndWhite.apply(photo)), "grey is not sepia");
         }
-        assert!(!Look::Warmer.direction_holds(&photo, &Look::Cooler.apply(&photo)));
-        assert!(!Look::Brighter.direction_holds(&photo, &Look::Darker.apply(&photo)));
     }
 
     #[test]

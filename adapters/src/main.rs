@@ -116,6 +116,10 @@ enum Command {
         /// basis reaches when the mixer has seen the words; not a claim).
         #[arg(long)]
         trained_phrasings: bool,
+        /// `routed`: through the router, as a user's prompt goes; `tool`: every phrasing made
+        /// into the look tool's adapter whatever the router says.
+        #[arg(long, value_enum, default_value = "routed")]
+        reach: prism_adapters::look_eval::Reach,
     },
     /// Rewrites the title, description and example prompts of the shipped adapters (int8 and
     /// float) from the recipe's tool list, keeping their tensors: what the prompt box routes by.
@@ -316,10 +320,10 @@ fn run(cli: Cli) -> Result<()> {
             let report = prism_adapters::look_widen::widen_look(&assets, steps, lr)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::EvalLook { assets, trained_phrasings } => {
+        Command::EvalLook { assets, trained_phrasings, reach } => {
             use prism_adapters::looks::Look;
             let phrasings = if trained_phrasings { Look::phrasings } else { Look::heldout_phrasings };
-            let report = prism_adapters::look_eval::eval_look(&cli.data, &assets, phrasings)?;
+            let report = prism_adapters::look_eval::eval_look(&cli.data, &assets, phrasings, reach)?;
             let identity = prism_adapters::look_eval::identity_psnr(&cli.data)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("doing nothing against the exact single looks: {identity:.2} dB");
