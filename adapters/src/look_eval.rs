@@ -60,6 +60,7 @@ pub struct LookReport {
     pub single: LookScore,
     pub pairs: LookScore,
     pub per_look: BTreeMap<String, (f64, usize, usize)>,
+    /// Single-look checks whose direction came out wrong.
     pub failed: Vec<FailedCheck>,
     /// Requests the router sent elsewhere: the text and what it chose instead (or why nothing).
     pub not_routed: Vec<(String, String)>,
