@@ -1,7 +1,9 @@
 //! Held-out PSNR of one float teacher before QUAD and eval, on the inputs the last `eval` wrote to
 //! `data/eval/TASK`. Tools that take a setting are scored at each value given (`default`, or
 //! anything that is not a number: the tool's default, i.e. the estimated exposure or 1.5 px).
-//! `cargo run --release -p prism-adapters --example teacher_probe -- TASK ADAPTER [SETTING ...]`
+//! The base is the model in `assets/`, or the one in `--model DIR` (e.g. a model-v2 round's QUAD
+//! output, `data/v2-model`: the teacher must have been trained on that base).
+//! `cargo run --release -p prism-adapters --example teacher_probe -- [--model DIR] TASK ADAPTER [SETTING ...]`
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,10 +16,18 @@ use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::Model;
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let model_dir = match args.first().map(String::as_str) {
+        Some("--model") => {
+            let dir = PathBuf::from(args.get(1).context("--model DIR")?);
+            args.drain(..2);
+            dir
+        }
+        _ => PathBuf::from("assets"),
+    };
     let (task, adapter) = (args.first().context("TASK")?, PathBuf::from(args.get(1).context("ADAPTER")?));
     let settings: Vec<Option<f32>> = if args.len() > 2 { args[2..].iter().map(|s| s.parse().ok()).collect() } else { vec![None] };
-    let model = Model::load(Path::new("assets"))?;
+    let model = Model::load(&model_dir)?;
     let mut backend = ReferenceBackend::new(model.clone());
     let mut teacher = Adapter::read(&adapter)?;
     teacher.meta.name = task.clone();
