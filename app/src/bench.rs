@@ -191,17 +191,14 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     reference.forward(&input)?;
     let forward_ms_reference = median_ms(repeats, || reference.forward(&input).map(|_| ()).map_err(Into::into))?;
     let input_512 = bench_input(model, CPU_SIZE)?;
-    let mut cpu_forward = |mix: &Mix| -> Result<f64> {
-        reference.bind(mix, 1.0, Precision::Int8)?;
-        reference.forward(&input_512)?;
-        median_ms(repeats, || reference.forward(&input_512).map(|_| ()).map_err(Into::into))
-    };
-    let forward_ms_base_cpu = cpu_forward(&Mix::none())?;
-    let forward_ms_lora_cpu = cpu_forward(&one)?;
+    // Base and LoRA forwards alternate, so that a slower stretch of this shared machine slows both.
+    let [forward_ms_base_cpu, forward_ms_lora_cpu] =
+        alternating_ms(repeats.max(5), &mut reference, [(&Mix::none(), Precision::Int8), (&one, Precision::Int8)], &input_512)?;
 
     progress("CPU int8 kernels against f32");
     let cpu_int8_path = reference.int8_path().map_or_else(|| "quantsim".to_string(), |p| p.name().to_string());
-    let (forward_ms_int8_cpu, forward_ms_f32_cpu) = alternating_ms(repeats.max(3), &mut reference, &one, &input_512)?;
+    let [forward_ms_int8_cpu, forward_ms_f32_cpu] =
+        alternating_ms(repeats.max(3), &mut reference, [(&one, Precision::Int8), (&one, Precision::Float)], &input_512)?;
     let n = 1024;
     let (a, b, mut c) = (vec![0.5f32; n * n], vec![0.25f32; n * n], vec![0f32; n * n]);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -272,13 +269,18 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     })
 }
 
-/// Medians of int8 and f32 forwards of `mix` timed in alternation (a load spike on a shared
-/// machine then hits both alike).
-fn alternating_ms(repeats: usize, backend: &mut ReferenceBackend, mix: &Mix, input: &Tensor) -> Result<(f64, f64)> {
-    let mut samples = [Vec::new(), Vec::new()];
+/// Medians of forwards on the reference backend (each a mix and a precision) timed in
+/// alternation, so that a load spike on a shared machine hits them all alike.
+fn alternating_ms<const N: usize>(
+    repeats: usize,
+    backend: &mut ReferenceBackend,
+    forwards: [(&Mix, Precision); N],
+    input: &Tensor,
+) -> Result<[f64; N]> {
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
     for round in 0..=repeats {
-        for (slot, precision) in [Precision::Int8, Precision::Float].into_iter().enumerate() {
-            backend.bind(mix, 1.0, precision)?;
+        for (slot, (mix, precision)) in forwards.iter().enumerate() {
+            backend.bind(mix, 1.0, *precision)?;
             let start = Instant::now();
             backend.forward(input)?;
             // The first round warms up.
@@ -287,8 +289,7 @@ fn alternating_ms(repeats: usize, backend: &mut ReferenceBackend, mix: &Mix, inp
             }
         }
     }
-    let [mut int8, mut float] = samples;
-    Ok((percentile(&mut int8, 0.5), percentile(&mut float, 0.5)))
+    Ok(samples.map(|mut ms| percentile(&mut ms, 0.5)))
 }
 
 /// ONNX Runtime as a peer: (forward ms, switch µs p50, device).
