@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p prism-engine --example edit_time -- MODEL_DIR_A MODEL_DIR_B`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ const SIZE: usize = 512;
 const RUNS: usize = 5;
 
 /// A reference backend with every adapter the model ships installed, and its global tools' names.
-fn backend_of(dir: &PathBuf) -> Result<(ReferenceBackend, Vec<String>), Box<dyn std::error::Error>> {
+fn backend_of(dir: &Path) -> Result<(ReferenceBackend, Vec<String>), Box<dyn std::error::Error>> {
     let model = Model::load(dir)?;
     let mut backend = ReferenceBackend::new(model.clone());
     let mut tools = Vec::new();
