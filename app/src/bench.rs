@@ -191,7 +191,6 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     reference.forward(&input)?;
     let forward_ms_reference = median_ms(repeats, || reference.forward(&input).map(|_| ()).map_err(Into::into))?;
     let input_512 = bench_input(model, CPU_SIZE)?;
-    // Base and LoRA forwards alternate, so that a slower stretch of this shared machine slows both.
     let [forward_ms_base_cpu, forward_ms_lora_cpu] =
         alternating_ms(repeats.max(5), &mut reference, [(&Mix::none(), Precision::Int8), (&one, Precision::Int8)], &input_512)?;
 
