@@ -4,6 +4,7 @@
 //! the integer products themselves.
 
 use super::panels::Kernel;
+#[cfg(target_arch = "x86_64")]
 use super::path::KernelPath;
 use crate::graph::LEAKY_SLOPE;
 
