@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use prism_adapters::quad::GridChoice;
-use prism_adapters::recipe::{AdapterLayout, shipped_config, train_adapter, train_base};
-use prism_adapters::tasks::{ALL_TASKS, Task};
+use prism_adapters::recipe::{AdapterExamples, AdapterLayout, shipped_config, train_adapter, train_base};
+use prism_adapters::tasks::{ALL_TASKS, SharpenInput, Task};
 use prism_adapters::train::{Penalty, RunSettings, Weighting};
 use prism_engine::graph::LoraPlacement;
 use prism_engine::hole_fill::HoleFill;
@@ -169,6 +169,10 @@ enum Command {
         /// leaves the answer open, absolute elsewhere). `textured` adds the error's gradient.
         #[arg(long, value_enum)]
         penalty: Option<Penalty>,
+        /// What sharpen's examples show the model: the file after the engine's unsharp pre-pass
+        /// (what the editor feeds it), or the blurred file (a first round for a new base).
+        #[arg(long, value_enum, default_value_t = SharpenInput::Unsharp)]
+        sharpen_input: SharpenInput,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -349,14 +353,14 @@ fn run(cli: Cli) -> Result<()> {
             let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, None)?, seed)?;
             println!("grown base and teachers written to {}", out.display());
         }
-        Command::TrainAdapter { task, init, rank, placement_level, penalty, run } => {
+        Command::TrainAdapter { task, init, rank, placement_level, penalty, sharpen_input, run } => {
             let layout = AdapterLayout { rank, placement: LoraPlacement { min_level: placement_level } };
             if rank == 0 || rank > prism_adapters::recipe::RANK {
                 bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
             }
             for task in parse_tasks(&task)? {
-                let penalty = penalty.unwrap_or(task.penalty());
-                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), layout, penalty, run.fresh, init.as_deref())?;
+                let examples = AdapterExamples { penalty: penalty.unwrap_or(task.penalty()), sharpen_input };
+                train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), layout, examples, run.fresh, init.as_deref())?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
         }

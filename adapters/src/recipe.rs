@@ -14,7 +14,7 @@ use prism_engine::unet::{FloatActivations, LoraLayer, LoraSet, Unet, UnetConfig}
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-use crate::tasks::Task;
+use crate::tasks::{SharpenInput, Task};
 use crate::train::{Batch, Penalty, Run, RunSettings, TrainingSet, Weighting};
 
 /// The model's max LoRA rank and `train-adapter`'s default. Measured on denoise, 800 steps from
@@ -252,6 +252,13 @@ pub struct AdapterLayout {
     pub placement: LoraPlacement,
 }
 
+/// How an adapter's training examples are charged and what sharpen's show the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdapterExamples {
+    pub penalty: Penalty,
+    pub sharpen_input: SharpenInput,
+}
+
 /// The convs an adapter with `placement` carries LoRA on, in the model's order: the order of
 /// its LoRA variables and pairs everywhere below.
 pub fn placed_convs(model: &Unet, placement: LoraPlacement) -> impl Iterator<Item = &ConvSpec> {
@@ -433,11 +440,13 @@ pub fn train_adapter(
     task: Task,
     settings: &RunSettings,
     layout: AdapterLayout,
-    penalty: Penalty,
+    examples: AdapterExamples,
     fresh: bool,
     init_dir: Option<&Path>,
 ) -> Result<Adapter> {
-    let set = TrainingSet::load(data_dir)?;
+    let AdapterExamples { penalty, sharpen_input } = examples;
+    let mut set = TrainingSet::load(data_dir)?;
+    set.sharpen_input = sharpen_input;
     let base = load_base(data_dir)?;
     let base_hash = base.content_hash()?;
     let checkpoint = runs_dir(data_dir).join(format!("adapter-{}.ckpt", task.id()));
@@ -446,7 +455,7 @@ pub fn train_adapter(
     }
     let info = serde_json::json!({
         "kind": "adapter", "task": task.id(), "base_model": base_hash, "penalty": penalty,
-        "placement": layout.placement,
+        "placement": layout.placement, "sharpen_input": sharpen_input,
     });
     let init = match init_dir {
         Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), layout, settings.seed)?,

@@ -14,12 +14,14 @@ use prism_engine::tensorfile::{RawTensor, TensorFile};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::tasks::{Example, Stamp, Task, degrade};
+use crate::tasks::{Example, SharpenInput, Stamp, Task, degrade_with};
 
 /// Clean training photos and object cut-outs, in memory.
 pub struct TrainingSet {
     pub photos: Vec<RgbImage>,
     pub stamps: Vec<Stamp>,
+    /// What sharpen examples show the model.
+    pub sharpen_input: SharpenInput,
 }
 
 impl TrainingSet {
@@ -30,7 +32,7 @@ impl TrainingSet {
             bail!("no training photos in {}: run `prism-adapters data fetch` first", data_dir.join("photos/train").display());
         }
         let stamps = crate::data::read_stamps(&data_dir.join("stamps"))?;
-        Ok(Self { photos, stamps })
+        Ok(Self { photos, stamps, sharpen_input: SharpenInput::default() })
     }
 
     /// A random `size x size` crop at a random scale (0.5-1x), flipped or turned at random.
@@ -71,7 +73,7 @@ impl TrainingSet {
         let mut examples = Vec::new();
         for &task in tasks {
             for _ in 0..per_task {
-                examples.push(degrade(task, &self.random_crop(size, &mut rng), &self.stamps, &mut rng));
+                examples.push(degrade_with(task, self.sharpen_input, &self.random_crop(size, &mut rng), &self.stamps, &mut rng));
             }
         }
         Batch::new(&examples, hole_fill)
@@ -82,7 +84,7 @@ impl TrainingSet {
         let examples: Vec<Example> = (0..count)
             .map(|_| {
                 let task = tasks[rng.random_range(0..tasks.len())];
-                degrade(task, &self.random_crop(size, rng), &self.stamps, rng)
+                degrade_with(task, self.sharpen_input, &self.random_crop(size, rng), &self.stamps, rng)
             })
             .collect();
         Batch::new(&examples, hole_fill)

@@ -20,7 +20,11 @@ use prism_engine::fixtures::{synthetic_photo, tiny_config};
 use prism_engine::unet::{FloatActivations, Unet};
 
 fn photos() -> TrainingSet {
-    TrainingSet { photos: (0..4).map(|seed| synthetic_photo(96, 80, seed)).collect(), stamps: Vec::new() }
+    TrainingSet {
+        photos: (0..4).map(|seed| synthetic_photo(96, 80, seed)).collect(),
+        stamps: Vec::new(),
+        sharpen_input: Default::default(),
+    }
 }
 
 fn settings(steps: usize) -> RunSettings {
