@@ -5,6 +5,7 @@ pub mod data;
 pub mod debian_copyright;
 pub mod eval;
 pub mod grow;
+pub mod joint;
 pub mod look_eval;
 pub mod look_tool;
 pub mod look_widen;

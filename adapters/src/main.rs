@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
+use prism_adapters::joint::train_joint;
 use prism_adapters::quad::GridChoice;
 use prism_adapters::recipe::{AdapterExamples, AdapterLayout, shipped_config, train_adapter, train_base};
 use prism_adapters::tasks::{ALL_TASKS, SharpenInput, Task};
@@ -176,6 +177,23 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Trains the base in --data together with every tool's adapter, each example through its
+    /// own tool's adapter; writes the base and the float teachers over the ones in --data.
+    TrainJoint {
+        /// The tools (comma-separated) or all.
+        #[arg(long, default_value = "all")]
+        tasks: String,
+        /// Start the adapters from the float adapters `<DIR>/<task>.prism-lora` (else from nothing).
+        #[arg(long)]
+        init: Option<PathBuf>,
+        #[arg(long, default_value_t = prism_adapters::recipe::RANK)]
+        rank: usize,
+        /// Carry LoRA only on the convs at this level and coarser (0 = every conv).
+        #[arg(long, default_value_t = 0)]
+        placement_level: usize,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// QUAD: one shared profile, every adapter distilled onto it; writes the shipped model.
     Quad {
         /// Where the shipped model goes.
@@ -218,7 +236,7 @@ struct RunArgs {
     /// Side of the square training crops.
     #[arg(long, default_value_t = 96)]
     crop: usize,
-    /// Peak learning rate (defaults: base 3e-4, adapters 3e-3, QUAD 2e-5).
+    /// Peak learning rate (defaults: base 3e-4, adapters 3e-3, joint 2e-4, QUAD 2e-5).
     #[arg(long)]
     lr: Option<f64>,
     #[arg(long, default_value_t = 1)]
@@ -363,6 +381,15 @@ fn run(cli: Cli) -> Result<()> {
                 train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), layout, examples, run.fresh, init.as_deref())?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
+        }
+        Command::TrainJoint { tasks, init, rank, placement_level, run } => {
+            if rank == 0 || rank > prism_adapters::recipe::RANK {
+                bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
+            }
+            let layout = AdapterLayout { rank, placement: LoraPlacement { min_level: placement_level } };
+            let tasks = parse_tasks(&tasks)?;
+            train_joint(&cli.data, &tasks, &run.settings(2e-4, 1e-4), layout, run.fresh, init.as_deref())?;
+            println!("base and {} teachers written to {}", tasks.len(), prism_adapters::recipe::runs_dir(&cli.data).display());
         }
         Command::Quad { assets, grids, run } => {
             let grids = match grids.as_str() {

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use crate::tasks::{SharpenInput, Task};
-use crate::train::{Batch, Penalty, Run, RunSettings, TrainingSet, Weighting};
+use crate::train::{Batch, Penalty, Run, RunSettings, TrainingBatch, TrainingSet, Weighting};
 
 /// The model's max LoRA rank and `train-adapter`'s default. Measured on denoise, 800 steps from
 /// the shipped base: validation L1 0.112 at rank 8, 0.072 at rank 16, 0.062 at rank 32; on the
@@ -159,12 +159,7 @@ pub fn base_run(
             &random
         }
     };
-    let mut init = Vec::new();
-    for (_, weight, bias) in start.layers() {
-        init.push(weight.clone());
-        init.push(column_norms(weight)?);
-        init.push(bias.clone());
-    }
+    let init = weight_norm_vars(start)?;
     let info = serde_json::json!({ "kind": "base", "config": config, "parametrization": "weight-norm", "weighting": weighting });
     let mut run = Run::open(checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
@@ -176,6 +171,18 @@ pub fn base_run(
         batch.loss(&model.forward(&batch.input, None, &mut FloatActivations)?)
     })?;
     Ok((run, validation))
+}
+
+/// The weight-normalized variables that stand for `model` (`V`, `g`, bias per conv, in conv
+/// order; [`model_from_vars`] folds them back).
+pub fn weight_norm_vars(model: &Unet) -> Result<Vec<Tensor>> {
+    let mut vars = Vec::new();
+    for (_, weight, bias) in model.layers() {
+        vars.push(weight.clone());
+        vars.push(column_norms(weight)?);
+        vars.push(bias.clone());
+    }
+    Ok(vars)
 }
 
 /// `|V|` of every output channel (column) of a kernel-layout weight `[rows, cout]`.
@@ -214,7 +221,7 @@ pub struct RunSummary {
     pub last_validation: f64,
 }
 
-fn write_summary(data_dir: &Path, name: &str, run: &Run, validation: &Batch) -> Result<()> {
+pub fn write_summary(data_dir: &Path, name: &str, run: &Run, validation: &impl TrainingBatch) -> Result<()> {
     let summary = RunSummary {
         name: name.into(),
         steps: run.step,

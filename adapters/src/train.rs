@@ -232,6 +232,18 @@ impl Batch {
     }
 }
 
+/// What the training loop needs of a batch besides the loss its caller computes: the loss of
+/// doing nothing, which a run's validation is compared with.
+pub trait TrainingBatch {
+    fn identity_loss(&self) -> Result<f64>;
+}
+
+impl TrainingBatch for Batch {
+    fn identity_loss(&self) -> Result<f64> {
+        Batch::identity_loss(self)
+    }
+}
+
 fn binary(mask: &Mask) -> Vec<f32> {
     mask.data.iter().map(|&m| if m > 0.5 { 1.0 } else { 0.0 }).collect()
 }
@@ -408,13 +420,13 @@ impl Run {
     /// step's data (seeded by step, so a resumed run sees what it would have seen);
     /// `loss_for(vars, batch)` runs the model. At every checkpoint the loss on the fixed
     /// `validation` batch is recorded (next to the loss of doing nothing).
-    pub fn train(
+    pub fn train<B: TrainingBatch>(
         &mut self,
         label: &str,
         settings: &RunSettings,
-        validation: &Batch,
-        batch_for: &mut dyn FnMut(&mut StdRng) -> Result<Batch>,
-        loss_for: &mut dyn FnMut(&[Var], &Batch) -> Result<Tensor>,
+        validation: &B,
+        batch_for: &mut dyn FnMut(&mut StdRng) -> Result<B>,
+        loss_for: &mut dyn FnMut(&[Var], &B) -> Result<Tensor>,
     ) -> Result<()> {
         let identity = validation.identity_loss()?;
         let stop_at = settings.stop_after.map_or(settings.steps, |n| (self.step + n).min(settings.steps));

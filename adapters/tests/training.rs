@@ -13,8 +13,9 @@ const EVERY: LoraPlacement = LoraPlacement::EVERY_CONV;
 fn layout(rank: usize) -> AdapterLayout {
     AdapterLayout { rank, placement: EVERY }
 }
+use prism_adapters::joint::joint_run;
 use prism_adapters::tasks::Task;
-use prism_adapters::train::{Penalty, Run, RunSettings, TrainingSet, Weighting};
+use prism_adapters::train::{Penalty, Run, RunSettings, TrainingBatch, TrainingSet, Weighting};
 use prism_engine::adapter::{AdapterMeta, AdapterPrecision};
 use prism_engine::fixtures::{synthetic_photo, tiny_config};
 use prism_engine::unet::{FloatActivations, Unet};
@@ -146,6 +147,31 @@ fn lora_training_moves_only_the_adapter_and_lowers_its_loss() {
     for (name, tensor) in base.tensors().unwrap() {
         assert_eq!(max_difference(&before[&name], &tensor), 0.0, "base tensor {name} changed");
     }
+}
+
+/// Joint training moves the base and gives each tool its own adapter: every example goes through
+/// its own tool's LoRA, and the validation loss falls below doing nothing.
+#[test]
+fn joint_training_moves_the_base_and_each_tools_own_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config();
+    let base = Unet::new(&config, &Unet::random_tensors(&config, 1, &candle_core::Device::Cpu).unwrap()).unwrap();
+    let tasks = [Task::Denoise, Task::Lowlight];
+    let joint = joint_run(&photos(), &base, &tasks, &settings(60), layout(4), &dir.path().join("joint.ckpt"), None).unwrap();
+    let parts: Vec<Task> = joint.validation.parts().iter().map(|(task, _)| *task).collect();
+    assert_eq!(parts, tasks, "the validation batch holds each tool as its own part");
+    let identity = joint.validation.identity_loss().unwrap();
+    let last = joint.run.validation.last().unwrap().1;
+    assert!(last < 0.95 * identity, "joint validation loss {last} is not below the do-nothing loss {identity}");
+    let (before, after) = (base.tensors().unwrap(), joint.base().unwrap().tensors().unwrap());
+    assert!(before.iter().any(|(name, t)| max_difference(t, &after[name]) > 0.0), "the base did not move");
+    // B starts at zero: a B that moved was trained through its own tool's examples.
+    let b_of = |task| joint.pairs(task).unwrap().into_iter().map(|(_, b)| b).collect::<Vec<_>>();
+    let (denoise, lowlight) = (b_of(Task::Denoise), b_of(Task::Lowlight));
+    let zero = denoise[0].zeros_like().unwrap();
+    assert!(max_difference(&denoise[0], &zero) > 0.0 && max_difference(&lowlight[0], &zero) > 0.0, "an adapter did not train");
+    assert!(max_difference(&denoise[0], &lowlight[0]) > 0.0, "the two tools share one adapter");
+    assert!(joint.pairs(Task::Colorize).is_err(), "a tool outside the run has no adapter");
 }
 
 fn max_difference(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
