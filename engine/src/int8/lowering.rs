@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::elementwise::{self, Finish, Rounding, SidePath};
-use super::panels::{Kernel, Panels};
+use super::panels::{Kernel, PANEL, Panels};
 use crate::conv::ConvGeometry;
 use crate::error::{EngineError, Result};
 use crate::graph::{Graph, INPUT_CHANNELS, Node, SHUFFLE, ValueId, missing_value};
@@ -276,12 +276,12 @@ impl IntegerUnet {
         let geometry = spec.geometry();
         let (oh, ow) = geometry.output_size(h, w);
         let cout = spec.cout;
-        let width = conv.weights[0].padded_columns();
+        let width = conv.weights[0].count() * PANEL;
         let weight_scales: Vec<Vec<f32>> = sources
             .iter()
             .map(|(grid, _)| (0..width).map(|c| conv.weight_scale.get(c).map_or(0.0, |s| s * grid.scale)).collect())
             .collect();
-        let lora_width = lora.map_or(0, |l| l.a[0].padded_columns());
+        let lora_width = lora.map_or(0, |l| l.a[0].count() * PANEL);
         let a_scales: Vec<Vec<f32>> = match lora {
             Some(l) => sources.iter().map(|(grid, _)| vec![l.a_scale * grid.scale; lora_width]).collect(),
             None => Vec::new(),

@@ -22,5 +22,5 @@ mod portable;
 mod x86;
 
 pub use lowering::{IntegerLora, IntegerUnet};
-pub use panels::{CHUNK_PAIRS, Kernel, MAX_WEIGHT, NARROW_PANEL, PANEL, Panels};
+pub use panels::{CHUNK_PAIRS, Kernel, MAX_WEIGHT, PANEL, Panels};
 pub use path::{FORCE_VARIABLE, KernelPath};

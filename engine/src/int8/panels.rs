@@ -1,13 +1,10 @@
 //! Weights packed for the integer tiles, and the one dispatch point that runs a tile with the
 //! instructions the CPU has.
 //!
-//! A weight matrix `[k, n]` (rows in im2col order) is cut into panels of [`PANEL`] columns, or of
-//! [`NARROW_PANEL`] columns when it has no more than that: a low-rank LoRA A (rank 4 or 8) then
-//! costs half a wide panel's multiply instead of a whole one (at rank 4 on a 32-channel conv, a
-//! wide panel made A half again the conv's own multiply). In a panel, row pairs `(2j, 2j+1)` are
-//! interleaved per column — `w[2j][c], w[2j+1][c]` side by side — so one 32-bit lane holds what
-//! `vpdpwssd`/`vpmaddwd` multiply with a broadcast pair of activations and add into one int32 sum
-//! per column.
+//! A weight matrix `[k, n]` (rows in im2col order) is cut into panels of [`PANEL`] columns. In a
+//! panel, row pairs `(2j, 2j+1)` are interleaved per column — `w[2j][c], w[2j+1][c]` side by side
+//! — so one 32-bit lane holds what `vpdpwssd`/`vpmaddwd` multiply with a broadcast pair of
+//! activations and add into one int32 sum per column.
 //!
 //! **Overflow, by construction.** Activations are int16 (|x| ≤ 32768) and panel values at most
 //! [`MAX_WEIGHT`] = 255 in magnitude (int8 base weights, or an int8 LoRA A value minus its zero
@@ -19,8 +16,6 @@ use crate::error::{EngineError, Result};
 
 /// Output columns per panel: the int32 lanes of one 512-bit register.
 pub const PANEL: usize = 16;
-/// Output columns per panel of a matrix with at most this many columns: one 256-bit register.
-pub const NARROW_PANEL: usize = 8;
 /// Row pairs summed in int32 before the sum moves to f32 (see the overflow note above).
 pub const CHUNK_PAIRS: usize = 128;
 /// Largest magnitude a packed value may have.
@@ -31,8 +26,6 @@ pub const MAX_WEIGHT: i16 = 255;
 pub struct Panels {
     pairs: usize,
     columns: usize,
-    /// Columns per panel: [`PANEL`] or [`NARROW_PANEL`].
-    width: usize,
     data: Vec<i16>,
 }
 
@@ -47,17 +40,16 @@ impl Panels {
             return Err(EngineError::Model(format!("weight value {v} is outside the integer kernels' ±{MAX_WEIGHT}")));
         }
         let pairs = k.div_ceil(2);
-        let width = if n <= NARROW_PANEL { NARROW_PANEL } else { PANEL };
-        let panels = n.div_ceil(width);
-        let mut data = vec![0i16; panels * pairs * 2 * width];
+        let panels = n.div_ceil(PANEL);
+        let mut data = vec![0i16; panels * pairs * 2 * PANEL];
         for row in 0..k {
             for col in 0..n {
-                let (panel, lane) = (col / width, col % width);
-                let at = (panel * pairs + row / 2) * 2 * width + lane * 2 + row % 2;
+                let (panel, lane) = (col / PANEL, col % PANEL);
+                let at = (panel * pairs + row / 2) * 2 * PANEL + lane * 2 + row % 2;
                 data[at] = values[row * n + col];
             }
         }
-        Ok(Self { pairs, columns: n, width, data })
+        Ok(Self { pairs, columns: n, data })
     }
 
     /// Row pairs (`k` rounded up to even, halved).
@@ -70,23 +62,13 @@ impl Panels {
         self.columns
     }
 
-    /// Columns per panel.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
-    /// Number of panels (`n` rounded up to the width).
+    /// Number of panels (`n` rounded up to [`PANEL`]).
     pub fn count(&self) -> usize {
-        self.columns.div_ceil(self.width)
-    }
-
-    /// Columns with the last panel's padding: what an output row and the scales must hold.
-    pub fn padded_columns(&self) -> usize {
-        self.count() * self.width
+        self.columns.div_ceil(PANEL)
     }
 
     fn panel(&self, index: usize) -> &[i16] {
-        let len = self.pairs * 2 * self.width;
+        let len = self.pairs * 2 * PANEL;
         &self.data[index * len..(index + 1) * len]
     }
 }
@@ -122,46 +104,31 @@ impl Kernel {
     /// `out[r][c] += scale[c] * sum_k a[r][k] * w[k][c]` for every column of `weights` and
     /// `rows` rows of `a` (row-major, `2 * weights.pairs()` values per row, zero-padded), `rows` a
     /// multiple of [`Self::rows`]; `out` has `out_stride` floats per row, `scale` one per column
-    /// (both padded to [`Panels::padded_columns`]).
+    /// (padded to whole panels).
     pub fn multiply(self, a: &[i16], rows: usize, weights: &Panels, scale: &[f32], out: &mut [f32], out_stride: usize) {
-        match weights.width {
-            PANEL => self.multiply_panels::<PANEL>(a, rows, weights, scale, out, out_stride),
-            _ => self.multiply_panels::<NARROW_PANEL>(a, rows, weights, scale, out, out_stride),
-        }
-    }
-
-    fn multiply_panels<const W: usize>(
-        self,
-        a: &[i16],
-        rows: usize,
-        weights: &Panels,
-        scale: &[f32],
-        out: &mut [f32],
-        out_stride: usize,
-    ) {
         let stride = 2 * weights.pairs;
         let tile_rows = self.rows();
-        let padded = weights.padded_columns();
-        assert_eq!(weights.width, W);
         assert!(rows.is_multiple_of(tile_rows), "{rows} rows are not whole tiles of {tile_rows}");
-        assert!(a.len() >= rows * stride && scale.len() >= padded);
-        assert!(out_stride >= padded && out.len() >= rows.saturating_sub(1) * out_stride + padded);
+        assert!(a.len() >= rows * stride && scale.len() >= weights.count() * PANEL);
+        assert!(
+            out_stride >= weights.count() * PANEL && out.len() >= rows.saturating_sub(1) * out_stride + weights.count() * PANEL
+        );
         for p in 0..weights.count() {
             let panel = weights.panel(p);
-            let scale: &[f32; W] = scale[p * W..][..W].try_into().expect("a panel's scales are its width long");
+            let scale: &[f32; PANEL] = scale[p * PANEL..][..PANEL].try_into().expect("a panel's scales are PANEL long");
             for r in (0..rows).step_by(tile_rows) {
                 let a = &a[r * stride..(r + tile_rows) * stride];
-                let out = &mut out[r * out_stride + p * W..];
+                let out = &mut out[r * out_stride + p * PANEL..];
                 self.tile(a, weights.pairs, panel, scale, out, out_stride);
             }
         }
     }
 
-    /// One tile: `rows()` rows by one panel of `W` columns.
-    fn tile<const W: usize>(self, a: &[i16], pairs: usize, panel: &[i16], scale: &[f32; W], out: &mut [f32], out_stride: usize) {
+    /// One tile: `rows()` rows by one panel.
+    fn tile(self, a: &[i16], pairs: usize, panel: &[i16], scale: &[f32; PANEL], out: &mut [f32], out_stride: usize) {
         let rows = self.rows();
-        assert!(a.len() >= rows * 2 * pairs && panel.len() >= pairs * 2 * W);
-        assert!(out.len() >= (rows - 1) * out_stride + W);
+        assert!(a.len() >= rows * 2 * pairs && panel.len() >= pairs * 2 * PANEL);
+        assert!(out.len() >= (rows - 1) * out_stride + PANEL);
         match self.0 {
             // SAFETY: a `Kernel` exists only for a path `supported()` confirmed on this CPU, so the
             // target features each function is compiled for are present; the asserts above are
@@ -203,14 +170,7 @@ mod tests {
     #[test]
     fn every_supported_path_multiplies_exactly() {
         let mut seed = 7;
-        for &(rows, k, n, extreme) in &[
-            (24, 27, 20, false),
-            (24, 301, 37, false),
-            (24, 600, 16, true),
-            (24, 1, 3, false),
-            (24, 289, 4, false),
-            (24, 600, 8, true),
-        ] {
+        for &(rows, k, n, extreme) in &[(24, 27, 20, false), (24, 301, 37, false), (24, 600, 16, true), (24, 1, 3, false)] {
             let a: Vec<i16> =
                 (0..rows * k).map(|_| if extreme { -32768 } else { (lcg(&mut seed) % 65536) as i32 as i16 }).collect();
             let w: Vec<i16> = (0..k * n).map(|_| if extreme { -255 } else { (lcg(&mut seed) % 511) as i16 - 255 }).collect();
@@ -220,7 +180,7 @@ mod tests {
             for r in 0..rows {
                 padded[r * stride..r * stride + k].copy_from_slice(&a[r * k..(r + 1) * k]);
             }
-            let scale: Vec<f32> = (0..weights.padded_columns()).map(|c| 1.0 + c as f32 * 0.5).collect();
+            let scale: Vec<f32> = (0..weights.count() * PANEL).map(|c| 1.0 + c as f32 * 0.5).collect();
             // (exact value, what f32 conversion of the chunk sums may lose: a few ulps of the
             // sum of magnitudes)
             let expected: Vec<(f64, f64)> = (0..rows * n)
@@ -233,7 +193,7 @@ mod tests {
                 .collect();
             for path in KernelPath::ALL.into_iter().filter(|p| p.supported()) {
                 let kernel = Kernel::new(path).unwrap();
-                let stride_out = weights.padded_columns();
+                let stride_out = weights.count() * PANEL;
                 let mut out = vec![0f32; rows * stride_out];
                 kernel.multiply(&padded, rows, &weights, &scale, &mut out, stride_out);
                 for (i, (e, tolerance)) in expected.iter().enumerate() {
