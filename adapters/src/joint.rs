@@ -1,7 +1,7 @@
 //! Joint training: the base and every tool's adapter trained together, each example through its
 //! own tool's adapter. The base stages trained the base alone on a mixture of the tools, so its
 //! features were never asked to be steerable by a small adapter; rank-4 adapters trained on it
-//! afterwards stayed 0.4-1.7 dB under the shipped model on the tools that work at full resolution
+//! afterwards stayed 0.4-2 dB under the shipped model on the tools that work at full resolution
 //! (docs/model-v2.md). Here the base learns what its adapters can steer.
 
 use std::collections::BTreeMap;

@@ -290,6 +290,14 @@ fn sized_config(channels: Vec<usize>, blocks: Option<Vec<usize>>) -> Result<pris
 }
 
 /// `all` or a comma-separated list of task ids.
+/// `--rank` and `--placement-level` as a layout; a rank outside the model's range is an error.
+fn adapter_layout(rank: usize, placement_level: usize) -> Result<AdapterLayout> {
+    if rank == 0 || rank > prism_adapters::recipe::RANK {
+        bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
+    }
+    Ok(AdapterLayout { rank, placement: LoraPlacement { min_level: placement_level } })
+}
+
 fn parse_tasks(list: &str) -> Result<Vec<Task>> {
     if list == "all" {
         return Ok(ALL_TASKS.to_vec());
@@ -372,10 +380,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("grown base and teachers written to {}", out.display());
         }
         Command::TrainAdapter { task, init, rank, placement_level, penalty, sharpen_input, run } => {
-            let layout = AdapterLayout { rank, placement: LoraPlacement { min_level: placement_level } };
-            if rank == 0 || rank > prism_adapters::recipe::RANK {
-                bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
-            }
+            let layout = adapter_layout(rank, placement_level)?;
             for task in parse_tasks(&task)? {
                 let examples = AdapterExamples { penalty: penalty.unwrap_or(task.penalty()), sharpen_input };
                 train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), layout, examples, run.fresh, init.as_deref())?;
@@ -383,10 +388,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::TrainJoint { tasks, init, rank, placement_level, run } => {
-            if rank == 0 || rank > prism_adapters::recipe::RANK {
-                bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
-            }
-            let layout = AdapterLayout { rank, placement: LoraPlacement { min_level: placement_level } };
+            let layout = adapter_layout(rank, placement_level)?;
             let tasks = parse_tasks(&tasks)?;
             train_joint(&cli.data, &tasks, &run.settings(2e-4, 1e-4), layout, run.fresh, init.as_deref())?;
             println!("base and {} teachers written to {}", tasks.len(), prism_adapters::recipe::runs_dir(&cli.data).display());
