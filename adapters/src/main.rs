@@ -159,13 +159,8 @@ enum Command {
         /// of a lower rank is grown to `--rank`.
         #[arg(long)]
         init: Option<PathBuf>,
-        /// LoRA rank, at most the model's maximum.
-        #[arg(long, default_value_t = prism_adapters::recipe::RANK)]
-        rank: usize,
-        /// Carry LoRA only on the convs at this level and coarser (0 = every conv); see
-        /// `prism-adapters placements` for what each costs.
-        #[arg(long, default_value_t = 0)]
-        placement_level: usize,
+        #[command(flatten)]
+        layout: LayoutArgs,
         /// How errors are charged; the tool's own choice by default (squared where the input
         /// leaves the answer open, absolute elsewhere). `textured` adds the error's gradient.
         #[arg(long, value_enum)]
@@ -186,11 +181,8 @@ enum Command {
         /// Start the adapters from the float adapters `<DIR>/<task>.prism-lora` (else from nothing).
         #[arg(long)]
         init: Option<PathBuf>,
-        #[arg(long, default_value_t = prism_adapters::recipe::RANK)]
-        rank: usize,
-        /// Carry LoRA only on the convs at this level and coarser (0 = every conv).
-        #[arg(long, default_value_t = 0)]
-        placement_level: usize,
+        #[command(flatten)]
+        layout: LayoutArgs,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -290,12 +282,27 @@ fn sized_config(channels: Vec<usize>, blocks: Option<Vec<usize>>) -> Result<pris
 }
 
 /// `all` or a comma-separated list of task ids.
-/// `--rank` and `--placement-level` as a layout; a rank outside the model's range is an error.
-fn adapter_layout(rank: usize, placement_level: usize) -> Result<AdapterLayout> {
-    if rank == 0 || rank > prism_adapters::recipe::RANK {
-        bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
+/// The rank and placement of adapters being trained.
+#[derive(Args, Debug)]
+struct LayoutArgs {
+    /// LoRA rank, at most the model's maximum.
+    #[arg(long, default_value_t = prism_adapters::recipe::RANK)]
+    rank: usize,
+    /// Carry LoRA only on the convs at this level and coarser (0 = every conv); see
+    /// `prism-adapters placements` for what each costs.
+    #[arg(long, default_value_t = 0)]
+    placement_level: usize,
+}
+
+impl LayoutArgs {
+    /// The layout; a rank outside the model's range is an error.
+    fn layout(&self) -> Result<AdapterLayout> {
+        let rank = self.rank;
+        if rank == 0 || rank > prism_adapters::recipe::RANK {
+            bail!("--rank {rank} is outside 1..={}, the model's maximum", prism_adapters::recipe::RANK);
+        }
+        Ok(AdapterLayout { rank, placement: LoraPlacement { min_level: self.placement_level } })
     }
-    Ok(AdapterLayout { rank, placement: LoraPlacement { min_level: placement_level } })
 }
 
 fn parse_tasks(list: &str) -> Result<Vec<Task>> {
@@ -379,16 +386,16 @@ fn run(cli: Cli) -> Result<()> {
             let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, None)?, seed)?;
             println!("grown base and teachers written to {}", out.display());
         }
-        Command::TrainAdapter { task, init, rank, placement_level, penalty, sharpen_input, run } => {
-            let layout = adapter_layout(rank, placement_level)?;
+        Command::TrainAdapter { task, init, layout, penalty, sharpen_input, run } => {
+            let layout = layout.layout()?;
             for task in parse_tasks(&task)? {
                 let examples = AdapterExamples { penalty: penalty.unwrap_or(task.penalty()), sharpen_input };
                 train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), layout, examples, run.fresh, init.as_deref())?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }
         }
-        Command::TrainJoint { tasks, init, rank, placement_level, run } => {
-            let layout = adapter_layout(rank, placement_level)?;
+        Command::TrainJoint { tasks, init, layout, run } => {
+            let layout = layout.layout()?;
             let tasks = parse_tasks(&tasks)?;
             train_joint(&cli.data, &tasks, &run.settings(2e-4, 1e-4), layout, run.fresh, init.as_deref())?;
             println!("base and {} teachers written to {}", tasks.len(), prism_adapters::recipe::runs_dir(&cli.data).display());
