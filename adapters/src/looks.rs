@@ -334,7 +334,8 @@ impl Look {
 
     /// More ways to say the look, taught to the mixer in embedding space only (`widen-look`):
     /// toward the weights the image-trained phrasings get. The first held-out set lives here
-    /// since its failures were read (2026-12-02).
+    /// since its failures were read (2026-12-02), the second (each look's last two) since
+    /// 2026-12-06.
     pub fn more_phrasings(self) -> &'static [&'static str] {
         match self {
             Look::Warmer => &[
@@ -350,6 +351,8 @@ impl Look {
                 "heat up the colours",
                 "a toasty warm look",
                 "raise the colour temperature",
+                "could you warm the colours up",
+                "add some warmth to it",
             ],
             Look::Cooler => &[
                 "a colder feel",
@@ -364,6 +367,8 @@ impl Look {
                 "a wintry cold look",
                 "cool tones",
                 "a colder feeling please",
+                "give it a cooler, bluer cast",
+                "make it feel cold",
             ],
             Look::GreenTint => &[
                 "tint it green",
@@ -374,6 +379,8 @@ impl Look {
                 "a slight green hue",
                 "shift toward green",
                 "give it a greenish cast",
+                "a touch of green tint",
+                "green-tinted",
             ],
             Look::MagentaTint => &[
                 "tint it pink-magenta",
@@ -384,6 +391,8 @@ impl Look {
                 "shift toward magenta",
                 "give it a magenta hue",
                 "more pink",
+                "a touch of magenta tint",
+                "magenta-tinted",
             ],
             Look::Brighter => &[
                 "lighten it up",
@@ -396,6 +405,8 @@ impl Look {
                 "raise the exposure",
                 "boost the exposure",
                 "lighten the whole picture",
+                "make it lighter please",
+                "brighten it a lot",
             ],
             Look::Darker => &[
                 "make it a bit dimmer",
@@ -410,6 +421,8 @@ impl Look {
                 "dimmer",
                 "a dimmer, darker picture",
                 "tone the brightness down",
+                "make it much darker",
+                "darken the photo",
             ],
             Look::MoreContrast => &[
                 "boost the contrast",
@@ -421,6 +434,8 @@ impl Look {
                 "stronger blacks and whites",
                 "raise the contrast",
                 "crisper contrast",
+                "increase contrast",
+                "give it more contrast",
             ],
             Look::LessContrast => &[
                 "tone the contrast down",
@@ -431,6 +446,8 @@ impl Look {
                 "make it flatter",
                 "ease off the contrast",
                 "lower the contrast",
+                "reduce contrast please",
+                "a softer, lower contrast",
             ],
             Look::MoreSaturated => &[
                 "make the colours pop",
@@ -442,6 +459,8 @@ impl Look {
                 "richer, deeper colours",
                 "increase saturation",
                 "vivid colours please",
+                "make the colours more saturated",
+                "more vivid please",
             ],
             Look::LessSaturated => &[
                 "washed-out colours",
@@ -453,6 +472,8 @@ impl Look {
                 "desaturated look",
                 "less colour",
                 "calm the colours down",
+                "make the colours less saturated",
+                "tone down the saturation",
             ],
             Look::BlackAndWhite => &[
                 "b&w please",
@@ -467,6 +488,8 @@ impl Look {
                 "take the colour out",
                 "colourless",
                 "bw",
+                "make it a black and white photo",
+                "change it to monochrome",
             ],
             Look::Sepia => &[
                 "brownish old-timey tone",
@@ -478,6 +501,8 @@ impl Look {
                 "brown monochrome",
                 "like an antique photo",
                 "sepia filter",
+                "apply a sepia tone",
+                "give it a sepia look",
             ],
             Look::FadedFilm => &[
                 "like a faded old film print",
@@ -488,6 +513,8 @@ impl Look {
                 "faded retro print",
                 "a film fade",
                 "vintage film",
+                "give it a faded film look",
+                "faded film style",
             ],
             Look::TealOrange => &[
                 "cinematic orange-teal grade",
@@ -497,6 +524,8 @@ impl Look {
                 "teal orange colour grade",
                 "orange skin teal shadows",
                 "cinematic colour grade",
+                "apply a teal and orange grade",
+                "teal-orange movie look",
             ],
             Look::SoftGlow => &[
                 "a gentle glow",
@@ -507,6 +536,8 @@ impl Look {
                 "bloom on the highlights",
                 "a halo glow",
                 "soft focus glow",
+                "give it a soft glow",
+                "glowing, dreamy highlights",
             ],
             Look::GoldenHour => &[
                 "like the golden hour before sunset",
@@ -517,6 +548,8 @@ impl Look {
                 "a golden hour look",
                 "like late afternoon sun",
                 "golden light",
+                "make it look like golden hour",
+                "golden sunset light",
             ],
             Look::Moody => &[
                 "dark moody atmosphere",
@@ -528,31 +561,34 @@ impl Look {
                 "a low key look",
                 "gloomy and dark",
                 "moodier",
+                "make it moody",
+                "a dark and moody feel",
             ],
         }
     }
 
-    /// Phrasings kept for measuring, never trained on (the second held-out set, written
-    /// 2026-12-02 before the mixer was widened; the first is in `more_phrasings`).
+    /// Phrasings kept for measuring, never trained on (the third held-out set, written
+    /// 2026-12-06 before the mixer was widened on the second; the first two are in
+    /// `more_phrasings`).
     pub fn heldout_phrasings(self) -> &'static [&'static str] {
         match self {
-            Look::Warmer => &["could you warm the colours up", "add some warmth to it"],
-            Look::Cooler => &["give it a cooler, bluer cast", "make it feel cold"],
-            Look::GreenTint => &["a touch of green tint", "green-tinted"],
-            Look::MagentaTint => &["a touch of magenta tint", "magenta-tinted"],
-            Look::Brighter => &["make it lighter please", "brighten it a lot"],
-            Look::Darker => &["make it much darker", "darken the photo"],
-            Look::MoreContrast => &["increase contrast", "give it more contrast"],
-            Look::LessContrast => &["reduce contrast please", "a softer, lower contrast"],
-            Look::MoreSaturated => &["make the colours more saturated", "more vivid please"],
-            Look::LessSaturated => &["make the colours less saturated", "tone down the saturation"],
-            Look::BlackAndWhite => &["make it a black and white photo", "change it to monochrome"],
-            Look::Sepia => &["apply a sepia tone", "give it a sepia look"],
-            Look::FadedFilm => &["give it a faded film look", "faded film style"],
-            Look::TealOrange => &["apply a teal and orange grade", "teal-orange movie look"],
-            Look::SoftGlow => &["give it a soft glow", "glowing, dreamy highlights"],
-            Look::GoldenHour => &["make it look like golden hour", "golden sunset light"],
-            Look::Moody => &["make it moody", "a dark and moody feel"],
+            Look::Warmer => &["warm up the colours", "I'd like warmer tones here"],
+            Look::Cooler => &["make the colours colder", "a cooler, icy feel"],
+            Look::GreenTint => &["add a greenish tint to it", "tint the whole picture green"],
+            Look::MagentaTint => &["add a pinkish magenta tint", "tint the whole picture magenta"],
+            Look::Brighter => &["increase the exposure", "make the image brighter overall"],
+            Look::Darker => &["bring the exposure down", "make everything darker"],
+            Look::MoreContrast => &["make the contrast stronger", "add some punch to the contrast"],
+            Look::LessContrast => &["make the contrast softer", "a flat, low-contrast look"],
+            Look::MoreSaturated => &["make the colours richer and more saturated", "pump up the saturation"],
+            Look::LessSaturated => &["make the colours more muted", "pull back the saturation"],
+            Look::BlackAndWhite => &["turn it into black and white", "make the photo greyscale"],
+            Look::Sepia => &["turn it sepia", "an old sepia-toned print"],
+            Look::FadedFilm => &["make it look like faded film", "an old faded film photo"],
+            Look::TealOrange => &["a teal and orange movie grade", "grade it teal and orange"],
+            Look::SoftGlow => &["make the highlights glow softly", "a soft, glowing look"],
+            Look::GoldenHour => &["give it golden hour light", "warm golden light like at sunset"],
+            Look::Moody => &["make it dark and moody", "a moody, low-key look"],
         }
     }
 
