@@ -334,8 +334,7 @@ impl Look {
 
     /// More ways to say the look, taught to the mixer in embedding space only (`widen-look`):
     /// toward the weights the image-trained phrasings get. The first held-out set lives here
-    /// since its failures were read (2026-12-02), the second (each look's last two) since
-    /// 2026-12-06.
+    /// since its failures were read (2026-12-02).
     pub fn more_phrasings(self) -> &'static [&'static str] {
         match self {
             Look::Warmer => &[
@@ -351,8 +350,6 @@ impl Look {
                 "heat up the colours",
                 "a toasty warm look",
                 "raise the colour temperature",
-                "could you warm the colours up",
-                "add some warmth to it",
             ],
             Look::Cooler => &[
                 "a colder feel",
@@ -367,8 +364,6 @@ impl Look {
                 "a wintry cold look",
                 "cool tones",
                 "a colder feeling please",
-                "give it a cooler, bluer cast",
-                "make it feel cold",
             ],
             Look::GreenTint => &[
                 "tint it green",
@@ -379,8 +374,6 @@ impl Look {
                 "a slight green hue",
                 "shift toward green",
                 "give it a greenish cast",
-                "a touch of green tint",
-                "green-tinted",
             ],
             Look::MagentaTint => &[
                 "tint it pink-magenta",
@@ -391,8 +384,6 @@ impl Look {
                 "shift toward magenta",
                 "give it a magenta hue",
                 "more pink",
-                "a touch of magenta tint",
-                "magenta-tinted",
             ],
             Look::Brighter => &[
                 "lighten it up",
@@ -405,8 +396,6 @@ impl Look {
                 "raise the exposure",
                 "boost the exposure",
                 "lighten the whole picture",
-                "make it lighter please",
-                "brighten it a lot",
             ],
             Look::Darker => &[
                 "make it a bit dimmer",
@@ -421,8 +410,6 @@ impl Look {
                 "dimmer",
                 "a dimmer, darker picture",
                 "tone the brightness down",
-                "make it much darker",
-                "darken the photo",
             ],
             Look::MoreContrast => &[
                 "boost the contrast",
@@ -434,8 +421,6 @@ impl Look {
                 "stronger blacks and whites",
                 "raise the contrast",
                 "crisper contrast",
-                "increase contrast",
-                "give it more contrast",
             ],
             Look::LessContrast => &[
                 "tone the contrast down",
@@ -446,8 +431,6 @@ impl Look {
                 "make it flatter",
                 "ease off the contrast",
                 "lower the contrast",
-                "reduce contrast please",
-                "a softer, lower contrast",
             ],
             Look::MoreSaturated => &[
                 "make the colours pop",
@@ -459,8 +442,6 @@ impl Look {
                 "richer, deeper colours",
                 "increase saturation",
                 "vivid colours please",
-                "make the colours more saturated",
-                "more vivid please",
             ],
             Look::LessSaturated => &[
                 "washed-out colours",
@@ -472,8 +453,6 @@ impl Look {
                 "desaturated look",
                 "less colour",
                 "calm the colours down",
-                "make the colours less saturated",
-                "tone down the saturation",
             ],
             Look::BlackAndWhite => &[
                 "b&w please",
@@ -488,8 +467,6 @@ impl Look {
                 "take the colour out",
                 "colourless",
                 "bw",
-                "make it a black and white photo",
-                "change it to monochrome",
             ],
             Look::Sepia => &[
                 "brownish old-timey tone",
@@ -501,8 +478,6 @@ impl Look {
                 "brown monochrome",
                 "like an antique photo",
                 "sepia filter",
-                "apply a sepia tone",
-                "give it a sepia look",
             ],
             Look::FadedFilm => &[
                 "like a faded old film print",
@@ -513,8 +488,6 @@ impl Look {
                 "faded retro print",
                 "a film fade",
                 "vintage film",
-                "give it a faded film look",
-                "faded film style",
             ],
             Look::TealOrange => &[
                 "cinematic orange-teal grade",
@@ -524,8 +497,6 @@ impl Look {
                 "teal orange colour grade",
                 "orange skin teal shadows",
                 "cinematic colour grade",
-                "apply a teal and orange grade",
-                "teal-orange movie look",
             ],
             Look::SoftGlow => &[
                 "a gentle glow",
@@ -536,8 +507,6 @@ impl Look {
                 "bloom on the highlights",
                 "a halo glow",
                 "soft focus glow",
-                "give it a soft glow",
-                "glowing, dreamy highlights",
             ],
             Look::GoldenHour => &[
                 "like the golden hour before sunset",
@@ -548,8 +517,6 @@ impl Look {
                 "a golden hour look",
                 "like late afternoon sun",
                 "golden light",
-                "make it look like golden hour",
-                "golden sunset light",
             ],
             Look::Moody => &[
                 "dark moody atmosphere",
@@ -561,15 +528,13 @@ impl Look {
                 "a low key look",
                 "gloomy and dark",
                 "moodier",
-                "make it moody",
-                "a dark and moody feel",
             ],
         }
     }
 
     /// Phrasings kept for measuring, never trained on (the third held-out set, written
-    /// 2026-12-06 before the mixer was widened on the second; the first two are in
-    /// `more_phrasings`).
+    /// 2026-12-06; the first is in `more_phrasings`, the second, read and retired, in
+    /// docs/prompts.md).
     pub fn heldout_phrasings(self) -> &'static [&'static str] {
         match self {
             Look::Warmer => &["warm up the colours", "I'd like warmer tones here"],
