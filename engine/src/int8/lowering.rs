@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::elementwise::{self, Finish, Rounding, SidePath};
+use super::narrow::{MAX_NARROW_RANK, NarrowPanels, READ_PAST};
 use super::panels::{Kernel, PANEL, Panels};
 use crate::conv::ConvGeometry;
 use crate::error::{EngineError, Result};
@@ -54,13 +55,31 @@ pub struct IntegerLora {
 
 struct IntegerLoraLayer {
     rank: usize,
-    a: Vec<Panels>,
+    /// Per input segment.
+    a: LoraA,
     a_scale: f32,
     mid: Rounding,
     mid_scale: f32,
     rank_scale: Vec<f32>,
     /// `[rank, cout]`, dequantized.
     b: Vec<f32>,
+}
+
+/// LoRA's A per input segment: narrow where the path has a narrow tile and the rank fits it
+/// (`narrow` says why), else in full panels.
+enum LoraA {
+    Wide(Vec<Panels>),
+    Narrow(Vec<NarrowPanels>),
+}
+
+impl LoraA {
+    /// Floats per pixel of the tile `A x` is summed into.
+    fn width(&self) -> usize {
+        match self {
+            LoraA::Wide(a) => a[0].count() * PANEL,
+            LoraA::Narrow(a) => a[0].rank(),
+        }
+    }
 }
 
 /// Rows `(ky, kx, c)` of a `[k*k*cin, n]` matrix for the input channels `first..first + count`.
@@ -73,13 +92,21 @@ fn segment_rows(values: &[f32], k: usize, cin: usize, n: usize, first: usize, co
     rows
 }
 
-fn split_into_panels(codes: &[f32], spec: &ConvSpec, segments: &[usize], n: usize) -> Result<Vec<Panels>> {
+/// `codes [k*k*cin, n]` cut by input segment, each packed by `pack` (`Panels::new` or
+/// `NarrowPanels::new`).
+fn split_into_panels<P>(
+    codes: &[f32],
+    spec: &ConvSpec,
+    segments: &[usize],
+    n: usize,
+    pack: impl Fn(&[i16], usize, usize) -> Result<P>,
+) -> Result<Vec<P>> {
     let mut first = 0;
     let mut panels = Vec::with_capacity(segments.len());
     for &count in segments {
         let rows = segment_rows(codes, spec.k, spec.cin, n, first, count);
         let ints: Vec<i16> = rows.iter().map(|&v| v as i16).collect();
-        panels.push(Panels::new(&ints, spec.k * spec.k * count, n)?);
+        panels.push(pack(&ints, spec.k * spec.k * count, n)?);
         first += count;
     }
     Ok(panels)
@@ -111,7 +138,7 @@ impl IntegerUnet {
         for ((spec, weight, bias), segments) in model.quantized.layers().zip(segments_of) {
             let (codes, weight_scale) = quantize_weight_per_channel(weight)?;
             let codes: Vec<f32> = codes.into_iter().map(f32::from).collect();
-            let weights = split_into_panels(&codes, spec, &segments, spec.cout)?;
+            let weights = split_into_panels(&codes, spec, &segments, spec.cout, Panels::new)?;
             convs.push(IntegerConv { spec: spec.clone(), segments, weights, weight_scale, bias: tensor_values(bias)? });
         }
         model.profile.check_covers(&model.quantized)?;
@@ -159,7 +186,11 @@ impl IntegerUnet {
             let mid_scale = self.scale(&mid_point)?;
             layers[index] = Some(IntegerLoraLayer {
                 rank,
-                a: split_into_panels(&codes, &conv.spec, &conv.segments, rank)?,
+                a: if self.kernel.has_narrow_tile() && rank <= MAX_NARROW_RANK {
+                    LoraA::Narrow(split_into_panels(&codes, &conv.spec, &conv.segments, rank, NarrowPanels::new)?)
+                } else {
+                    LoraA::Wide(split_into_panels(&codes, &conv.spec, &conv.segments, rank, Panels::new)?)
+                },
                 a_scale,
                 mid: Rounding::new(mid_scale, self.profile.activation_bits),
                 mid_scale,
@@ -281,7 +312,7 @@ impl IntegerUnet {
             .iter()
             .map(|(grid, _)| (0..width).map(|c| conv.weight_scale.get(c).map_or(0.0, |s| s * grid.scale)).collect())
             .collect();
-        let lora_width = lora.map_or(0, |l| l.a[0].count() * PANEL);
+        let lora_width = lora.map_or(0, |l| l.a.width());
         let a_scales: Vec<Vec<f32>> = match lora {
             Some(l) => sources.iter().map(|(grid, _)| vec![l.a_scale * grid.scale; lora_width]).collect(),
             None => Vec::new(),
@@ -308,11 +339,17 @@ impl IntegerUnet {
                 scratch.lora_tile.resize(rows * lora_width, 0.0);
                 for (s, &(grid, upsampled)) in sources.iter().enumerate() {
                     let stride = 2 * conv.weights[s].pairs();
-                    scratch.cols.resize(rows * stride, 0);
+                    scratch.cols.resize(rows * stride + READ_PAST, 0);
                     im2col(grid, image, upsampled, (h, w), geometry, ow, first, pixels, stride, &mut scratch.cols);
                     kernel.multiply(&scratch.cols, rows, &conv.weights[s], &weight_scales[s], &mut scratch.tile, width);
-                    if let Some(lora) = lora {
-                        kernel.multiply(&scratch.cols, rows, &lora.a[s], &a_scales[s], &mut scratch.lora_tile, lora_width);
+                    match lora.map(|l| &l.a) {
+                        Some(LoraA::Wide(a)) => {
+                            kernel.multiply(&scratch.cols, rows, &a[s], &a_scales[s], &mut scratch.lora_tile, lora_width)
+                        }
+                        Some(LoraA::Narrow(a)) => {
+                            kernel.multiply_narrow(&scratch.cols, rows, &a[s], &a_scales[s], &mut scratch.lora_tile, lora_width)
+                        }
+                        None => {}
                     }
                 }
                 let side = lora.map(|lora| SidePath {

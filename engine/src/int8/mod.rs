@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `path` | `KernelPath`: which instructions run (detected, or forced by `PRISM_CPU_KERNEL`) |
 //! | `panels` | weights packed in pair-interleaved panels; `Kernel`, the one dispatch point; the overflow bound |
+//! | `narrow` | LoRA's A of rank 8 or less packed several row pairs to a register, and its portable tile |
 //! | `x86` | AVX-512 VNNI, AVX-VNNI and AVX2 tiles |
 //! | `neon` | the ARM NEON tile |
 //! | `portable` | the tile in plain Rust |
@@ -13,6 +14,7 @@
 
 mod elementwise;
 mod lowering;
+mod narrow;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod panels;
@@ -22,5 +24,6 @@ mod portable;
 mod x86;
 
 pub use lowering::{IntegerLora, IntegerUnet};
+pub use narrow::{MAX_NARROW_RANK, NarrowPanels, READ_PAST};
 pub use panels::{CHUNK_PAIRS, Kernel, MAX_WEIGHT, PANEL, Panels};
 pub use path::{FORCE_VARIABLE, KernelPath};

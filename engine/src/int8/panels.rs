@@ -11,6 +11,7 @@
 //! point). A tile sums at most [`CHUNK_PAIRS`] pairs (256 products) in int32 before it moves the
 //! sum to f32: 256 x 32768 x 255 = 2,139,095,040 < 2^31 - 1, so no int32 sum can wrap.
 
+use super::narrow::{self, NarrowPanels, READ_PAST};
 use super::path::KernelPath;
 use crate::error::{EngineError, Result};
 
@@ -121,6 +122,44 @@ impl Kernel {
                 let out = &mut out[r * out_stride + p * PANEL..];
                 self.tile(a, weights.pairs, panel, scale, out, out_stride);
             }
+        }
+    }
+
+    /// Whether this path has a narrow tile (`narrow`): where it has none, LoRA's A stays in
+    /// full panels, which its wide tiles run faster than the portable narrow tile.
+    pub fn has_narrow_tile(self) -> bool {
+        self.0 == KernelPath::Avx512Vnni
+    }
+
+    /// `out[r][c] += scale[c] * sum_k a[r][k] * w[k][c]` for the `w.rank()` columns of a narrow
+    /// matrix, `rows` rows of `a` as in [`Self::multiply`]; `a` holds [`READ_PAST`] more values
+    /// after its last row.
+    pub fn multiply_narrow(self, a: &[i16], rows: usize, w: &NarrowPanels, scale: &[f32], out: &mut [f32], out_stride: usize) {
+        let stride = 2 * w.pairs();
+        let tile_rows = self.rows();
+        let rank = w.rank();
+        assert!(rows.is_multiple_of(tile_rows), "{rows} rows are not whole tiles of {tile_rows}");
+        assert!(a.len() >= rows * stride + READ_PAST && scale.len() >= rank && out_stride >= rank);
+        assert!(out.len() >= rows.saturating_sub(1) * out_stride + rank);
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512Vnni => {
+                for r in (0..rows).step_by(tile_rows) {
+                    // SAFETY: as in `tile`; the narrow tile checks its own bounds.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        super::x86::narrow_tile_avx512_vnni(
+                            &a[r * stride..],
+                            stride,
+                            w,
+                            scale,
+                            &mut out[r * out_stride..],
+                            out_stride,
+                        )
+                    };
+                }
+            }
+            _ => narrow::tile_portable(a, stride, rows, w, scale, out, out_stride),
         }
     }
 

@@ -8,6 +8,7 @@
 
 use std::arch::x86_64::*;
 
+use super::narrow::NarrowPanels;
 use super::panels::{CHUNK_PAIRS, PANEL, pair};
 
 /// `out[r][0..16] += scale * sum_j a[r][2j..2j+2] . panel[j]` for 8 rows.
@@ -105,5 +106,84 @@ fn tile_256<const VNNI: bool>(a: &[i16], pairs: usize, panel: &[i16], scale: &[f
             }
         }
         start = end;
+    }
+}
+
+/// The narrow tile for LoRA's A (see `narrow`): 8 rows, `group` pairs per step, on AVX-512 VNNI.
+/// Row `r` starts at `a[r * stride]`; its last step may read past the row (see `narrow`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) fn narrow_tile_avx512_vnni(
+    a: &[i16],
+    stride: usize,
+    w: &NarrowPanels,
+    scale: &[f32],
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    match w.group() {
+        2 => narrow_tile::<2>(a, stride, w, scale, out, out_stride),
+        4 => narrow_tile::<4>(a, stride, w, scale, out, out_stride),
+        8 => narrow_tile::<8>(a, stride, w, scale, out, out_stride),
+        _ => narrow_tile::<16>(a, stride, w, scale, out, out_stride),
+    }
+}
+
+/// `G` consecutive activation pairs at `p`, repeated across the register.
+///
+/// # Safety
+/// `2 * G` values at `p` must be readable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_group<const G: usize>(p: *const i16) -> __m512i {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        match G {
+            2 => _mm512_set1_epi64(p.cast::<i64>().read_unaligned()),
+            4 => _mm512_broadcast_i32x4(_mm_loadu_si128(p.cast())),
+            8 => _mm512_broadcast_i64x4(_mm256_loadu_si256(p.cast())),
+            _ => _mm512_loadu_si512(p.cast()),
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn narrow_tile<const G: usize>(a: &[i16], stride: usize, w: &NarrowPanels, scale: &[f32], out: &mut [f32], out_stride: usize) {
+    const ROWS: usize = 8;
+    let steps = w.steps();
+    // Every load below stays inside `a`, the scales and `out`: the bounds the loop relies on.
+    assert!(a.len() >= (ROWS - 1) * stride + 2 * steps * G && scale.len() >= w.rank());
+    assert!(out.len() >= (ROWS - 1) * out_stride + w.rank());
+    let rows: [*const i16; ROWS] = std::array::from_fn(|r| a[r * stride..].as_ptr());
+    let data = &w.data()[..steps * 2 * PANEL];
+    let mut total = [_mm512_setzero_ps(); ROWS];
+    let mut start = 0;
+    while start < steps {
+        let end = (start + CHUNK_PAIRS).min(steps);
+        let mut acc = [_mm512_setzero_si512(); ROWS];
+        for (s, lanes) in data[start * 2 * PANEL..end * 2 * PANEL].chunks_exact(2 * PANEL).enumerate() {
+            // SAFETY: `lanes` is 32 int16 values: one 512-bit load.
+            let lanes = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
+            let offset = (start + s) * G * 2;
+            for r in 0..ROWS {
+                // SAFETY: row `r`'s step reads `a[r * stride + offset..][..2 * G]`, inside `a` by
+                // the assert above.
+                let x = unsafe { load_group::<G>(rows[r].add(offset)) };
+                acc[r] = _mm512_dpwssd_epi32(acc[r], x, lanes);
+            }
+        }
+        for r in 0..ROWS {
+            total[r] = _mm512_add_ps(total[r], _mm512_cvtepi32_ps(acc[r]));
+        }
+        start = end;
+    }
+    for (r, total) in total.iter().enumerate() {
+        let mut lanes = [0f32; PANEL];
+        // SAFETY: `lanes` is 16 floats: one 512-bit store.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *total) };
+        for c in 0..w.rank() {
+            let sum: f32 = lanes[c * G..(c + 1) * G].iter().sum();
+            out[r * out_stride + c] += sum * scale[c];
+        }
     }
 }
