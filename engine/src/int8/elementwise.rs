@@ -28,6 +28,8 @@ impl Rounding {
     #[inline(always)]
     pub fn code(self, x: f32) -> i16 {
         let x = (x * self.inverse).clamp(self.low, self.high);
+        // NaN gives code 0, as a saturating cast does.
+        let x = if x.is_nan() { 0.0 } else { x };
         let truncated = x.trunc();
         let fraction = x - truncated;
         let rounded = truncated
@@ -38,7 +40,12 @@ impl Rounding {
             } else {
                 0.0
             };
-        rounded as i16
+        // A plain conversion, not a saturating `as`: that one compiled to scalar code with
+        // branches per value (a third of the finish in `perf`), this one to `vcvttps2dq`.
+        // SAFETY: `rounded` is an integer in `low..=high`, inside i16's range, never NaN.
+        #[allow(unsafe_code)]
+        let code = unsafe { rounded.to_int_unchecked::<i32>() };
+        code as i16
     }
 }
 
