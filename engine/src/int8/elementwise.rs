@@ -1,5 +1,5 @@
-//! The element-wise steps between the tiles — bias, the LoRA B pass, the leaky ReLU, rounding to
-//! the next int16 grid, the residual add — written once and compiled twice on x86-64: for AVX2
+//! The element-wise steps between the tiles — bias, the leaky ReLU, rounding to the next int16
+//! grid (LoRA's mid-point included), the residual add — written once and compiled twice on x86-64: for AVX2
 //! (so they vectorize) and for the baseline. Without this they ran scalar and took as long as
 //! the integer products themselves.
 
@@ -49,26 +49,12 @@ impl Rounding {
     }
 }
 
-/// The LoRA side path of one conv for [`finish_rows`].
-pub(super) struct SidePath<'a> {
-    /// Per pixel `A x` (`stride` floats each, `rank` used), on the f32 scale.
-    pub mid: &'a [f32],
-    pub stride: usize,
-    pub rank: usize,
-    pub mid_rounding: Rounding,
-    pub mid_scale: f32,
-    pub rank_scale: &'a [f32],
-    /// `[rank, cout]`.
-    pub b: &'a [f32],
-}
-
 /// What a conv's block of output pixels needs after the tiles.
 pub(super) struct Finish<'a> {
     /// Per pixel `W x` (`stride` floats each, `cout` used), on the f32 scale; used as scratch.
     pub tile: &'a mut [f32],
     pub stride: usize,
     pub bias: &'a [f32],
-    pub side: Option<SidePath<'a>>,
     pub leaky_relu: bool,
     pub rounding: Rounding,
     /// `pixels * cout` codes out.
@@ -82,15 +68,6 @@ fn finish_body(f: Finish) {
         let y = &mut f.tile[p * f.stride..p * f.stride + cout];
         for (v, b) in y.iter_mut().zip(f.bias) {
             *v += b;
-        }
-        if let Some(side) = &f.side {
-            let mid = &side.mid[p * side.stride..p * side.stride + side.rank];
-            for (j, &m) in mid.iter().enumerate() {
-                let m = f32::from(side.mid_rounding.code(m)) * side.mid_scale * side.rank_scale[j];
-                for (v, b) in y.iter_mut().zip(&side.b[j * cout..(j + 1) * cout]) {
-                    *v += m * b;
-                }
-            }
         }
         if f.leaky_relu {
             for (q, &v) in stored.iter_mut().zip(y.iter()) {
@@ -118,6 +95,15 @@ fn quantize_body(x: &[f32], rounding: Rounding, out: &mut [i16]) {
     }
 }
 
+#[inline(always)]
+fn quantize_rows_body(x: &[f32], x_stride: usize, columns: usize, rounding: Rounding, out: &mut [i16], out_stride: usize) {
+    for (src, dst) in x.chunks(x_stride).zip(out.chunks_mut(out_stride)) {
+        for (o, &v) in dst[..columns].iter_mut().zip(&src[..columns]) {
+            *o = rounding.code(v);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     #[target_feature(enable = "avx2,fma")]
@@ -134,6 +120,11 @@ mod avx2 {
     pub(super) fn quantize(x: &[f32], r: super::Rounding, out: &mut [i16]) {
         super::quantize_body(x, r, out)
     }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn quantize_rows(x: &[f32], xs: usize, columns: usize, r: super::Rounding, out: &mut [i16], os: usize) {
+        super::quantize_rows_body(x, xs, columns, r, out, os)
+    }
 }
 
 /// Whether `kernel`'s CPU has AVX2 (every x86 path checks for it).
@@ -142,7 +133,7 @@ fn has_avx2(kernel: Kernel) -> bool {
     matches!(kernel.path(), KernelPath::Avx512Vnni | KernelPath::AvxVnni | KernelPath::Avx2)
 }
 
-// SAFETY (the three dispatches below): `has_avx2` is true only for a `Kernel` whose path
+// SAFETY (the four dispatches below): `has_avx2` is true only for a `Kernel` whose path
 // `supported()` confirmed AVX2 and FMA on this CPU; the functions touch memory only through
 // their slices.
 
@@ -177,6 +168,28 @@ pub(super) fn quantize(kernel: Kernel, x: &[f32], rounding: Rounding, out: &mut 
     }
     let _ = kernel;
     quantize_body(x, rounding, out)
+}
+
+/// Floats to codes, `columns` of each row: rows of `x_stride` floats in, `out_stride` codes out
+/// (LoRA's `A x` to its mid-point grid).
+pub(super) fn quantize_rows(
+    kernel: Kernel,
+    x: &[f32],
+    x_stride: usize,
+    columns: usize,
+    rounding: Rounding,
+    out: &mut [i16],
+    out_stride: usize,
+) {
+    if x_stride == columns && out_stride == columns {
+        return quantize(kernel, x, rounding, out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2(kernel) {
+        #[allow(unsafe_code)]
+        return unsafe { avx2::quantize_rows(x, x_stride, columns, rounding, out, out_stride) };
+    }
+    quantize_rows_body(x, x_stride, columns, rounding, out, out_stride)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::elementwise::{self, Finish, Rounding, SidePath};
+use super::elementwise::{self, Finish, Rounding};
 use super::narrow::{MAX_NARROW_RANK, NarrowPanels, READ_PAST};
 use super::panels::{Kernel, PANEL, Panels};
 use crate::conv::ConvGeometry;
@@ -59,10 +59,42 @@ struct IntegerLoraLayer {
     a: LoraA,
     a_scale: f32,
     mid: Rounding,
-    mid_scale: f32,
-    rank_scale: Vec<f32>,
-    /// `[rank, cout]`, dequantized.
-    b: Vec<f32>,
+    /// B on its int8 grid, multiplied into the conv's tile in the integer tiles like a weight: one
+    /// part per run of rank channels that share a rank scale (an adapter of a blend).
+    b: Vec<BPart>,
+}
+
+/// B's rows of one run of rank channels (the others zero), and the column scales that turn its
+/// integer sums into the conv's f32 tile: mid scale x rank scale x B's scale.
+struct BPart {
+    panels: Panels,
+    scales: Vec<f32>,
+}
+
+/// Runs of equal values in `scales`: `(first, end, value)`.
+fn runs(scales: &[f32]) -> Vec<(usize, usize, f32)> {
+    let mut out: Vec<(usize, usize, f32)> = Vec::new();
+    for (j, &s) in scales.iter().enumerate() {
+        match out.last_mut() {
+            Some(run) if run.2 == s => run.1 = j + 1,
+            _ => out.push((j, j + 1, s)),
+        }
+    }
+    out
+}
+
+/// The values of `t` as codes on the int8 grid `scale` (relative to its zero point); a value off
+/// the grid is an error that names `what`.
+fn grid_codes(t: &Tensor, scale: f32, what: &str) -> Result<Vec<f32>> {
+    let mut codes = tensor_values(t)?;
+    for v in &mut codes {
+        let code = (*v / scale).round();
+        if (*v - code * scale).abs() > scale * 1e-3 || code.abs() > 255.0 {
+            return Err(EngineError::Model(format!("{what} is not on the shared profile's int8 grid")));
+        }
+        *v = code;
+    }
+    Ok(codes)
 }
 
 /// LoRA's A per input segment: narrow where the path has a narrow tile and the rank fits it
@@ -173,17 +205,22 @@ impl IntegerUnet {
             })?;
             let (rows, rank) = layer.a.dims2()?;
             let a_scale = quant.a.scale;
-            let mut codes = tensor_values(&layer.a)?;
-            for v in &mut codes {
-                let code = (*v / a_scale).round();
-                if (*v - code * a_scale).abs() > a_scale * 1e-3 || code.abs() > 255.0 {
-                    return Err(EngineError::Model(format!("adapter layer '{name}' is not on the shared profile's int8 grid")));
-                }
-                *v = code;
-            }
+            let codes = grid_codes(&layer.a, a_scale, &format!("adapter layer '{name}'"))?;
             debug_assert_eq!(rows, conv.spec.k * conv.spec.k * conv.spec.cin);
             let mid_point = format!("{name}.lora_mid");
             let mid_scale = self.scale(&mid_point)?;
+            let cout = conv.spec.cout;
+            let b_codes = grid_codes(&layer.b, quant.b.scale, &format!("adapter layer '{name}'"))?;
+            let mut b = Vec::new();
+            for (first, end, rank_scale) in runs(&tensor_values(&layer.rank_scale)?) {
+                let mut run = vec![0i16; rank * cout];
+                for (j, row) in run.chunks_exact_mut(cout).enumerate().take(end).skip(first) {
+                    row.iter_mut().zip(&b_codes[j * cout..]).for_each(|(r, &v)| *r = v as i16);
+                }
+                let panels = Panels::new(&run, rank, cout)?;
+                let scales = vec![mid_scale * rank_scale * quant.b.scale; panels.count() * PANEL];
+                b.push(BPart { panels, scales });
+            }
             layers[index] = Some(IntegerLoraLayer {
                 rank,
                 a: if self.kernel.has_narrow_tile() && rank <= MAX_NARROW_RANK {
@@ -193,9 +230,7 @@ impl IntegerUnet {
                 },
                 a_scale,
                 mid: Rounding::new(mid_scale, self.profile.activation_bits),
-                mid_scale,
-                rank_scale: tensor_values(&layer.rank_scale)?,
-                b: tensor_values(&layer.b)?,
+                b,
             });
         }
         Ok(IntegerLora { layers })
@@ -352,20 +387,28 @@ impl IntegerUnet {
                         None => {}
                     }
                 }
-                let side = lora.map(|lora| SidePath {
-                    mid: &scratch.lora_tile,
-                    stride: lora_width,
-                    rank: lora.rank,
-                    mid_rounding: lora.mid,
-                    mid_scale: lora.mid_scale,
-                    rank_scale: &lora.rank_scale,
-                    b: &lora.b,
-                });
+                if let Some(lora) = lora {
+                    // B(s * q(A x)): A x to the mid-point's int16 codes, then B's runs into the tile.
+                    let mid_stride = 2 * lora.b[0].panels.pairs();
+                    scratch.mid.clear();
+                    scratch.mid.resize(rows * mid_stride, 0);
+                    elementwise::quantize_rows(
+                        kernel,
+                        &scratch.lora_tile,
+                        lora_width,
+                        lora.rank,
+                        lora.mid,
+                        &mut scratch.mid,
+                        mid_stride,
+                    );
+                    for part in &lora.b {
+                        kernel.multiply(&scratch.mid, rows, &part.panels, &part.scales, &mut scratch.tile, width);
+                    }
+                }
                 let finish = Finish {
                     tile: &mut scratch.tile,
                     stride: width,
                     bias: &conv.bias,
-                    side,
                     leaky_relu: spec.leaky_relu,
                     rounding,
                     out: dst,
@@ -382,6 +425,8 @@ struct Scratch {
     cols: Vec<i16>,
     tile: Vec<f32>,
     lora_tile: Vec<f32>,
+    /// LoRA's mid-point codes, `2 * B's pairs` per pixel.
+    mid: Vec<i16>,
 }
 
 /// Fills `cols` (`pixels` rows of `stride` values) with the receptive fields of output pixels

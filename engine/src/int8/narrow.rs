@@ -70,6 +70,7 @@ impl NarrowPanels {
         self.pairs.div_ceil(self.group)
     }
 
+    #[cfg(target_arch = "x86_64")]
     pub(super) fn data(&self) -> &[i16] {
         &self.data
     }
