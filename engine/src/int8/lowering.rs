@@ -223,10 +223,12 @@ impl IntegerUnet {
             }
             layers[index] = Some(IntegerLoraLayer {
                 rank,
-                a: if self.kernel.has_narrow_tile() && rank <= MAX_NARROW_RANK {
-                    LoraA::Narrow(split_into_panels(&codes, &conv.spec, &conv.segments, rank, NarrowPanels::new)?)
-                } else {
-                    LoraA::Wide(split_into_panels(&codes, &conv.spec, &conv.segments, rank, Panels::new)?)
+                a: match self.kernel.narrow_lanes() {
+                    Some(lanes) if rank <= MAX_NARROW_RANK.min(lanes) => {
+                        let pack = |values: &[i16], k, n| NarrowPanels::new(values, k, n, lanes);
+                        LoraA::Narrow(split_into_panels(&codes, &conv.spec, &conv.segments, rank, pack)?)
+                    }
+                    _ => LoraA::Wide(split_into_panels(&codes, &conv.spec, &conv.segments, rank, Panels::new)?),
                 },
                 a_scale,
                 mid: Rounding::new(mid_scale, self.profile.activation_bits),

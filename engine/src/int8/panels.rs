@@ -125,15 +125,20 @@ impl Kernel {
         }
     }
 
-    /// Whether this path has a narrow tile (`narrow`): where it has none, LoRA's A stays in
-    /// full panels, which its wide tiles run faster than the portable narrow tile.
-    pub fn has_narrow_tile(self) -> bool {
-        self.0 == KernelPath::Avx512Vnni
+    /// The register width (int32 lanes) of this path's narrow tile (`narrow`), if it has one:
+    /// where it has none, LoRA's A stays in full panels, which its wide tiles run faster than
+    /// the portable narrow tile.
+    pub fn narrow_lanes(self) -> Option<usize> {
+        match self.0 {
+            KernelPath::Avx512Vnni => Some(16),
+            KernelPath::AvxVnni | KernelPath::Avx2 => Some(8),
+            KernelPath::Neon | KernelPath::Portable => None,
+        }
     }
 
     /// `out[r][c] += scale[c] * sum_k a[r][k] * w[k][c]` for the `w.rank()` columns of a narrow
-    /// matrix, `rows` rows of `a` as in [`Self::multiply`]; `a` holds [`READ_PAST`] more values
-    /// after its last row.
+    /// matrix packed for this path, `rows` rows of `a` as in [`Self::multiply`]; `a` holds
+    /// [`READ_PAST`] more values after its last row.
     pub fn multiply_narrow(self, a: &[i16], rows: usize, w: &NarrowPanels, scale: &[f32], out: &mut [f32], out_stride: usize) {
         let stride = 2 * w.pairs();
         let tile_rows = self.rows();
@@ -141,25 +146,22 @@ impl Kernel {
         assert!(rows.is_multiple_of(tile_rows), "{rows} rows are not whole tiles of {tile_rows}");
         assert!(a.len() >= rows * stride + READ_PAST && scale.len() >= rank && out_stride >= rank);
         assert!(out.len() >= rows.saturating_sub(1) * out_stride + rank);
-        match self.0 {
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512Vnni => {
-                for r in (0..rows).step_by(tile_rows) {
-                    // SAFETY: as in `tile`; the narrow tile checks its own bounds.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        super::x86::narrow_tile_avx512_vnni(
-                            &a[r * stride..],
-                            stride,
-                            w,
-                            scale,
-                            &mut out[r * out_stride..],
-                            out_stride,
-                        )
-                    };
-                }
+        assert_eq!(self.narrow_lanes(), Some(w.lanes()), "packed for another register width");
+        for r in (0..rows).step_by(tile_rows) {
+            let (a, out) = (&a[r * stride..], &mut out[r * out_stride..]);
+            match self.0 {
+                // SAFETY: as in `tile`; each narrow tile checks its own bounds.
+                #[cfg(target_arch = "x86_64")]
+                #[allow(unsafe_code)]
+                KernelPath::Avx512Vnni => unsafe { super::x86::narrow_tile_avx512_vnni(a, stride, w, scale, out, out_stride) },
+                #[cfg(target_arch = "x86_64")]
+                #[allow(unsafe_code)]
+                KernelPath::AvxVnni => unsafe { super::x86::narrow_tile_avx_vnni(a, stride, w, scale, out, out_stride) },
+                #[cfg(target_arch = "x86_64")]
+                #[allow(unsafe_code)]
+                KernelPath::Avx2 => unsafe { super::x86::narrow_tile_avx2(a, stride, w, scale, out, out_stride) },
+                _ => narrow::tile_portable(a, stride, tile_rows, w, scale, out, out_stride),
             }
-            _ => narrow::tile_portable(a, stride, rows, w, scale, out, out_stride),
         }
     }
 
@@ -189,7 +191,9 @@ impl Kernel {
     }
 }
 
-/// An activation pair as one 32-bit lane (first value in the low half).
+/// An activation pair as one 32-bit lane (first value in the low half); the x86 tiles read the
+/// pair as one little-endian 32-bit value instead.
+#[cfg(target_arch = "aarch64")]
 #[inline(always)]
 pub(super) fn pair([low, high]: [i16; 2]) -> i32 {
     (low as u16 as u32 | ((high as u16 as u32) << 16)) as i32

@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::narrow::NarrowPanels;
-use super::panels::{CHUNK_PAIRS, PANEL, pair};
+use super::panels::{CHUNK_PAIRS, PANEL};
 
 /// `out[r][0..16] += scale * sum_j a[r][2j..2j+2] . panel[j]` for 8 rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -76,23 +76,26 @@ fn dot_avx2(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
 fn tile_256<const VNNI: bool>(a: &[i16], pairs: usize, panel: &[i16], scale: &[f32; PANEL], out: &mut [f32], out_stride: usize) {
     const ROWS: usize = 6;
     let stride = 2 * pairs;
-    let rows: [&[[i16; 2]]; ROWS] = std::array::from_fn(|r| a[r * stride..(r + 1) * stride].as_chunks::<2>().0);
-    let panel = &panel[..pairs * 2 * PANEL];
+    // Rows through pointers, as in the AVX-512 tile (which says why); these are the bounds.
+    assert!(a.len() >= ROWS * stride && panel.len() >= pairs * 2 * PANEL && out.len() >= (ROWS - 1) * out_stride + PANEL);
+    let (a, panel) = (a.as_ptr(), panel.as_ptr());
     // SAFETY: `scale` is 16 floats: two 256-bit loads.
     let scale = unsafe { [_mm256_loadu_ps(scale.as_ptr()), _mm256_loadu_ps(scale.as_ptr().add(8))] };
     let mut start = 0;
     while start < pairs {
         let end = (start + CHUNK_PAIRS).min(pairs);
         let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
-        let chunk: [&[[i16; 2]]; ROWS] = std::array::from_fn(|r| &rows[r][start..end]);
-        for (j, w) in panel[start * 2 * PANEL..end * 2 * PANEL].chunks_exact(2 * PANEL).enumerate() {
-            // SAFETY: `w` is 32 int16 values: two 256-bit loads.
-            let w = unsafe { [_mm256_loadu_si256(w.as_ptr().cast()), _mm256_loadu_si256(w.as_ptr().add(16).cast())] };
-            for r in 0..ROWS {
-                let x = _mm256_set1_epi32(pair(chunk[r][j]));
+        for j in start..end {
+            // SAFETY: pair `j < pairs` of the panel is 32 int16 values inside it: two 256-bit loads.
+            let w = unsafe {
+                [_mm256_loadu_si256(panel.add(j * 2 * PANEL).cast()), _mm256_loadu_si256(panel.add(j * 2 * PANEL + 16).cast())]
+            };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: row `r < ROWS`, pair `j < pairs`: two values inside `a`.
+                let x = _mm256_set1_epi32(unsafe { a.add(r * stride + 2 * j).cast::<i32>().read_unaligned() });
                 for h in 0..2 {
                     // SAFETY: with VNNI set, the caller (`tile_avx_vnni`) enabled `avxvnni`.
-                    acc[r][h] = if VNNI { unsafe { dot_vnni(acc[r][h], x, w[h]) } } else { dot_avx2(acc[r][h], x, w[h]) };
+                    acc[h] = if VNNI { unsafe { dot_vnni(acc[h], x, w[h]) } } else { dot_avx2(acc[h], x, w[h]) };
                 }
             }
         }
@@ -109,6 +112,105 @@ fn tile_256<const VNNI: bool>(a: &[i16], pairs: usize, panel: &[i16], scale: &[f
             }
         }
         start = end;
+    }
+}
+
+/// The narrow tile (see `narrow`) on 256-bit registers with AVX-VNNI: 6 rows.
+#[target_feature(enable = "avx2,fma,avxvnni")]
+pub(super) fn narrow_tile_avx_vnni(
+    a: &[i16],
+    stride: usize,
+    w: &NarrowPanels,
+    scale: &[f32],
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    narrow_256::<true>(a, stride, w, scale, out, out_stride)
+}
+
+/// The narrow tile with AVX2's `vpmaddwd` + `vpaddd`: 6 rows.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn narrow_tile_avx2(a: &[i16], stride: usize, w: &NarrowPanels, scale: &[f32], out: &mut [f32], out_stride: usize) {
+    narrow_256::<false>(a, stride, w, scale, out, out_stride)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn narrow_256<const VNNI: bool>(a: &[i16], stride: usize, w: &NarrowPanels, scale: &[f32], out: &mut [f32], out_stride: usize) {
+    match w.group() {
+        1 => narrow_tile_256::<VNNI, 1>(a, stride, w, scale, out, out_stride),
+        2 => narrow_tile_256::<VNNI, 2>(a, stride, w, scale, out, out_stride),
+        4 => narrow_tile_256::<VNNI, 4>(a, stride, w, scale, out, out_stride),
+        _ => narrow_tile_256::<VNNI, 8>(a, stride, w, scale, out, out_stride),
+    }
+}
+
+/// `G` consecutive activation pairs at `p`, repeated across a 256-bit register.
+///
+/// # Safety
+/// `2 * G` values at `p` must be readable.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load_group_256<const G: usize>(p: *const i16) -> __m256i {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        match G {
+            1 => _mm256_set1_epi32(p.cast::<i32>().read_unaligned()),
+            2 => _mm256_set1_epi64x(p.cast::<i64>().read_unaligned()),
+            4 => _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast())),
+            _ => _mm256_loadu_si256(p.cast()),
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn narrow_tile_256<const VNNI: bool, const G: usize>(
+    a: &[i16],
+    stride: usize,
+    w: &NarrowPanels,
+    scale: &[f32],
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    const ROWS: usize = 6;
+    const LANES: usize = 8;
+    let steps = w.steps();
+    // Every load below stays inside `a`, the scales and `out`: the bounds the loop relies on.
+    assert!(a.len() >= (ROWS - 1) * stride + 2 * steps * G && scale.len() >= w.rank());
+    assert!(out.len() >= (ROWS - 1) * out_stride + w.rank());
+    let data = &w.data()[..steps * 2 * LANES];
+    let a = a.as_ptr();
+    let mut total = [_mm256_setzero_ps(); ROWS];
+    let mut start = 0;
+    while start < steps {
+        let end = (start + CHUNK_PAIRS).min(steps);
+        let mut acc = [_mm256_setzero_si256(); ROWS];
+        for (s, lanes) in data[start * 2 * LANES..end * 2 * LANES].chunks_exact(2 * LANES).enumerate() {
+            // SAFETY: `lanes` is 16 int16 values: one 256-bit load.
+            let lanes = unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) };
+            let offset = (start + s) * G * 2;
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: row `r`'s step reads `a[r * stride + offset..][..2 * G]`, inside `a` by
+                // the assert above.
+                let x = unsafe { load_group_256::<G>(a.add(r * stride + offset)) };
+                // SAFETY: with VNNI set, the caller (`narrow_tile_avx_vnni`) enabled `avxvnni`.
+                *acc = if VNNI { unsafe { dot_vnni(*acc, x, lanes) } } else { dot_avx2(*acc, x, lanes) };
+            }
+        }
+        for (total, acc) in total.iter_mut().zip(&acc) {
+            *total = _mm256_add_ps(*total, _mm256_cvtepi32_ps(*acc));
+        }
+        start = end;
+    }
+    for (r, total) in total.iter().enumerate() {
+        let mut lanes = [0f32; LANES];
+        // SAFETY: `lanes` is 8 floats: one 256-bit store.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *total) };
+        for c in 0..w.rank() {
+            let sum: f32 = lanes[c * G..(c + 1) * G].iter().sum();
+            out[r * out_stride + c] += sum * scale[c];
+        }
     }
 }
 
