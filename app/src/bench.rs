@@ -42,6 +42,7 @@ pub struct BenchReport {
     pub resident_bytes_unified: usize,
     pub resident_bytes_merged_int8: usize,
     pub resident_bytes_merged_f32: usize,
+    /// wgpu, int8: the base alone and with the first tool bound, timed in alternation.
     pub forward_ms_base: f64,
     /// The first same-size tool bound (its name and rank beside the time).
     pub lora_tool: String,
@@ -53,7 +54,7 @@ pub struct BenchReport {
     pub forward_ms_f32_wgpu: f64,
     pub forward_ms_reference: f64,
     /// The reference CPU backend (int8) at 512x512, whatever `size` is: the base alone and
-    /// with the first tool bound, measured one after the other in this run.
+    /// with the first tool bound, timed in alternation in this run.
     pub forward_ms_base_cpu: f64,
     pub forward_ms_lora_cpu: f64,
     /// The reference backend at 512x512 with the first tool bound, int8 (integer kernels) and
@@ -155,16 +156,18 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     wgpu.swap = SwapMode::Rebind;
 
     progress("forwards");
+    let one = Mix::single(first.clone());
+    // Base and LoRA alternate, as on the CPU below: their ratio is the claim, and lavapipe's
+    // timings drift with the machine's load.
+    let [forward_ms_base, forward_ms_lora] =
+        alternating_ms(repeats, &mut wgpu, [(&Mix::none(), Precision::Int8), (&one, Precision::Int8)], &input)?;
     let mut forward = |mix: &Mix, precision: Precision| -> Result<f64> {
         wgpu.bind(mix, 1.0, precision)?;
         wgpu.forward(&input)?; // plan and warm-up
         median_ms(repeats, || wgpu.forward(&input).map(|_| ()).map_err(Into::into))
     };
-    let one = Mix::single(first.clone());
     let rank_of = |tool: &str| adapters.iter().find(|a| a.meta.name == tool).map_or(0, |a| a.meta.rank);
     let lora_rank = rank_of(&first);
-    let forward_ms_base = forward(&Mix::none(), Precision::Int8)?;
-    let forward_ms_lora = forward(&one, Precision::Int8)?;
     let forward_ms_f32_wgpu = forward(&one, Precision::Float)?;
     let largest = tools.iter().max_by_key(|t| rank_of(t)).filter(|t| rank_of(t) > lora_rank).cloned();
     let largest_rank = match largest {
@@ -268,11 +271,11 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
     })
 }
 
-/// Medians of forwards on the reference backend (each a mix and a precision) timed in
-/// alternation, so that a load spike on a shared machine hits them all alike.
+/// Medians of forwards on a backend (each a mix and a precision) timed in alternation, so that a
+/// load spike on a shared machine hits them all alike.
 fn alternating_ms<const N: usize>(
     repeats: usize,
-    backend: &mut ReferenceBackend,
+    backend: &mut impl Backend,
     forwards: [(&Mix, Precision); N],
     input: &Tensor,
 ) -> Result<[f64; N]> {
