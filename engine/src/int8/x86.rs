@@ -259,8 +259,8 @@ fn narrow_tile<const G: usize>(a: &[i16], stride: usize, w: &NarrowPanels, scale
     // Every load below stays inside `a`, the scales and `out`: the bounds the loop relies on.
     assert!(a.len() >= (ROWS - 1) * stride + 2 * steps * G && scale.len() >= w.rank());
     assert!(out.len() >= (ROWS - 1) * out_stride + w.rank());
-    let rows: [*const i16; ROWS] = std::array::from_fn(|r| a[r * stride..].as_ptr());
     let data = &w.data()[..steps * 2 * PANEL];
+    let a = a.as_ptr();
     let mut total = [_mm512_setzero_ps(); ROWS];
     let mut start = 0;
     while start < steps {
@@ -270,17 +270,17 @@ fn narrow_tile<const G: usize>(a: &[i16], stride: usize, w: &NarrowPanels, scale
             // SAFETY: `lanes` is 32 int16 values: one 512-bit load.
             let lanes = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
             let offset = (start + s) * G * 2;
-            for r in 0..ROWS {
+            for (r, acc) in acc.iter_mut().enumerate() {
                 // SAFETY: row `r`'s step reads `a[r * stride + offset..][..2 * G]`, inside `a` by
                 // the assert above.
-                let x = unsafe { load_group::<G>(rows[r].add(offset)) };
+                let x = unsafe { load_group::<G>(a.add(r * stride + offset)) };
                 // Written out: from the intrinsic LLVM emitted `vpmaddwd` + `vpaddd` here, two
                 // instructions for this one (`perf annotate`).
                 // SAFETY: registers only; the function's target features include AVX-512 VNNI.
                 unsafe {
                     std::arch::asm!(
                         "vpdpwssd {acc}, {x}, {w}",
-                        acc = inout(zmm_reg) acc[r],
+                        acc = inout(zmm_reg) *acc,
                         x = in(zmm_reg) x,
                         w = in(zmm_reg) lanes,
                         options(pure, nomem, nostack)
