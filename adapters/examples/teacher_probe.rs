@@ -1,9 +1,12 @@
 //! Held-out PSNR of one float teacher before QUAD and eval, on the inputs the last `eval` wrote to
 //! `data/eval/TASK`. Tools that take a setting are scored at each value given (`default`, or
 //! anything that is not a number: the tool's default, i.e. the estimated exposure or 1.5 px).
-//! The base is the model in `assets/`, or the one in `--model DIR` (e.g. a model-v2 round's QUAD
-//! output, `data/v2-model`: the teacher must have been trained on that base).
-//! `cargo run --release -p prism-adapters --example teacher_probe -- [--model DIR] TASK ADAPTER [SETTING ...]`
+//! The base is the model in `assets/`, the one in `--model DIR` (e.g. a model-v2 round's QUAD
+//! output, `data/v2-model`), or a trained float base `--base FILE` before any QUAD (e.g. a joint
+//! run's `data/runs/base.safetensors`; it is put in a scratch model folder with a profile from
+//! synthetic photos, which the float forward does not use). The teacher must have been trained on
+//! that base.
+//! `cargo run --release -p prism-adapters --example teacher_probe -- [--model DIR | --base FILE] TASK ADAPTER [SETTING ...]`
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,9 +14,23 @@ use anyhow::Context;
 use prism_adapters::tasks::{Task, psnr};
 use prism_engine::adapter::Adapter;
 use prism_engine::backends::{Backend, Precision, ReferenceBackend};
+use prism_engine::calibrate::build_profile;
+use prism_engine::fixtures::{photo_input, synthetic_photo};
 use prism_engine::imageio::load_picture;
 use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::Model;
+use prism_engine::tensorfile::TensorFile;
+use prism_engine::unet::Unet;
+
+/// A model folder in the system's temporary folder holding the float base in `file`.
+fn scratch_model_dir(file: &Path) -> anyhow::Result<PathBuf> {
+    let base = Unet::from_file(&TensorFile::read(file)?, &candle_core::Device::Cpu)?;
+    let samples = (0..2).map(|i| photo_input(&synthetic_photo(64, 64, i))).collect::<Result<Vec<_>, _>>()?;
+    let profile = build_profile(&base, &samples, &[], 16, "ptq-pooled")?;
+    let dir = std::env::temp_dir().join(format!("teacher-probe-{}", base.content_hash()?));
+    Model::save(&dir, &base, &profile)?;
+    Ok(dir)
+}
 
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +39,11 @@ fn main() -> anyhow::Result<()> {
             let dir = PathBuf::from(args.get(1).context("--model DIR")?);
             args.drain(..2);
             dir
+        }
+        Some("--base") => {
+            let file = PathBuf::from(args.get(1).context("--base FILE")?);
+            args.drain(..2);
+            scratch_model_dir(&file)?
         }
         _ => PathBuf::from("assets"),
     };

@@ -146,6 +146,9 @@ enum Command {
         /// Channels per level of the grown model (comma-separated, e.g. 32,64,128).
         #[arg(long, value_delimiter = ',', required = true)]
         channels: Vec<usize>,
+        /// Residual blocks per level (comma-separated); the shipped model's by default.
+        #[arg(long, value_delimiter = ',')]
+        blocks: Option<Vec<usize>>,
         /// Seed of the new channels' random incoming weights.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -382,8 +385,8 @@ fn run(cli: Cli) -> Result<()> {
             };
             print!("{}", prism_adapters::placements::placement_table(&config, &ranks, tools));
         }
-        Command::Grow { channels, seed } => {
-            let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, None)?, seed)?;
+        Command::Grow { channels, blocks, seed } => {
+            let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, blocks)?, seed)?;
             println!("grown base and teachers written to {}", out.display());
         }
         Command::TrainAdapter { task, init, layout, penalty, sharpen_input, run } => {
