@@ -66,7 +66,9 @@ enum Command {
         run: RunArgs,
     },
     /// Writes the trained base (`<data>/runs/base.safetensors`) rounded to f16: a checkpoint small
-    /// enough to commit between sessions, to continue from with `train-base --init`.
+    /// enough to commit between sessions, to continue from with `train-base --init`. The export then
+    /// becomes the run's base, its teachers stamped with the export's hash, so that a fresh clone
+    /// (which has only the export) replays the same steps.
     ExportBase {
         #[arg(short, long)]
         output: PathBuf,
@@ -351,6 +353,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             base.to_half_file()?.write(&output)?;
             println!("base {:?} / {:?} written as f16 to {}", base.config().channels, base.config().blocks, output.display());
+            if !checkpoint {
+                let stamped = prism_adapters::recipe::adopt_export(&cli.data, &output)?;
+                println!("the export is now the run's base; {stamped} of its teachers stamped with the export's hash");
+            }
         }
         Command::TrainLook { assets, run } => {
             let dir = prism_adapters::look_tool::train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh)?;

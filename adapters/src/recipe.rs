@@ -78,6 +78,31 @@ pub fn base_from_checkpoint(data_dir: &Path) -> Result<Unet> {
 
 /// Grows `<data>/runs/base.safetensors` and every float teacher in `<data>/runs/teachers` to
 /// `config` (see [`crate::grow`]) into `<data>/runs/grown`, which it returns.
+/// Makes the f16 export at `export` the run's base. A fresh clone has only the export, so the
+/// run goes on from exactly what a clone sees, and the teachers made for the base it was exported
+/// from are stamped with the export's hash (f16 moves each weight by at most 2^-11 of itself);
+/// teachers of any other base are left as they are. Returns how many were stamped.
+pub fn adopt_export(data_dir: &Path, export: &Path) -> Result<usize> {
+    let exported_from = load_base(data_dir)?.content_hash()?;
+    let exported = Unet::from_file(&TensorFile::read(export)?, &Device::Cpu)?;
+    let hash = exported.content_hash()?;
+    exported.to_file()?.write(&base_path(data_dir))?;
+    let mut stamped = 0;
+    for task in crate::tasks::ALL_TASKS {
+        let path = teacher_path(data_dir, task);
+        if !path.exists() {
+            continue;
+        }
+        let mut teacher = Adapter::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        if teacher.meta.base_model == exported_from {
+            teacher.meta.base_model = hash.clone();
+            teacher.write(&path)?;
+            stamped += 1;
+        }
+    }
+    Ok(stamped)
+}
+
 pub fn grow_runs(data_dir: &Path, config: &UnetConfig, seed: u64) -> Result<PathBuf> {
     let small = load_base(data_dir)?;
     let grown = crate::grow::grow_model(&small, config, seed)?;
