@@ -76,8 +76,6 @@ pub fn base_from_checkpoint(data_dir: &Path) -> Result<Unet> {
     model_from_tensors(&config, &params)
 }
 
-/// Grows `<data>/runs/base.safetensors` and every float teacher in `<data>/runs/teachers` to
-/// `config` (see [`crate::grow`]) into `<data>/runs/grown`, which it returns.
 /// Makes the f16 export at `export` the run's base. A fresh clone has only the export, so the
 /// run goes on from exactly what a clone sees, and the teachers made for the base it was exported
 /// from are stamped with the export's hash (f16 moves each weight by at most 2^-11 of itself);
@@ -103,6 +101,8 @@ pub fn adopt_export(data_dir: &Path, export: &Path) -> Result<usize> {
     Ok(stamped)
 }
 
+/// Grows `<data>/runs/base.safetensors` and every float teacher in `<data>/runs/teachers` to
+/// `config` (see [`crate::grow`]) into `<data>/runs/grown`, which it returns.
 pub fn grow_runs(data_dir: &Path, config: &UnetConfig, seed: u64) -> Result<PathBuf> {
     let small = load_base(data_dir)?;
     let grown = crate::grow::grow_model(&small, config, seed)?;
