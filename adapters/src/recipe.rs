@@ -512,3 +512,32 @@ pub fn train_adapter(
     write_summary(data_dir, &format!("adapter-{}", task.id()), &run, &validation)?;
     Ok(adapter)
 }
+
+#[cfg(test)]
+mod tests {
+    use prism_engine::adapter::Region;
+    use prism_engine::fixtures::{random_adapter, random_model, tiny_config};
+
+    use super::*;
+
+    #[test]
+    fn an_adopted_export_is_the_run_base_and_only_its_own_teachers_follow_it() -> Result<()> {
+        let data = tempfile::tempdir()?;
+        let base = random_model(&tiny_config(), 1)?;
+        let other = random_model(&tiny_config(), 2)?;
+        std::fs::create_dir_all(runs_dir(data.path()).join("teachers"))?;
+        base.to_file()?.write(&base_path(data.path()))?;
+        random_adapter(&base, "upscale", 2, 3, Region::Global)?.write(&teacher_path(data.path(), Task::Upscale))?;
+        random_adapter(&other, "denoise", 2, 4, Region::Global)?.write(&teacher_path(data.path(), Task::Denoise))?;
+        let export = data.path().join("base.f16.safetensors");
+        base.to_half_file()?.write(&export)?;
+
+        assert_eq!(adopt_export(data.path(), &export)?, 1);
+        let adopted = load_base(data.path())?.content_hash()?;
+        assert_ne!(adopted, base.content_hash()?, "f16 rounding changes the hash");
+        assert_eq!(adopted, Unet::from_file(&TensorFile::read(&export)?, &Device::Cpu)?.content_hash()?);
+        assert_eq!(Adapter::read(&teacher_path(data.path(), Task::Upscale))?.meta.base_model, adopted);
+        assert_eq!(Adapter::read(&teacher_path(data.path(), Task::Denoise))?.meta.base_model, other.content_hash()?);
+        Ok(())
+    }
+}
