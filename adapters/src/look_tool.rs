@@ -121,15 +121,22 @@ fn mixer_of(vars: &[Var]) -> Mixer {
     Mixer::from_tensors(std::array::from_fn(|i| tail[i].as_tensor().clone()))
 }
 
-/// Trains (or resumes) the look tool on the model in `assets` and writes its files there.
-pub fn train_look(data_dir: &Path, assets: &Path, settings: &RunSettings, fresh: bool) -> Result<PathBuf> {
+/// Trains (or resumes) the look tool on the model in `assets` and writes its files there. With
+/// `only`, the whole basis learns that one look's single phrasings (its own checkpoint): what the
+/// basis can reach for a look when it need not share its rank, for experiments in a scratch
+/// `assets`.
+pub fn train_look(data_dir: &Path, assets: &Path, settings: &RunSettings, fresh: bool, only: Option<Look>) -> Result<PathBuf> {
     let set = TrainingSet::load(data_dir)?;
     let model = Model::load(assets)?;
     let base = &model.float;
     let encoder = SentenceEncoder::load(assets)?;
-    let book = Phrasebook::new(&encoder, requests(Look::phrasings))?;
+    let mut trained = requests(Look::phrasings);
+    if let Some(look) = only {
+        trained.retain(|r| r.looks == [look]);
+    }
+    let book = Phrasebook::new(&encoder, trained)?;
     let dim = book.embeddings.values().next().map_or(384, Vec::len);
-    let checkpoint = runs_dir(data_dir).join("look.ckpt");
+    let checkpoint = runs_dir(data_dir).join(only.map_or("look.ckpt".to_string(), |look| format!("look-{}.ckpt", look.id())));
     if fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }

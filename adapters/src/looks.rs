@@ -10,7 +10,7 @@
 use prism_engine::imageio::RgbImage;
 use prism_engine::settings::gaussian_blur;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Look {
     Warmer,
     Cooler,

@@ -97,6 +97,9 @@ enum Command {
     TrainLook {
         #[arg(long, default_value = "assets")]
         assets: PathBuf,
+        /// Train the whole basis on this one look (an experiment: give a scratch --assets).
+        #[arg(long)]
+        only: Option<prism_adapters::looks::Look>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -358,8 +361,8 @@ fn run(cli: Cli) -> Result<()> {
                 println!("the export is now the run's base; {stamped} of its teachers stamped with the export's hash");
             }
         }
-        Command::TrainLook { assets, run } => {
-            let dir = prism_adapters::look_tool::train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh)?;
+        Command::TrainLook { assets, only, run } => {
+            let dir = prism_adapters::look_tool::train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, only)?;
             println!("look tool written to {}", dir.display());
         }
         Command::WidenLook { assets, steps, lr } => {
