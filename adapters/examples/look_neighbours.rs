@@ -1,0 +1,62 @@
+//! Reads the held-out single-look phrasings two ways and says how far each lands from the weights
+//! the look tool gives that look's photo-trained phrasings (their mean: the target): the shipped
+//! mixer, and a kernel estimate over the phrasebook (the trained and widening phrasings' targets,
+//! weighted by `exp(TAU * (similarity - best similarity))` over the `K` nearest). Prints each
+//! phrasing's two distances and the target's length, then the totals.
+//! `cargo run --release -p prism-adapters --example look_neighbours -- [TAU] [K]` (30, 8)
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use prism_adapters::looks::{Look, LookRequest, requests};
+use prism_text::SentenceEncoder;
+use prism_text::look::LookMaker;
+
+fn dist(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt()
+}
+
+fn main() -> anyhow::Result<()> {
+    let tau: f32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30.0);
+    let nearest: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(8);
+    let encoder = SentenceEncoder::load(Path::new("assets"))?;
+    let maker = LookMaker::load(Path::new("assets"))?.context("assets/ has no look tool")?;
+    let trained = requests(Look::phrasings);
+    let key = |r: &LookRequest| format!("{:?}", r.looks);
+    let mut sums: BTreeMap<String, (Vec<f32>, usize)> = BTreeMap::new();
+    let mut book = Vec::new();
+    for r in &trained {
+        let e = encoder.encode(&r.text)?;
+        let w = maker.weights(&e)?;
+        let entry = sums.entry(key(r)).or_insert_with(|| (vec![0.0; w.len()], 0));
+        entry.0.iter_mut().zip(&w).for_each(|(s, v)| *s += v);
+        entry.1 += 1;
+        book.push((e, key(r)));
+    }
+    for r in requests(Look::more_phrasings) {
+        book.push((encoder.encode(&r.text)?, key(&r)));
+    }
+    let target: BTreeMap<String, Vec<f32>> = sums.into_iter().map(|(k, (s, n))| (k, s.iter().map(|v| v / n as f32).collect())).collect();
+    let mut totals = [0.0f32; 2];
+    for r in requests(Look::heldout_phrasings).into_iter().filter(|r| r.looks.len() == 1) {
+        let e = encoder.encode(&r.text)?;
+        let mlp = maker.weights(&e)?;
+        let mut sims: Vec<(f32, &String)> = book.iter().map(|(x, k)| (x.0.iter().zip(&e.0).map(|(a, b)| a * b).sum(), k)).collect();
+        sims.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut kernel = vec![0.0f32; mlp.len()];
+        let mut total_weight = 0.0;
+        for (similarity, look) in sims.iter().take(nearest) {
+            let weight = (tau * (similarity - sims[0].0)).exp();
+            total_weight += weight;
+            kernel.iter_mut().zip(&target[*look]).for_each(|(k, t)| *k += weight * t);
+        }
+        kernel.iter_mut().for_each(|k| *k /= total_weight);
+        let t = &target[&key(&r)];
+        let (dm, dk) = (dist(&mlp, t), dist(&kernel, t));
+        totals[0] += dm;
+        totals[1] += dk;
+        println!("mixer {:>6.3}  kernel {:>6.3}  target length {:.3}  '{}'", dm, dk, t.iter().map(|v| v * v).sum::<f32>().sqrt(), r.text);
+    }
+    println!("total: mixer {:.3}, kernel {:.3}", totals[0], totals[1]);
+    Ok(())
+}
