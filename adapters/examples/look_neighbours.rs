@@ -36,12 +36,14 @@ fn main() -> anyhow::Result<()> {
     for r in requests(Look::more_phrasings) {
         book.push((encoder.encode(&r.text)?, key(&r)));
     }
-    let target: BTreeMap<String, Vec<f32>> = sums.into_iter().map(|(k, (s, n))| (k, s.iter().map(|v| v / n as f32).collect())).collect();
+    let target: BTreeMap<String, Vec<f32>> =
+        sums.into_iter().map(|(k, (s, n))| (k, s.iter().map(|v| v / n as f32).collect())).collect();
     let mut totals = [0.0f32; 2];
     for r in requests(Look::heldout_phrasings).into_iter().filter(|r| r.looks.len() == 1) {
         let e = encoder.encode(&r.text)?;
         let mlp = maker.weights(&e)?;
-        let mut sims: Vec<(f32, &String)> = book.iter().map(|(x, k)| (x.0.iter().zip(&e.0).map(|(a, b)| a * b).sum(), k)).collect();
+        let mut sims: Vec<(f32, &String)> =
+            book.iter().map(|(x, k)| (x.0.iter().zip(&e.0).map(|(a, b)| a * b).sum(), k)).collect();
         sims.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut kernel = vec![0.0f32; mlp.len()];
         let mut total_weight = 0.0;
@@ -52,10 +54,16 @@ fn main() -> anyhow::Result<()> {
         }
         kernel.iter_mut().for_each(|k| *k /= total_weight);
         let t = &target[&key(&r)];
-        let (dm, dk) = (dist(&mlp, t), dist(&kernel, t));
-        totals[0] += dm;
-        totals[1] += dk;
-        println!("mixer {:>6.3}  kernel {:>6.3}  target length {:.3}  '{}'", dm, dk, t.iter().map(|v| v * v).sum::<f32>().sqrt(), r.text);
+        let (from_mixer, from_kernel) = (dist(&mlp, t), dist(&kernel, t));
+        totals[0] += from_mixer;
+        totals[1] += from_kernel;
+        println!(
+            "mixer {:>6.3}  kernel {:>6.3}  target length {:.3}  '{}'",
+            from_mixer,
+            from_kernel,
+            t.iter().map(|v| v * v).sum::<f32>().sqrt(),
+            r.text
+        );
     }
     println!("total: mixer {:.3}, kernel {:.3}", totals[0], totals[1]);
     Ok(())

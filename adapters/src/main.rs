@@ -177,6 +177,10 @@ enum Command {
         /// (what the editor feeds it), or the blurred file (a first round for a new base).
         #[arg(long, value_enum, default_value_t = SharpenInput::Unsharp)]
         sharpen_input: SharpenInput,
+        /// Train towards what another model's tool makes of the inputs (its float base and
+        /// `adapters/float/<task>.prism-lora`, e.g. assets) instead of the clean photos.
+        #[arg(long)]
+        distil_from: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -398,10 +402,14 @@ fn run(cli: Cli) -> Result<()> {
             let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, blocks)?, seed)?;
             println!("grown base and teachers written to {}", out.display());
         }
-        Command::TrainAdapter { task, init, layout, penalty, sharpen_input, run } => {
+        Command::TrainAdapter { task, init, layout, penalty, sharpen_input, distil_from, run } => {
             let layout = layout.layout()?;
             for task in parse_tasks(&task)? {
-                let examples = AdapterExamples { penalty: penalty.unwrap_or(task.penalty()), sharpen_input };
+                let examples = AdapterExamples {
+                    penalty: penalty.unwrap_or(task.penalty()),
+                    sharpen_input,
+                    distil_from: distil_from.clone(),
+                };
                 train_adapter(&cli.data, task, &run.settings(3e-3, 0.0), layout, examples, run.fresh, init.as_deref())?;
                 println!("{} teacher written to {}", task.id(), prism_adapters::recipe::teacher_path(&cli.data, task).display());
             }

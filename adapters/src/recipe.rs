@@ -284,11 +284,48 @@ pub struct AdapterLayout {
     pub placement: LoraPlacement,
 }
 
-/// How an adapter's training examples are charged and what sharpen's show the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How an adapter's training examples are charged, what sharpen's show the model, and what they
+/// ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdapterExamples {
     pub penalty: Penalty,
     pub sharpen_input: SharpenInput,
+    /// A model directory whose float base and float teacher of the task (`adapters/float/`) make
+    /// the targets instead of the clean photo: distillation, e.g. from the shipped model to a new
+    /// base. Validation still scores against the clean photo.
+    pub distil_from: Option<PathBuf>,
+}
+
+/// A model's tool, run in float to make training targets.
+struct TargetMaker {
+    base: Unet,
+    lora: LoraSet,
+}
+
+impl TargetMaker {
+    fn load(model_dir: &Path, task: Task) -> Result<Self> {
+        // A local tool's input shows the hole as the student's config says, which need not be
+        // what the teacher was trained to see.
+        anyhow::ensure!(
+            task.region() == prism_engine::adapter::Region::Global,
+            "distilling is for global tools, not {}",
+            task.id()
+        );
+        let base = prism_engine::model::Model::load(model_dir)?.float;
+        let path = model_dir.join("adapters").join("float").join(format!("{}.prism-lora", task.id()));
+        let teacher = Adapter::read(&path).with_context(|| format!("the teacher to distil from, {}", path.display()))?;
+        let lora = lora_set(&base, &adapter_pairs(&base, &teacher)?, teacher.meta.alpha, placement_of(&base, &teacher)?)?;
+        Ok(Self { base, lora })
+    }
+
+    /// `batch` asking for what this tool makes of its inputs (a global tool's inputs are the same
+    /// for every base).
+    fn retarget(&self, mut batch: Batch) -> Result<Batch> {
+        let seen = batch.input.narrow(candle_core::D::Minus1, 0, 3)?;
+        let residual = self.base.forward(&batch.input, Some(&self.lora), &mut FloatActivations)?;
+        batch.target = (seen + residual)?.clamp(-1f32, 1f32)?.detach();
+        Ok(batch)
+    }
 }
 
 /// The convs an adapter with `placement` carries LoRA on, in the model's order: the order of
@@ -476,7 +513,8 @@ pub fn train_adapter(
     fresh: bool,
     init_dir: Option<&Path>,
 ) -> Result<Adapter> {
-    let AdapterExamples { penalty, sharpen_input } = examples;
+    let AdapterExamples { penalty, sharpen_input, distil_from } = examples;
+    let target_maker = distil_from.map(|dir| TargetMaker::load(&dir, task)).transpose()?;
     let mut set = TrainingSet::load(data_dir)?;
     set.sharpen_input = sharpen_input;
     let base = load_base(data_dir)?;
@@ -488,6 +526,7 @@ pub fn train_adapter(
     let info = serde_json::json!({
         "kind": "adapter", "task": task.id(), "base_model": base_hash, "penalty": penalty,
         "placement": layout.placement, "sharpen_input": sharpen_input,
+        "distil_from": target_maker.as_ref().map(|t| t.base.content_hash()).transpose()?,
     });
     let init = match init_dir {
         Some(dir) => warm_lora(&base, &dir.join(format!("{}.prism-lora", task.id())), layout, settings.seed)?,
@@ -497,7 +536,13 @@ pub fn train_adapter(
     let (batch, crop) = (settings.batch, settings.crop);
     let fill = base.config().hole_fill;
     let validation = set.validation_batch(&[task], 16, crop, fill)?.with_penalty(penalty);
-    let mut next_batch = |rng: &mut _| Ok(set.batch(&[task], batch, crop, fill, rng)?.with_penalty(penalty));
+    let mut next_batch = |rng: &mut _| {
+        let examples = set.batch(&[task], batch, crop, fill, rng)?.with_penalty(penalty);
+        match &target_maker {
+            Some(maker) => maker.retarget(examples),
+            None => Ok(examples),
+        }
+    };
     run.train(task.id(), settings, &validation, &mut next_batch, &mut |vars, batch| {
         let lora = lora_set(&base, &var_pairs(vars), 1.0, layout.placement)?;
         batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
@@ -538,6 +583,46 @@ mod tests {
         assert_eq!(adopted, Unet::from_file(&TensorFile::read(&export)?, &Device::Cpu)?.content_hash()?);
         assert_eq!(Adapter::read(&teacher_path(data.path(), Task::Upscale))?.meta.base_model, adopted);
         assert_eq!(Adapter::read(&teacher_path(data.path(), Task::Denoise))?.meta.base_model, other.content_hash()?);
+        Ok(())
+    }
+
+    #[test]
+    fn distilled_targets_are_what_the_teachers_tool_makes_and_only_global_tools_distil() -> Result<()> {
+        use prism_engine::calibrate::build_profile;
+        use prism_engine::fixtures::{photo_input, synthetic_photo};
+        use prism_engine::imageio::Mask;
+
+        let dir = tempfile::tempdir()?;
+        let base = random_model(&tiny_config(), 5)?;
+        let samples = vec![photo_input(&synthetic_photo(32, 32, 1))?];
+        prism_engine::model::Model::save(dir.path(), &base, &build_profile(&base, &samples, &[], 16, "ptq-pooled")?)?;
+        let teacher = random_adapter(&base, "sharpen", 4, 6, Region::Global)?;
+        std::fs::create_dir_all(dir.path().join("adapters/float"))?;
+        teacher.write(&dir.path().join("adapters/float/sharpen.prism-lora"))?;
+
+        let photo = synthetic_photo(32, 32, 2);
+        let full = Mask::filled(32, 32, 1.0);
+        let example = crate::tasks::Example {
+            input: photo.clone(),
+            mask: full.clone(),
+            hide_masked: false,
+            target: synthetic_photo(32, 32, 3),
+            loss_mask: full,
+        };
+        let batch = Batch::new(&[example], prism_engine::hole_fill::HoleFill::Blank)?;
+        let maker = TargetMaker::load(dir.path(), Task::Sharpen)?;
+        let retargeted = maker.retarget(batch.clone())?;
+        // The teacher run on the base as the maker loaded it from the saved model.
+        let lora = lora_set(&maker.base, &adapter_pairs(&maker.base, &teacher)?, teacher.meta.alpha, LoraPlacement::EVERY_CONV)?;
+        let residual = maker.base.forward(&batch.input, Some(&lora), &mut FloatActivations)?;
+        let made = (batch.input.narrow(candle_core::D::Minus1, 0, 3)? + residual)?.clamp(-1f32, 1f32)?;
+        let gap = |a: &Tensor, b: &Tensor| -> Result<f32> { Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()?) };
+        assert!(gap(&retargeted.target, &made)? < 1e-6, "the target is the teacher's output, as the engine clamps it");
+        assert!(gap(&batch.target, &made)? > 0.01, "the clean photo was the target before");
+
+        std::fs::copy(dir.path().join("adapters/float/sharpen.prism-lora"), dir.path().join("adapters/float/remove.prism-lora"))?;
+        let refused = TargetMaker::load(dir.path(), Task::Remove).err().context("a local tool distilled")?;
+        assert!(refused.to_string().contains("global tools"), "{refused}");
         Ok(())
     }
 }
