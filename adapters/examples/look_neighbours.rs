@@ -4,11 +4,11 @@
 //! weighted by `exp(TAU * (similarity - best similarity))` over the `K` nearest). Prints each
 //! phrasing's two distances and the target's length, then the totals.
 //! `cargo run --release -p prism-adapters --example look_neighbours -- [TAU] [K]` (30, 8)
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use prism_adapters::looks::{Look, LookRequest, requests};
+use prism_adapters::look_widen::{look_key, look_targets};
+use prism_adapters::looks::{Look, requests};
 use prism_text::SentenceEncoder;
 use prism_text::look::LookMaker;
 
@@ -22,22 +22,17 @@ fn main() -> anyhow::Result<()> {
     let encoder = SentenceEncoder::load(Path::new("assets"))?;
     let maker = LookMaker::load(Path::new("assets"))?.context("assets/ has no look tool")?;
     let trained = requests(Look::phrasings);
-    let key = |r: &LookRequest| format!("{:?}", r.looks);
-    let mut sums: BTreeMap<String, (Vec<f32>, usize)> = BTreeMap::new();
     let mut book = Vec::new();
+    let mut weights = Vec::new();
     for r in &trained {
         let e = encoder.encode(&r.text)?;
-        let w = maker.weights(&e)?;
-        let entry = sums.entry(key(r)).or_insert_with(|| (vec![0.0; w.len()], 0));
-        entry.0.iter_mut().zip(&w).for_each(|(s, v)| *s += v);
-        entry.1 += 1;
-        book.push((e, key(r)));
+        weights.push(maker.weights(&e)?);
+        book.push((e, look_key(r)));
     }
     for r in requests(Look::more_phrasings) {
-        book.push((encoder.encode(&r.text)?, key(&r)));
+        book.push((encoder.encode(&r.text)?, look_key(&r)));
     }
-    let target: BTreeMap<String, Vec<f32>> =
-        sums.into_iter().map(|(k, (s, n))| (k, s.iter().map(|v| v / n as f32).collect())).collect();
+    let target = look_targets(&trained, &weights);
     let mut totals = [0.0f32; 2];
     for r in requests(Look::heldout_phrasings).into_iter().filter(|r| r.looks.len() == 1) {
         let e = encoder.encode(&r.text)?;
@@ -53,7 +48,7 @@ fn main() -> anyhow::Result<()> {
             kernel.iter_mut().zip(&target[*look]).for_each(|(k, t)| *k += weight * t);
         }
         kernel.iter_mut().for_each(|k| *k /= total_weight);
-        let t = &target[&key(&r)];
+        let t = &target[&look_key(&r)];
         let (from_mixer, from_kernel) = (dist(&mlp, t), dist(&kernel, t));
         totals[0] += from_mixer;
         totals[1] += from_kernel;

@@ -28,8 +28,20 @@ pub struct WidenReport {
 }
 
 /// The looks a request asks for, as one key.
-fn key(request: &LookRequest) -> String {
+pub fn look_key(request: &LookRequest) -> String {
     request.looks.iter().map(|l| l.id()).collect::<Vec<_>>().join("+")
+}
+
+/// The mean of the mixer's `weights` over the `trained` requests that ask for the same looks, by
+/// [`look_key`]: what any other phrasing of those looks should get.
+pub fn look_targets(trained: &[LookRequest], weights: &[Vec<f32>]) -> BTreeMap<String, Vec<f32>> {
+    let mut sums: BTreeMap<String, (Vec<f32>, usize)> = BTreeMap::new();
+    for (request, w) in trained.iter().zip(weights) {
+        let entry = sums.entry(look_key(request)).or_insert_with(|| (vec![0.0; w.len()], 0));
+        entry.0.iter_mut().zip(w).for_each(|(s, v)| *s += v);
+        entry.1 += 1;
+    }
+    sums.into_iter().map(|(k, (sum, n))| (k, sum.into_iter().map(|s| s / n as f32).collect())).collect()
 }
 
 fn embed(encoder: &SentenceEncoder, requests: &[LookRequest]) -> Result<Tensor> {
@@ -62,20 +74,14 @@ pub fn widen_look(assets: &Path, steps: usize, lr: f64) -> Result<WidenReport> {
     // Targets: the mean weights the photo-trained phrasings of each look (or pair) get now.
     let trained = requests(Look::phrasings);
     let weights = mixer(&vars).weights(&embed(&encoder, &trained)?)?.to_vec2::<f32>()?;
-    let mut sums: BTreeMap<String, (Vec<f32>, usize)> = BTreeMap::new();
-    for (request, w) in trained.iter().zip(&weights) {
-        let entry = sums.entry(key(request)).or_insert_with(|| (vec![0.0; w.len()], 0));
-        entry.0.iter_mut().zip(w).for_each(|(s, v)| *s += v);
-        entry.1 += 1;
-    }
-    let targets: BTreeMap<String, Vec<f32>> =
-        sums.into_iter().map(|(k, (sum, n))| (k, sum.into_iter().map(|s| s / n as f32).collect())).collect();
+    let targets = look_targets(&trained, &weights);
 
     let mut taught = trained.clone();
     taught.extend(requests(Look::more_phrasings));
     let mut target_values = Vec::new();
     for request in &taught {
-        let target = targets.get(&key(request)).with_context(|| format!("no trained phrasing asks for {}", key(request)))?;
+        let target =
+            targets.get(&look_key(request)).with_context(|| format!("no trained phrasing asks for {}", look_key(request)))?;
         target_values.extend_from_slice(target);
     }
     let basis = target_values.len() / taught.len();
