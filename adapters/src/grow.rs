@@ -90,6 +90,9 @@ fn check_growable(from: &UnetConfig, to: &UnetConfig) -> Result<()> {
         && from.blocks == to.blocks
         && from.max_rank == to.max_rank
         && from.channels.iter().zip(&to.channels).all(|(a, b)| a <= b);
+    if from.head_sees_input && !to.head_sees_input {
+        bail!("a head that sees the input cannot be grown into one that does not");
+    }
     if !wider {
         bail!(
             "can only grow channels at the same levels and blocks: {:?} / {:?} -> {:?} / {:?}",
@@ -102,15 +105,21 @@ fn check_growable(from: &UnetConfig, to: &UnetConfig) -> Result<()> {
     Ok(())
 }
 
-/// Where each old input channel of a conv sits in the grown conv's input. Only the decoder's
-/// fuse convs read two tensors (upsampled deeper level, then the skip), so their second part moves.
+/// Where each old input channel of a conv sits in the grown conv's input. The convs that read two
+/// tensors move their second part: the decoder's fuse convs (upsampled deeper level, then the
+/// skip) and a head that sees the input (top level, then the unshuffled input). A head that starts
+/// seeing the input gets the input's channels after its old ones.
 fn input_map(old_spec: &ConvSpec, from: &UnetConfig, to: &UnetConfig) -> Vec<usize> {
     let fused_level =
         old_spec.name.strip_prefix("dec").and_then(|rest| rest.strip_suffix(".fuse")).and_then(|l| l.parse::<usize>().ok());
-    match fused_level {
-        Some(level) => {
-            let (old_deep, new_deep) = (from.channels[level + 1], to.channels[level + 1]);
-            (0..old_spec.cin).map(|i| if i < old_deep { i } else { new_deep + i - old_deep }).collect()
+    let first_part = match fused_level {
+        Some(level) => Some((from.channels[level + 1], to.channels[level + 1])),
+        None if old_spec.name == "head" && from.head_sees_input => Some((from.channels[0], to.channels[0])),
+        None => None,
+    };
+    match first_part {
+        Some((old_first, new_first)) => {
+            (0..old_spec.cin).map(|i| if i < old_first { i } else { new_first + i - old_first }).collect()
         }
         None => (0..old_spec.cin).collect(),
     }
@@ -141,8 +150,29 @@ mod tests {
         let small_config = UnetConfig::new(vec![4, 6, 8], vec![1, 1, 2], 4).unwrap();
         // Every level grows, so both fuse convs move their skip channels.
         let wide_config = UnetConfig::new(vec![6, 9, 11], vec![1, 1, 2], 4).unwrap();
-        let small = Unet::new(&small_config, &Unet::random_tensors(&small_config, 5, &Device::Cpu).unwrap()).unwrap();
-        let wide = grow_model(&small, &wide_config, 9).unwrap();
+        grows_exactly(&small_config, &wide_config);
+    }
+
+    /// Opening the head to the input adds input channels that read zero weights; growing a model
+    /// whose head already sees the input moves the input's channels after the wider top level.
+    #[test]
+    fn a_head_that_starts_seeing_the_input_computes_the_same_output() {
+        let plain = UnetConfig::new(vec![4, 6, 8], vec![1, 1, 2], 4).unwrap();
+        let seeing = UnetConfig { head_sees_input: true, ..plain.clone() };
+        grows_exactly(&plain, &seeing);
+        let wide_seeing = UnetConfig { head_sees_input: true, ..UnetConfig::new(vec![6, 9, 11], vec![1, 1, 2], 4).unwrap() };
+        grows_exactly(&seeing, &wide_seeing);
+        let err = grow_model(&random_model(&seeing), &plain, 1).unwrap_err().to_string();
+        assert!(err.contains("cannot be grown"), "{err}");
+    }
+
+    fn random_model(config: &UnetConfig) -> Unet {
+        Unet::new(config, &Unet::random_tensors(config, 5, &Device::Cpu).unwrap()).unwrap()
+    }
+
+    fn grows_exactly(small_config: &UnetConfig, wide_config: &UnetConfig) {
+        let small = random_model(small_config);
+        let wide = grow_model(&small, wide_config, 9).unwrap();
         let x = Tensor::randn(0f32, 1.0, (2, 16, 24, 4), &Device::Cpu).unwrap();
         let before = small.forward(&x, None, &mut FloatActivations).unwrap();
         let after = wide.forward(&x, None, &mut FloatActivations).unwrap();
@@ -156,7 +186,7 @@ mod tests {
             .collect();
         let meta = task_meta(Task::Denoise, &small.content_hash().unwrap(), AdapterPrecision::Float, "");
         let adapter = float_adapter(&small, &pairs, meta, EVERY).unwrap();
-        let grown = grow_adapter(&adapter, &small_config, &wide_config).unwrap();
+        let grown = grow_adapter(&adapter, small_config, wide_config).unwrap();
         let small_lora = lora_set(&small, &adapter_pairs(&small, &adapter).unwrap(), 1.0, EVERY).unwrap();
         let wide_lora = lora_set(&wide, &adapter_pairs(&wide, &grown).unwrap(), 1.0, EVERY).unwrap();
         let edited = small.forward(&x, Some(&small_lora), &mut FloatActivations).unwrap();
@@ -165,9 +195,12 @@ mod tests {
         assert!(max_difference(&edited, &grown_edited) < 1e-5);
 
         // The new channels of a fuse conv are live: random incoming weights, not zeros.
-        let fuse = wide.tensors().unwrap()["dec0.fuse.weight"].clone();
-        let new_rows = fuse.narrow(0, small_config.channels[0], wide_config.channels[0] - small_config.channels[0]).unwrap();
-        assert!(new_rows.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+        let new_channels = wide_config.channels[0] - small_config.channels[0];
+        if new_channels > 0 {
+            let fuse = wide.tensors().unwrap()["dec0.fuse.weight"].clone();
+            let new_rows = fuse.narrow(0, small_config.channels[0], new_channels).unwrap();
+            assert!(new_rows.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+        }
     }
 
     #[test]

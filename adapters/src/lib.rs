@@ -11,6 +11,7 @@ pub mod look_tool;
 pub mod look_widen;
 pub mod looks;
 pub mod model_card;
+pub mod open_head;
 pub mod packages;
 pub mod placements;
 pub mod qt_resources;

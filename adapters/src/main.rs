@@ -144,6 +144,16 @@ enum Command {
         #[arg(long, default_value = "text/tests/f32_reference.json")]
         reference: PathBuf,
     },
+    /// Writes the model directory --assets into --out with the head opened to the input (the
+    /// head reads the unshuffled photo beside the decoder): base, int8 base, profile, tools and
+    /// look tool rewritten to compute exactly what they computed, checked tool by tool on the
+    /// int8 kernels. Training the look tool afterwards puts the path to use.
+    OpenHead {
+        #[arg(long, default_value = "assets")]
+        assets: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Grows the trained base and float teachers in --data to more channels per level into
     /// `<data>/runs/grown`, computing exactly what they computed; `train-base --init` and
     /// `train-adapter --init` then train the new channels.
@@ -397,6 +407,16 @@ fn run(cli: Cli) -> Result<()> {
                 None => shipped_config()?,
             };
             print!("{}", prism_adapters::placements::placement_table(&config, &ranks, tools));
+        }
+        Command::OpenHead { assets, out } => {
+            let opened = prism_adapters::open_head::open_head(&assets, &out)?;
+            println!("base model {} -> {} written to {}", opened.old_hash, opened.new_hash, out.display());
+            for (tool, difference) in &opened.tools {
+                println!("  {tool}: largest int8 output difference against the old model {difference:e}");
+            }
+            if let Some((tool, difference)) = opened.tools.iter().find(|(_, d)| *d != 0.0) {
+                anyhow::bail!("{tool} changed by {difference:e}: the opened model is not the same model");
+            }
         }
         Command::Grow { channels, blocks, seed } => {
             let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, blocks)?, seed)?;

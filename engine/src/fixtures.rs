@@ -25,6 +25,7 @@ pub fn tiny_config() -> UnetConfig {
         blocks: vec![1, 1],
         max_rank: 4,
         hole_fill: crate::hole_fill::HoleFill::Blank,
+        head_sees_input: false,
     }
 }
 

@@ -5,7 +5,8 @@
 //! input [N,H,W,4] -> pixel_unshuffle(2) -> stem conv3x3 -> level 0 residual blocks
 //!   -> down conv3x3/s2 -> level 1 blocks -> ... -> bottom level blocks
 //!   -> for each level above, bottom up: nearest upsample x2, concat skip, fuse conv1x1, blocks
-//!   -> head conv3x3 (12 channels) -> pixel_shuffle(2) -> residual [N,H,W,3]
+//!   -> head conv3x3 (12 channels; with `head_sees_input`, reading the unshuffled input beside
+//!      the decoder's features) -> pixel_shuffle(2) -> residual [N,H,W,3]
 //! ```
 //! A new kind of block is one new [`Node`] variant built here plus one lowering per backend;
 //! `tests/tests/graph_lowerings.rs` runs a config with every node kind through all three.
@@ -23,6 +24,8 @@ pub const INPUT_CHANNELS: usize = 4;
 pub const OUTPUT_CHANNELS: usize = 3;
 /// The stem works at half resolution on pixel-unshuffled input.
 pub const SHUFFLE: usize = 2;
+/// Channels of the pixel-unshuffled input.
+pub const UNSHUFFLED_CHANNELS: usize = INPUT_CHANNELS * SHUFFLE * SHUFFLE;
 
 /// Architecture hyper-parameters, stored in the weights file's metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,12 +41,24 @@ pub struct UnetConfig {
     /// What the input shows where a local tool fills (absent in files written before it existed).
     #[serde(default, skip_serializing_if = "HoleFill::is_blank")]
     pub hole_fill: HoleFill,
+    /// The head reads the unshuffled input beside the decoder's features, so an adapter on the
+    /// head can map each pixel's own colour to the output (black and white, a tint) in one
+    /// linear step instead of carrying it through the whole network. Absent in older files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub head_sees_input: bool,
 }
 
 impl UnetConfig {
     pub fn new(channels: Vec<usize>, blocks: Vec<usize>, max_rank: usize) -> Result<Self> {
-        let config =
-            Self { arch: ARCH_NAME.into(), version: ARCH_VERSION, channels, blocks, max_rank, hole_fill: HoleFill::Blank };
+        let config = Self {
+            arch: ARCH_NAME.into(),
+            version: ARCH_VERSION,
+            channels,
+            blocks,
+            max_rank,
+            hole_fill: HoleFill::Blank,
+            head_sees_input: false,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -87,7 +102,7 @@ impl UnetConfig {
         let mut g = Builder::default();
         let input = g.push(Node::Input);
         let unshuffled = g.push(Node::Unshuffle { x: input });
-        let mut x = g.conv(unshuffled, None, ConvSpec::new("stem", INPUT_CHANNELS * SHUFFLE * SHUFFLE, c[0], 3, 1, true, 0));
+        let mut x = g.conv(unshuffled, None, ConvSpec::new("stem", UNSHUFFLED_CHANNELS, c[0], 3, 1, true, 0));
         let mut skips = Vec::with_capacity(levels);
         for level in 0..levels {
             for b in 0..self.blocks[level] {
@@ -101,12 +116,14 @@ impl UnetConfig {
         for level in (0..levels - 1).rev() {
             let skip = skips.pop();
             let fuse = ConvSpec::new(&format!("dec{level}.fuse"), c[level + 1] + c[level], c[level], 1, 1, true, level);
-            x = g.conv(x, skip, fuse);
+            x = g.conv(x, skip.map(Join::Upsampled), fuse);
             for b in 0..self.blocks[level] {
                 x = g.residual_block(x, &format!("dec{level}.res{b}"), c[level], level);
             }
         }
-        let head = g.conv(x, None, ConvSpec::new("head", c[0], OUTPUT_CHANNELS * SHUFFLE * SHUFFLE, 3, 1, false, 0));
+        let (head_join, head_cin) =
+            if self.head_sees_input { (Some(Join::Beside(unshuffled)), c[0] + UNSHUFFLED_CHANNELS) } else { (None, c[0]) };
+        let head = g.conv(x, head_join, ConvSpec::new("head", head_cin, OUTPUT_CHANNELS * SHUFFLE * SHUFFLE, 3, 1, false, 0));
         g.push(Node::Shuffle { x: head });
         Graph { nodes: g.nodes, convs: g.convs }
     }
@@ -222,9 +239,9 @@ pub enum Node {
     /// Pixel unshuffle by 2 (no rounding).
     Unshuffle { x: ValueId },
     /// Convolution number `conv` of [`Graph::convs`] with its LoRA side path, stored at
-    /// `<conv>.out` (and `<conv>.lora_mid` for the side path). With `skip`, `x` is first
-    /// upsampled x2 (nearest) and concatenated with `skip` along channels (no rounding).
-    Conv { conv: usize, x: ValueId, skip: Option<ValueId> },
+    /// `<conv>.out` (and `<conv>.lora_mid` for the side path). With `join`, the conv reads `x`
+    /// and the joined value concatenated along channels (no rounding).
+    Conv { conv: usize, x: ValueId, join: Option<Join> },
     /// `x + y`, stored at `point` (a residual block's output).
     Add { x: ValueId, y: ValueId, point: String },
     /// Pixel shuffle by 2 of the head: the model's output residual (no rounding).
@@ -237,9 +254,32 @@ impl Node {
         match self {
             Node::Input => Vec::new(),
             Node::Unshuffle { x } | Node::Shuffle { x } => vec![*x],
-            Node::Conv { x, skip, .. } => std::iter::once(*x).chain(*skip).collect(),
+            Node::Conv { x, join, .. } => std::iter::once(*x).chain(join.map(Join::value)).collect(),
             Node::Add { x, y, .. } => vec![*x, *y],
         }
+    }
+}
+
+/// A second value a conv reads after `x`, concatenated along channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Join {
+    /// `x` comes from the level below: it is upsampled x2 (nearest) first; the value is the
+    /// encoder's skip at this level.
+    Upsampled(ValueId),
+    /// The value is at `x`'s resolution and is read as it is (the head beside the unshuffled input).
+    Beside(ValueId),
+}
+
+impl Join {
+    pub fn value(self) -> ValueId {
+        match self {
+            Join::Upsampled(value) | Join::Beside(value) => value,
+        }
+    }
+
+    /// Whether the conv's main input is upsampled x2 before the join.
+    pub fn upsamples_x(self) -> bool {
+        matches!(self, Join::Upsampled(_))
     }
 }
 
@@ -253,6 +293,17 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Channels of value `id`.
+    pub fn channels(&self, id: ValueId) -> usize {
+        match &self.nodes[id] {
+            Node::Input => INPUT_CHANNELS,
+            Node::Unshuffle { x } => self.channels(*x) * SHUFFLE * SHUFFLE,
+            Node::Conv { conv, .. } => self.convs[*conv].cout,
+            Node::Add { x, .. } => self.channels(*x),
+            Node::Shuffle { x } => self.channels(*x) / (SHUFFLE * SHUFFLE),
+        }
+    }
+
     /// For each node, the values it reads for the last time: a lowering may free them once the
     /// node has run.
     pub fn last_reads(&self) -> Vec<Vec<ValueId>> {
@@ -289,9 +340,9 @@ impl Builder {
         self.nodes.len() - 1
     }
 
-    fn conv(&mut self, x: ValueId, skip: Option<ValueId>, spec: ConvSpec) -> ValueId {
+    fn conv(&mut self, x: ValueId, join: Option<Join>, spec: ConvSpec) -> ValueId {
         self.convs.push(spec);
-        self.push(Node::Conv { conv: self.convs.len() - 1, x, skip })
+        self.push(Node::Conv { conv: self.convs.len() - 1, x, join })
     }
 
     /// `x + conv2(conv1(x))`.
@@ -325,6 +376,34 @@ mod tests {
         assert_eq!(names[..4], ["stem", "enc0.res0.conv1", "enc0.res0.conv2", "enc0.down"]);
         let levels: Vec<(&str, usize)> = graph.convs.iter().map(|s| (s.name.as_str(), s.level)).collect();
         assert!(levels.contains(&("enc1.down", 2)) && levels.contains(&("dec1.fuse", 1)) && levels.contains(&("head", 0)));
+    }
+
+    #[test]
+    fn a_head_that_sees_the_input_reads_the_unshuffled_input_beside_the_decoder() {
+        let plain = UnetConfig::new(vec![8, 12], vec![1, 1], 4).unwrap();
+        let seeing = UnetConfig { head_sees_input: true, ..plain.clone() };
+        let graph = seeing.graph();
+        let head = graph.convs.iter().position(|s| s.name == "head").unwrap();
+        let Some(Node::Conv { join: Some(Join::Beside(joined)), x, .. }) =
+            graph.nodes.iter().find(|n| matches!(n, Node::Conv { conv, .. } if *conv == head))
+        else {
+            panic!("the head joins a value beside its input");
+        };
+        assert!(matches!(graph.nodes[*joined], Node::Unshuffle { .. }));
+        assert_eq!(graph.channels(*joined), UNSHUFFLED_CHANNELS);
+        assert_eq!(graph.channels(*x), 8);
+        assert_eq!(graph.convs[head].cin, 8 + UNSHUFFLED_CHANNELS);
+        // Only the head grows: the rest of the model and its order are the plain one's.
+        let plain_convs = plain.convs();
+        assert_eq!(graph.convs.len(), plain_convs.len());
+        for (a, b) in graph.convs.iter().zip(&plain_convs) {
+            assert!(a == b || a.name == "head", "{} changed", a.name);
+        }
+        // Older files have no such field: they read as a plain head.
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("head_sees_input"));
+        assert!(!serde_json::from_str::<UnetConfig>(&json).unwrap().head_sees_input);
+        assert!(serde_json::to_string(&seeing).unwrap().contains("\"head_sees_input\":true"));
     }
 
     #[test]

@@ -267,23 +267,25 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
             Node::Unshuffle { x } => {
                 graph.node("SpaceToDepth", &[&value(&values, *x)?], vec![attr_int("blocksize", 2)], "unshuffle")
             }
-            Node::Conv { conv: number, x, skip } => {
+            Node::Conv { conv: number, x, join } => {
                 let mut x = value(&values, *x)?;
-                if let Some(skip) = skip {
-                    let name = layers.get(*number).map_or("fuse", |layer| layer.0.name.as_str());
-                    let up = graph.node(
-                        "Resize",
-                        &[&x, "", &scales],
-                        vec![
-                            attr_string("mode", "nearest"),
-                            attr_string("coordinate_transformation_mode", "asymmetric"),
-                            attr_string("nearest_mode", "floor"),
-                        ],
-                        &format!("{name}.up"),
-                    );
+                if let Some(join) = join {
+                    let name = layers.get(*number).map_or("join", |layer| layer.0.name.as_str());
+                    if join.upsamples_x() {
+                        x = graph.node(
+                            "Resize",
+                            &[&x, "", &scales],
+                            vec![
+                                attr_string("mode", "nearest"),
+                                attr_string("coordinate_transformation_mode", "asymmetric"),
+                                attr_string("nearest_mode", "floor"),
+                            ],
+                            &format!("{name}.up"),
+                        );
+                    }
                     x = graph.node(
                         "Concat",
-                        &[&up, &value(&values, *skip)?],
+                        &[&x, &value(&values, join.value())?],
                         vec![attr_int("axis", 1)],
                         &format!("{name}.concat"),
                     );

@@ -191,10 +191,11 @@ impl Unet {
             let out = match node {
                 Node::Input => hook.visit("input", input.clone())?,
                 Node::Unshuffle { x } => pixel_unshuffle(&value(&values, *x)?, SHUFFLE)?,
-                Node::Conv { conv, x, skip } => {
+                Node::Conv { conv, x, join } => {
                     let mut x = value(&values, *x)?;
-                    if let Some(skip) = skip {
-                        x = Tensor::cat(&[&upsample_nearest2(&x)?, &value(&values, *skip)?], D::Minus1)?;
+                    if let Some(join) = join {
+                        let main = if join.upsamples_x() { upsample_nearest2(&x)? } else { x };
+                        x = Tensor::cat(&[&main, &value(&values, join.value())?], D::Minus1)?;
                     }
                     let (spec, (weight, bias)) = (&self.graph.convs[*conv], &self.weights[*conv]);
                     conv_layer(spec, weight, bias, &x, lora.and_then(|l| l.layers.get(&spec.name)), hook)?

@@ -13,7 +13,7 @@ use prism_engine::backends::gpu::{Gpu, WgpuBackend};
 use prism_engine::backends::ort::OrtBackend;
 use prism_engine::backends::{Backend, Precision, Provider, ReferenceBackend};
 use prism_engine::fixtures::{photo_input, random_placed_adapter, synthetic_photo, write_model_dir};
-use prism_engine::graph::{LoraPlacement, Node};
+use prism_engine::graph::{Join, LoraPlacement, Node};
 use prism_engine::mix::Mix;
 use prism_engine::model::Model;
 use prism_engine::unet::UnetConfig;
@@ -24,8 +24,9 @@ fn kind(node: &Node) -> &'static str {
     match node {
         Node::Input => "input",
         Node::Unshuffle { .. } => "unshuffle",
-        Node::Conv { skip: None, .. } => "conv",
-        Node::Conv { skip: Some(_), .. } => "upsample + skip + conv",
+        Node::Conv { join: None, .. } => "conv",
+        Node::Conv { join: Some(Join::Upsampled(_)), .. } => "upsample + skip + conv",
+        Node::Conv { join: Some(Join::Beside(_)), .. } => "conv beside the unshuffled input (head)",
         Node::Add { .. } => "add",
         Node::Shuffle { .. } => "shuffle",
     }
@@ -67,9 +68,10 @@ fn ort(model: &Model) -> Option<OrtBackend> {
 #[test]
 fn reference_wgpu_and_onnx_runtime_agree_on_every_node_kind() {
     // Three levels; the middle one has no residual block, so a skip and a down conv meet directly.
-    let config = UnetConfig::new(vec![8, 12, 16], vec![1, 0, 2], 4).expect("config");
+    // The head reads the unshuffled input too (random weights there, so the path counts).
+    let config = UnetConfig { head_sees_input: true, ..UnetConfig::new(vec![8, 12, 16], vec![1, 0, 2], 4).expect("config") };
     let kinds: std::collections::BTreeSet<&str> = config.graph().nodes.iter().map(kind).collect();
-    assert_eq!(kinds.len(), 6, "the config exercises every node kind: {kinds:?}");
+    assert_eq!(kinds.len(), 7, "the config exercises every node kind: {kinds:?}");
 
     let dir = tempfile::tempdir().expect("temp dir");
     let model = write_model_dir(dir.path(), &config, 5).expect("model dir");

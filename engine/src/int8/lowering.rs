@@ -155,12 +155,12 @@ impl IntegerUnet {
         let graph = config.graph();
         let mut segments_of = vec![Vec::new(); graph.convs.len()];
         for node in &graph.nodes {
-            if let Node::Conv { conv, skip, .. } = node {
+            if let Node::Conv { conv, join, .. } = node {
                 let spec = &graph.convs[*conv];
-                segments_of[*conv] = match skip {
-                    Some(_) => {
-                        let skip_channels = config.channels[spec.level];
-                        vec![spec.cin - skip_channels, skip_channels]
+                segments_of[*conv] = match join {
+                    Some(join) => {
+                        let joined = graph.channels(join.value());
+                        vec![spec.cin - joined, joined]
                     }
                     None => vec![spec.cin],
                 };
@@ -285,12 +285,12 @@ impl IntegerUnet {
                     (Grid { q, dims: (n, h, w, c), scale }, Some("input".to_string()))
                 }
                 Node::Unshuffle { x } => (unshuffle(take(&values, *x)?), None),
-                Node::Conv { conv, x, skip } => {
+                Node::Conv { conv, x, join } => {
                     let x = take(&values, *x)?;
-                    let skip = skip.map(|s| take(&values, s)).transpose()?;
+                    let joined = join.map(|j| Ok::<_, EngineError>((take(&values, j.value())?, j.upsamples_x()))).transpose()?;
                     let layer = lora.and_then(|l| l.layers.get(*conv)).and_then(Option::as_ref);
                     let conv = &self.convs[*conv];
-                    (self.conv(conv, x, skip, layer)?, Some(format!("{}.out", conv.spec.name)))
+                    (self.conv(conv, x, joined, layer)?, Some(format!("{}.out", conv.spec.name)))
                 }
                 Node::Add { x, y, point } => (
                     add(self.kernel, take(&values, *x)?, take(&values, *y)?, self.scale(point)?, &self.profile),
@@ -322,15 +322,17 @@ impl IntegerUnet {
         output.ok_or_else(|| missing_value(self.graph.nodes.len()))
     }
 
-    fn conv(&self, conv: &IntegerConv, x: &Grid, skip: Option<&Grid>, lora: Option<&IntegerLoraLayer>) -> Result<Grid> {
+    /// Conv `conv` on `x`, joined with a second grid when there is one (and `x` then read
+    /// upsampled x2 beside it if the flag says so).
+    fn conv(&self, conv: &IntegerConv, x: &Grid, joined: Option<(&Grid, bool)>, lora: Option<&IntegerLoraLayer>) -> Result<Grid> {
         let spec = &conv.spec;
-        // With a skip, `x` is read upsampled x2 beside it: sources are (grid, upsampled).
-        let sources: Vec<(&Grid, bool)> = match skip {
-            Some(skip) => vec![(x, true), (skip, false)],
+        // Sources are (grid, read upsampled).
+        let sources: Vec<(&Grid, bool)> = match joined {
+            Some((other, upsample_x)) => vec![(x, upsample_x), (other, false)],
             None => vec![(x, false)],
         };
-        let (n, h, w) = match skip {
-            Some(skip) => (skip.dims.0, skip.dims.1, skip.dims.2),
+        let (n, h, w) = match joined {
+            Some((other, _)) => (other.dims.0, other.dims.1, other.dims.2),
             None => (x.dims.0, x.dims.1, x.dims.2),
         };
         for ((grid, _), &channels) in sources.iter().zip(&conv.segments) {

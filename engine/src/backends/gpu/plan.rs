@@ -8,7 +8,7 @@ use super::backend::{GpuLayer, WgpuBackend};
 use super::backend_error;
 use super::context::{AddParams, ConvParams, Gpu, Layouts, MAX_RANK, ShuffleParams, Storage, activation_bytes, bind};
 use crate::error::Result;
-use crate::graph::{LEAKY_SLOPE, Node, ValueId, missing_value};
+use crate::graph::{Join, LEAKY_SLOPE, Node, ValueId, missing_value};
 use crate::quant::Profile;
 
 /// An activation tensor of a plan.
@@ -86,9 +86,10 @@ impl WgpuBackend {
                     }
                     Some(builder.unshuffle(&input, h, w)?)
                 }
-                Node::Conv { conv, x, skip } => {
-                    let skip = skip.map(|s| act(&values, s)).transpose()?;
-                    Some(builder.conv(*conv, &act(&values, *x)?, skip.as_ref())?)
+                Node::Conv { conv, x, join } => {
+                    let joined = join.map(|j| act(&values, j.value())).transpose()?;
+                    let up = if join.is_some_and(Join::upsamples_x) { 2 } else { 1 };
+                    Some(builder.conv(*conv, &act(&values, *x)?, up, joined.as_ref())?)
                 }
                 Node::Add { x, y, point } => Some(builder.add(&act(&values, *x)?, &act(&values, *y)?, point)?),
                 Node::Shuffle { x } => {
@@ -157,15 +158,17 @@ impl PlanBuilder<'_> {
         Ok(out)
     }
 
-    /// Conv number `index` on `a` (upsampled x2 and joined with `skip` when there is one).
-    fn conv(&mut self, index: usize, a: &Act, skip: Option<&Act>) -> Result<Act> {
+    /// Conv number `index` on `a` (upsampled by `up`), joined with `skip` when there is one.
+    fn conv(&mut self, index: usize, a: &Act, up: usize, skip: Option<&Act>) -> Result<Act> {
         let layer = self.layers.get(index).ok_or_else(|| backend_error(format!("the model has no conv number {index}")))?;
         let spec = &layer.spec;
         if a.c + skip.map_or(0, |s| s.c) != spec.cin {
             return Err(backend_error(format!("'{}' expects {} input channels", spec.name, spec.cin)));
         }
-        let up = if skip.is_some() { 2 } else { 1 };
         let (in_h, in_w) = (a.h * up, a.w * up);
+        if skip.is_some_and(|s| (s.h, s.w) != (in_h, in_w)) {
+            return Err(backend_error(format!("'{}' joins two inputs of different sizes", spec.name)));
+        }
         let (out_h, out_w) = (in_h / spec.stride, in_w / spec.stride);
         let out = self.new_act(&format!("{}.out", spec.name), out_h, out_w, spec.cout)?;
         let quantized = self.quantized();

@@ -1,0 +1,133 @@
+//! Opening a model directory's head to the input: the same base, profile, tools and look tool,
+//! rewritten for a graph whose head reads the unshuffled photo beside the decoder's features
+//! (`UnetConfig::head_sees_input`), computing exactly what they computed before.
+//!
+//! The head's new input columns are zero in the base and in every adapter, so each tool's int8
+//! output is bit-identical; the model's hash and so its profile's id change, which is why every
+//! file that names them is rewritten. Training an adapter's head afterwards (the look tool's) is
+//! what puts the path to use.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use prism_engine::adapter::{Adapter, AdapterPrecision};
+use prism_engine::backends::{Backend, Precision, ReferenceBackend};
+use prism_engine::fixtures::{photo_input, synthetic_photo};
+use prism_engine::mix::Mix;
+use prism_engine::model::{ADAPTERS_DIR, Model};
+use prism_engine::quant::Profile;
+use prism_engine::tensorfile::TensorFile;
+use prism_engine::unet::UnetConfig;
+use prism_text::look::{BASIS_FILE, LOOKS_DIR, MIXER_FILE};
+
+use crate::grow::{grow_adapter, grow_model};
+
+/// What [`open_head`] wrote and checked.
+pub struct OpenedHead {
+    pub old_hash: String,
+    pub new_hash: String,
+    /// Every int8 tool with the largest output difference against the old directory (0: identical).
+    pub tools: Vec<(String, f32)>,
+}
+
+/// Writes `from`'s model with its head opened to the input into `to` (which must not exist),
+/// copying every file it does not rewrite, and checks each shipped tool's int8 output against
+/// `from`'s on a synthetic photo.
+pub fn open_head(from: &Path, to: &Path) -> Result<OpenedHead> {
+    ensure!(!to.exists(), "{} already exists; give a new folder", to.display());
+    let old = Model::load(from)?;
+    let old_config = old.float.config().clone();
+    ensure!(!old_config.head_sees_input, "the model in {} already has a head that sees the input", from.display());
+    let config = UnetConfig { head_sees_input: true, ..old_config.clone() };
+    copy_tree(from, to)?;
+
+    // No output of the head is new, so every weight from the input is zero: the seed is unused.
+    let float = grow_model(&old.float, &config, 0)?;
+    let hash = float.content_hash()?;
+    let profile = &old.profile;
+    let profile =
+        Profile::new(&hash, profile.activation_bits, profile.activations.clone(), profile.lora.clone(), &profile.method)?;
+    let model = Model::save(to, &float, &profile)?;
+
+    for path in old.shipped_adapters() {
+        let adapter = Adapter::read(&path)?;
+        let mut float_version = adapter.dequantized(&old.profile)?;
+        float_version.meta.precision = AdapterPrecision::Float;
+        let opened = rebound(grow_adapter(&float_version, &old_config, &config)?, &hash).quantize(&profile)?;
+        check_codes_kept(&adapter, &opened)?;
+        opened.write(&to.join(ADAPTERS_DIR).join(file_name(&path)?))?;
+    }
+    for path in old.teacher_adapters() {
+        let teacher = rebound(grow_adapter(&Adapter::read(&path)?, &old_config, &config)?, &hash);
+        teacher.write(&to.join(ADAPTERS_DIR).join("float").join(file_name(&path)?))?;
+    }
+    let looks = from.join(LOOKS_DIR);
+    if looks.join(BASIS_FILE).exists() {
+        let basis = rebound(grow_adapter(&Adapter::read(&looks.join(BASIS_FILE))?, &old_config, &config)?, &hash);
+        basis.write(&to.join(LOOKS_DIR).join(BASIS_FILE))?;
+        let mut mixer = TensorFile::read(&looks.join(MIXER_FILE))?;
+        mixer.metadata.insert("base_model".into(), hash.clone());
+        mixer.write(&to.join(LOOKS_DIR).join(MIXER_FILE))?;
+    }
+
+    let tools = compare_tools(&old, &model)?;
+    Ok(OpenedHead { old_hash: old.hash, new_hash: hash, tools })
+}
+
+fn rebound(mut adapter: Adapter, hash: &str) -> Adapter {
+    adapter.meta.base_model = hash.to_string();
+    adapter
+}
+
+/// Every old code is where it was and every new A value is zero: the tool is the same tool.
+fn check_codes_kept(old: &Adapter, new: &Adapter) -> Result<()> {
+    for (name, layer) in &old.layers {
+        let grown = new.layers.get(name).with_context(|| format!("the opened adapter lost layer '{name}'"))?;
+        let (Some((_, old_b)), Some((_, new_b))) = (&layer.codes, &grown.codes) else {
+            bail!("adapter {} layer '{name}' has no int8 codes", old.meta.name);
+        };
+        ensure!(old_b == new_b, "adapter {} layer '{name}': B's codes changed", old.meta.name);
+        // Growing only inserts zeros into A, in order.
+        let nonzero = |a: &[f32]| a.iter().copied().filter(|v| *v != 0.0).collect::<Vec<f32>>();
+        ensure!(nonzero(&grown.a) == nonzero(&layer.a), "adapter {} layer '{name}': A's values changed", old.meta.name);
+    }
+    Ok(())
+}
+
+/// Each shipped tool run through the int8 CPU kernels on both models: the largest difference.
+fn compare_tools(old: &Model, new: &Model) -> Result<Vec<(String, f32)>> {
+    let input = photo_input(&synthetic_photo(96, 64, 3))?;
+    let mut old_engine = ReferenceBackend::new(old.clone());
+    let mut new_engine = ReferenceBackend::new(new.clone());
+    let mut tools = Vec::new();
+    for (old_path, new_path) in old.shipped_adapters().iter().zip(new.shipped_adapters()) {
+        let (before, after) = (old.read_adapter(old_path)?, new.read_adapter(&new_path)?);
+        old_engine.install(&before)?;
+        new_engine.install(&after)?;
+        let mix = Mix::single(&before.meta.name);
+        old_engine.bind(&mix, 1.0, Precision::Int8)?;
+        new_engine.bind(&mix, 1.0, Precision::Int8)?;
+        let difference = (old_engine.forward(&input)? - new_engine.forward(&input)?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        tools.push((before.meta.name.clone(), difference));
+    }
+    Ok(tools)
+}
+
+fn file_name(path: &Path) -> Result<&std::ffi::OsStr> {
+    path.file_name().with_context(|| format!("{} has no file name", path.display()))
+}
+
+/// Copies the directory tree `from` into `to`.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target: PathBuf = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
