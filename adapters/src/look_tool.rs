@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, Var};
-use prism_engine::adapter::{AdapterMeta, float_meta};
+use prism_engine::adapter::{Adapter, AdapterMeta, float_meta};
 use prism_engine::graph::LoraPlacement;
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::model::Model;
@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
 use crate::looks::{Look, LookRequest, requests};
-use crate::recipe::{float_adapter, init_lora, placed_convs, runs_dir, var_pairs};
+use crate::recipe::{adapter_pairs, float_adapter, init_lora, placed_convs, runs_dir, var_pairs};
 use crate::tasks::Example;
 use crate::train::{Batch, Run, RunSettings, TrainingSet};
 
@@ -121,11 +121,41 @@ fn mixer_of(vars: &[Var]) -> Mixer {
     Mixer::from_tensors(std::array::from_fn(|i| tail[i].as_tensor().clone()))
 }
 
+/// Where a look run starts when it has no checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookStart {
+    /// A random basis and mixer.
+    Random,
+    /// The look tool already in the model directory (its basis and its mixer, widened or not):
+    /// to go on after the model changed under it (the head opened to the input).
+    Shipped,
+}
+
+/// The basis (as A, B pairs of `base`'s placed convs) and mixer tensors of the look tool in `assets`.
+fn shipped_look(assets: &Path, base: &Unet) -> Result<Vec<Tensor>> {
+    let dir = looks_dir(assets);
+    let basis = Adapter::read(&dir.join(BASIS_FILE))?;
+    let mut init: Vec<Tensor> = adapter_pairs(base, &basis)?.into_iter().flat_map(|(a, b)| [a, b]).collect();
+    let mixer = TensorFile::read(&dir.join(MIXER_FILE))?;
+    for name in MIXER_TENSORS {
+        let raw = mixer.tensors.get(name).with_context(|| format!("the look mixer has no '{name}'"))?;
+        init.push(Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), &Device::Cpu)?);
+    }
+    Ok(init)
+}
+
 /// Trains (or resumes) the look tool on the model in `assets` and writes its files there. With
 /// `only`, the whole basis learns that one look's single phrasings (its own checkpoint): what the
 /// basis can reach for a look when it need not share its rank, for experiments in a scratch
 /// `assets`.
-pub fn train_look(data_dir: &Path, assets: &Path, settings: &RunSettings, fresh: bool, only: Option<Look>) -> Result<PathBuf> {
+pub fn train_look(
+    data_dir: &Path,
+    assets: &Path,
+    settings: &RunSettings,
+    fresh: bool,
+    start: LookStart,
+    only: Option<Look>,
+) -> Result<PathBuf> {
     let set = TrainingSet::load(data_dir)?;
     let model = Model::load(assets)?;
     let base = &model.float;
@@ -140,9 +170,15 @@ pub fn train_look(data_dir: &Path, assets: &Path, settings: &RunSettings, fresh:
     if fresh {
         let _ = std::fs::remove_file(&checkpoint);
     }
-    let mut init = init_lora(base, BASIS * BASIS_RANK, settings.seed, PLACEMENT)?;
-    let lora_vars = init.len();
-    init.extend(mixer_init(dim, settings.seed + 1)?);
+    let lora_vars = 2 * placed_convs(base, PLACEMENT).count();
+    let init = match start {
+        LookStart::Random => {
+            let mut init = init_lora(base, BASIS * BASIS_RANK, settings.seed, PLACEMENT)?;
+            init.extend(mixer_init(dim, settings.seed + 1)?);
+            init
+        }
+        LookStart::Shipped => shipped_look(assets, base)?,
+    };
     let info = serde_json::json!({ "kind": "look", "base_model": model.hash, "basis": BASIS, "rank": BASIS_RANK });
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let crop = settings.crop;

@@ -532,28 +532,28 @@ impl Look {
         }
     }
 
-    /// Phrasings kept for measuring, never trained on (the third held-out set, written
-    /// 2026-12-06; the first is in `more_phrasings`, the second, read and retired, in
-    /// docs/prompts.md).
+    /// Phrasings kept for measuring, never trained on (the fourth held-out set, written
+    /// 2026-12-06 before the head opened to the input; the first is in `more_phrasings`, the
+    /// second and third, read and retired, in docs/prompts.md).
     pub fn heldout_phrasings(self) -> &'static [&'static str] {
         match self {
-            Look::Warmer => &["warm up the colours", "I'd like warmer tones here"],
-            Look::Cooler => &["make the colours colder", "a cooler, icy feel"],
-            Look::GreenTint => &["add a greenish tint to it", "tint the whole picture green"],
-            Look::MagentaTint => &["add a pinkish magenta tint", "tint the whole picture magenta"],
-            Look::Brighter => &["increase the exposure", "make the image brighter overall"],
-            Look::Darker => &["bring the exposure down", "make everything darker"],
-            Look::MoreContrast => &["make the contrast stronger", "add some punch to the contrast"],
-            Look::LessContrast => &["make the contrast softer", "a flat, low-contrast look"],
-            Look::MoreSaturated => &["make the colours richer and more saturated", "pump up the saturation"],
-            Look::LessSaturated => &["make the colours more muted", "pull back the saturation"],
-            Look::BlackAndWhite => &["turn it into black and white", "make the photo greyscale"],
-            Look::Sepia => &["turn it sepia", "an old sepia-toned print"],
-            Look::FadedFilm => &["make it look like faded film", "an old faded film photo"],
-            Look::TealOrange => &["a teal and orange movie grade", "grade it teal and orange"],
-            Look::SoftGlow => &["make the highlights glow softly", "a soft, glowing look"],
-            Look::GoldenHour => &["give it golden hour light", "warm golden light like at sunset"],
-            Look::Moody => &["make it dark and moody", "a moody, low-key look"],
+            Look::Warmer => &["the tones could use more warmth", "heat the colours up a touch"],
+            Look::Cooler => &["shift the white balance towards blue", "cool the picture down"],
+            Look::GreenTint => &["push the tint towards green", "a slight green colour cast"],
+            Look::MagentaTint => &["push the tint towards magenta", "a slight magenta colour cast"],
+            Look::Brighter => &["raise the brightness of the whole image", "brighten everything up"],
+            Look::Darker => &["turn the brightness down", "lower the brightness of the whole image"],
+            Look::MoreContrast => &["give it harder, snappier contrast", "more separation between lights and darks"],
+            Look::LessContrast => &["make the contrast gentler", "take some contrast out"],
+            Look::MoreSaturated => &["I want the colours to really stand out", "boost the colour intensity"],
+            Look::LessSaturated => &["desaturate it a bit", "reduce the colour intensity"],
+            Look::BlackAndWhite => &["a monochrome version please", "drain all the colour out of it"],
+            Look::Sepia => &["give it a brownish sepia tint", "like a brown-toned photograph from the 1900s"],
+            Look::FadedFilm => &["faded, washed-out film colours", "a vintage film look with lifted blacks"],
+            Look::TealOrange => &["that blockbuster teal-and-orange colour style", "orange skin tones and teal shadows"],
+            Look::SoftGlow => &["give it a gentle luminous haze", "make the lights bloom"],
+            Look::GoldenHour => &["bathe it in warm evening sunlight", "the light of the hour before sunset"],
+            Look::Moody => &["a sombre, shadowy feel", "make the scene feel ominous and dim"],
         }
     }
 

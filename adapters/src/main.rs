@@ -100,6 +100,10 @@ enum Command {
         /// Train the whole basis on this one look (an experiment: give a scratch --assets).
         #[arg(long)]
         only: Option<prism_adapters::looks::Look>,
+        /// Without a checkpoint, start from the look tool already in --assets instead of a random
+        /// one (after `open-head`, to teach it the new path).
+        #[arg(long)]
+        from_shipped: bool,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -375,8 +379,10 @@ fn run(cli: Cli) -> Result<()> {
                 println!("the export is now the run's base; {stamped} of its teachers stamped with the export's hash");
             }
         }
-        Command::TrainLook { assets, only, run } => {
-            let dir = prism_adapters::look_tool::train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, only)?;
+        Command::TrainLook { assets, only, from_shipped, run } => {
+            use prism_adapters::look_tool::{LookStart, train_look};
+            let start = if from_shipped { LookStart::Shipped } else { LookStart::Random };
+            let dir = train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, start, only)?;
             println!("look tool written to {}", dir.display());
         }
         Command::WidenLook { assets, steps, lr } => {

@@ -54,7 +54,7 @@ pub fn open_head(from: &Path, to: &Path) -> Result<OpenedHead> {
         let mut float_version = adapter.dequantized(&old.profile)?;
         float_version.meta.precision = AdapterPrecision::Float;
         let opened = rebound(grow_adapter(&float_version, &old_config, &config)?, &hash).quantize(&profile)?;
-        check_codes_kept(&adapter, &opened)?;
+        check_same_tool(&adapter, &float_version, &opened)?;
         opened.write(&to.join(ADAPTERS_DIR).join(file_name(&path)?))?;
     }
     for path in old.teacher_adapters() {
@@ -79,17 +79,18 @@ fn rebound(mut adapter: Adapter, hash: &str) -> Adapter {
     adapter
 }
 
-/// Every old code is where it was and every new A value is zero: the tool is the same tool.
-fn check_codes_kept(old: &Adapter, new: &Adapter) -> Result<()> {
+/// B's codes are the old ones and A's values are the old ones with zeros inserted: the tool is
+/// the same tool. `old` is the int8 adapter as read, `old_values` its values on the old profile.
+fn check_same_tool(old: &Adapter, old_values: &Adapter, new: &Adapter) -> Result<()> {
     for (name, layer) in &old.layers {
         let grown = new.layers.get(name).with_context(|| format!("the opened adapter lost layer '{name}'"))?;
         let (Some((_, old_b)), Some((_, new_b))) = (&layer.codes, &grown.codes) else {
             bail!("adapter {} layer '{name}' has no int8 codes", old.meta.name);
         };
         ensure!(old_b == new_b, "adapter {} layer '{name}': B's codes changed", old.meta.name);
-        // Growing only inserts zeros into A, in order.
         let nonzero = |a: &[f32]| a.iter().copied().filter(|v| *v != 0.0).collect::<Vec<f32>>();
-        ensure!(nonzero(&grown.a) == nonzero(&layer.a), "adapter {} layer '{name}': A's values changed", old.meta.name);
+        let before = old_values.layers.get(name).map(|t| nonzero(&t.a));
+        ensure!(before == Some(nonzero(&grown.a)), "adapter {} layer '{name}': A's values changed", old.meta.name);
     }
     Ok(())
 }
