@@ -66,9 +66,10 @@ pub fn model_card(
     let gflop = |flops: u64| format!("{:.2}", flops as f64 / 1e9);
     let model_lines = [
         format!(
-            "- Architecture: prism-unet, channels {:?}, blocks {:?}, LoRA on every conv (max rank {}); adapter ranks: {}",
+            "- Architecture: prism-unet, channels {:?}, blocks {:?}{}, LoRA on every conv (max rank {}); adapter ranks: {}",
             config.channels,
             config.blocks,
+            if config.head_sees_input { ", the head reading the unshuffled photo beside the decoder" } else { "" },
             config.max_rank,
             ranks.iter().map(|(task, rank)| format!("{task} {rank}")).collect::<Vec<_>>().join(", ")
         ),
