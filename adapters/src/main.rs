@@ -420,9 +420,6 @@ fn run(cli: Cli) -> Result<()> {
             for (tool, difference) in &opened.tools {
                 println!("  {tool}: largest int8 output difference against the old model {difference:e}");
             }
-            if let Some((tool, difference)) = opened.tools.iter().find(|(_, d)| *d != 0.0) {
-                anyhow::bail!("{tool} changed by {difference:e}: the opened model is not the same model");
-            }
         }
         Command::Grow { channels, blocks, seed } => {
             let out = prism_adapters::recipe::grow_runs(&cli.data, &sized_config(channels, blocks)?, seed)?;

@@ -23,6 +23,7 @@ use prism_text::look::{BASIS_FILE, LOOKS_DIR, MIXER_FILE};
 use crate::grow::{grow_adapter, grow_model};
 
 /// What [`open_head`] wrote and checked.
+#[derive(Debug)]
 pub struct OpenedHead {
     pub old_hash: String,
     pub new_hash: String,
@@ -32,9 +33,17 @@ pub struct OpenedHead {
 
 /// Writes `from`'s model with its head opened to the input into `to` (which must not exist),
 /// copying every file it does not rewrite, and checks each shipped tool's int8 output against
-/// `from`'s on a synthetic photo.
+/// `from`'s on a synthetic photo. On any error `to` is removed: nothing is left half written.
 pub fn open_head(from: &Path, to: &Path) -> Result<OpenedHead> {
     ensure!(!to.exists(), "{} already exists; give a new folder", to.display());
+    let opened = write_opened(from, to);
+    if opened.is_err() {
+        let _ = std::fs::remove_dir_all(to);
+    }
+    opened
+}
+
+fn write_opened(from: &Path, to: &Path) -> Result<OpenedHead> {
     let old = Model::load(from)?;
     let old_config = old.float.config().clone();
     ensure!(!old_config.head_sees_input, "the model in {} already has a head that sees the input", from.display());
@@ -71,6 +80,9 @@ pub fn open_head(from: &Path, to: &Path) -> Result<OpenedHead> {
     }
 
     let tools = compare_tools(&old, &model)?;
+    if let Some((tool, difference)) = tools.iter().find(|(_, d)| *d != 0.0) {
+        bail!("{tool} changed by {difference:e}: the opened model is not the same model");
+    }
     Ok(OpenedHead { old_hash: old.hash, new_hash: hash, tools })
 }
 
@@ -131,4 +143,31 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prism_engine::fixtures::{tiny_config, write_model_dir};
+
+    #[test]
+    fn an_opened_model_runs_every_tool_as_before_and_a_second_opening_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("model"), dir.path().join("opened"));
+        write_model_dir(&from, &tiny_config(), 3).unwrap();
+        let opened = open_head(&from, &to).unwrap();
+        assert_ne!(opened.old_hash, opened.new_hash);
+        assert!(!opened.tools.is_empty() && opened.tools.iter().all(|(_, d)| *d == 0.0));
+        let model = Model::load(&to).unwrap();
+        assert!(model.float.config().head_sees_input);
+        for path in model.shipped_adapters() {
+            model.read_adapter(&path).unwrap();
+        }
+        // Opening it again is refused, and the refused run leaves no folder behind.
+        let again = dir.path().join("again");
+        let err = open_head(&to, &again).unwrap_err().to_string();
+        assert!(err.contains("already has a head"), "{err}");
+        assert!(!again.exists());
+        assert!(open_head(&from, &to).unwrap_err().to_string().contains("already exists"));
+    }
 }
