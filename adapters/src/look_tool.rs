@@ -64,16 +64,25 @@ fn row_gains(base: &Unet) -> Result<Vec<Option<Tensor>>> {
         .collect()
 }
 
-/// The basis from trained values (`inverse`: trained values from the basis).
-fn rescaled(base: &Unet, pairs: Vec<(Tensor, Tensor)>, inverse: bool) -> Result<Vec<(Tensor, Tensor)>> {
+/// The basis from trained values: the head's photo rows multiplied by their gain.
+fn basis_from_trained(base: &Unet, pairs: Vec<(Tensor, Tensor)>) -> Result<Vec<(Tensor, Tensor)>> {
+    with_gains(base, pairs, |a, gain| a.broadcast_mul(gain))
+}
+
+/// Trained values from the basis: the head's photo rows divided by their gain.
+fn trained_from_basis(base: &Unet, pairs: Vec<(Tensor, Tensor)>) -> Result<Vec<(Tensor, Tensor)>> {
+    with_gains(base, pairs, |a, gain| a.broadcast_div(gain))
+}
+
+fn with_gains(
+    base: &Unet,
+    pairs: Vec<(Tensor, Tensor)>,
+    apply: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Vec<(Tensor, Tensor)>> {
     pairs
         .into_iter()
         .zip(row_gains(base)?)
-        .map(|((a, b), gain)| match gain {
-            Some(gain) if inverse => Ok((a.broadcast_div(&gain)?, b)),
-            Some(gain) => Ok((a.broadcast_mul(&gain)?, b)),
-            None => Ok((a, b)),
-        })
+        .map(|((a, b), gain)| Ok((if let Some(gain) = gain { apply(&a, &gain)? } else { a }, b)))
         .collect()
 }
 
@@ -173,7 +182,7 @@ pub enum LookStart {
 fn shipped_look(assets: &Path, base: &Unet) -> Result<Vec<Tensor>> {
     let dir = looks_dir(assets);
     let basis = Adapter::read(&dir.join(BASIS_FILE))?;
-    let trained = rescaled(base, adapter_pairs(base, &basis)?, true)?;
+    let trained = trained_from_basis(base, adapter_pairs(base, &basis)?)?;
     let mut init: Vec<Tensor> = trained.into_iter().flat_map(|(a, b)| [a, b]).collect();
     let mixer = TensorFile::read(&dir.join(MIXER_FILE))?;
     for name in MIXER_TENSORS {
@@ -236,7 +245,7 @@ pub fn train_look(
             book.batch(&crops, &picks)
         },
         &mut |vars, batch| {
-            let basis = rescaled(base, var_pairs(&vars[..lora_vars]), false)?;
+            let basis = basis_from_trained(base, var_pairs(&vars[..lora_vars]))?;
             batch.loss(&conditioned_forward(base, &basis, &mixer_of(vars), batch)?)
         },
     )?;
@@ -310,7 +319,7 @@ pub fn look_meta(base_hash: &str) -> AdapterMeta {
 fn write_look(assets: &Path, model: &Model, lora: &[Var], mixer_vars: &[Var], largest_weight: f32) -> Result<PathBuf> {
     let dir = looks_dir(assets);
     std::fs::create_dir_all(&dir)?;
-    let basis = rescaled(&model.float, var_pairs(lora), false)?;
+    let basis = basis_from_trained(&model.float, var_pairs(lora))?;
     let mut basis = float_adapter(&model.float, &basis, look_meta(&model.hash), PLACEMENT)?;
     balance_to_grids(&mut basis, &model.profile, largest_weight)?;
     basis.write(&dir.join(BASIS_FILE))?;
@@ -343,7 +352,7 @@ mod tests {
         let config = UnetConfig { head_sees_input: true, ..UnetConfig::new(vec![8, 12], vec![1, 1], 4).unwrap() };
         let base = Unet::new(&config, &Unet::random_tensors(&config, 1, &Device::Cpu).unwrap()).unwrap();
         let pairs = random_pairs(&base);
-        let basis = rescaled(&base, pairs.clone(), false).unwrap();
+        let basis = basis_from_trained(&base, pairs.clone()).unwrap();
         for ((spec, (a, b)), (scaled_a, scaled_b)) in placed_convs(&base, PLACEMENT).zip(&pairs).zip(&basis) {
             let (a, scaled) = (a.to_vec2::<f32>().unwrap(), scaled_a.to_vec2::<f32>().unwrap());
             for (row, (before, after)) in a.iter().zip(&scaled).enumerate() {
@@ -355,7 +364,7 @@ mod tests {
             }
             assert_eq!(b.to_vec2::<f32>().unwrap(), scaled_b.to_vec2::<f32>().unwrap());
         }
-        let back = rescaled(&base, basis, true).unwrap();
+        let back = trained_from_basis(&base, basis).unwrap();
         for ((a, _), (a_back, _)) in pairs.iter().zip(&back) {
             let difference = (a - a_back).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(difference < 1e-6);
