@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use prism_engine::adapter::{Adapter, AdapterPrecision};
+use prism_engine::adapter::Adapter;
 use prism_engine::backends::{Backend, Precision, ReferenceBackend};
 use prism_engine::fixtures::{photo_input, synthetic_photo};
 use prism_engine::mix::Mix;
@@ -60,8 +60,7 @@ fn write_opened(from: &Path, to: &Path) -> Result<OpenedHead> {
 
     for path in old.shipped_adapters() {
         let adapter = Adapter::read(&path)?;
-        let mut float_version = adapter.dequantized(&old.profile)?;
-        float_version.meta.precision = AdapterPrecision::Float;
+        let float_version = adapter.dequantized(&old.profile)?;
         let opened = rebound(grow_adapter(&float_version, &old_config, &config)?, &hash).quantize(&profile)?;
         check_same_tool(&adapter, &float_version, &opened)?;
         opened.write(&to.join(ADAPTERS_DIR).join(file_name(&path)?))?;
