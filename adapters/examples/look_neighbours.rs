@@ -1,4 +1,4 @@
-//! Reads the held-out single-look phrasings two ways and says how far each lands from the weights
+//! Reads the dev single-look phrasings (the read fourth set) two ways and says how far each lands from the weights
 //! the look tool gives that look's photo-trained phrasings (their mean: the target): the shipped
 //! mixer, and a kernel estimate over the phrasebook (the trained and widening phrasings' targets,
 //! weighted by `exp(TAU * (similarity - best similarity))` over the `K` nearest). Prints each
@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     }
     let target = look_targets(&trained, &weights);
     let mut totals = [0.0f32; 2];
-    for r in requests(Look::heldout_phrasings).into_iter().filter(|r| r.looks.len() == 1) {
+    for r in requests(Look::dev_phrasings).into_iter().filter(|r| r.looks.len() == 1) {
         let e = encoder.encode(&r.text)?;
         let mlp = maker.weights(&e)?;
         let mut sims: Vec<(f32, &String)> =

@@ -172,9 +172,9 @@ pub fn eval_look(
 }
 
 /// What doing nothing scores against the exact looks on the same photos (the floor to beat).
-pub fn identity_psnr(data_dir: &Path) -> Result<f64> {
+pub fn identity_psnr(data_dir: &Path, phrasings: fn(Look) -> &'static [&'static str]) -> Result<f64> {
     let photos: Vec<RgbImage> = read_images(&data_dir.join("photos/heldout"))?.iter().map(shrink).collect();
-    let all: Vec<LookRequest> = requests(Look::heldout_phrasings).into_iter().filter(|r| r.looks.len() == 1).collect();
+    let all: Vec<LookRequest> = requests(phrasings).into_iter().filter(|r| r.looks.len() == 1).collect();
     let mut total = 0.0;
     for (index, request) in all.iter().enumerate() {
         let photo = &photos[index % photos.len()];

@@ -532,10 +532,35 @@ impl Look {
         }
     }
 
-    /// Phrasings kept for measuring, never trained on (the fourth held-out set, written
-    /// 2026-12-06 before the head opened to the input; the first is in `more_phrasings`, the
-    /// second and third, read and retired, in docs/prompts.md).
+    /// Phrasings kept for measuring, never trained on and never used to choose a design (the
+    /// fifth held-out set, written 2026-12-06 before any mixer was measured on it; the first is
+    /// in `more_phrasings`, the second and third, read and retired, in docs/prompts.md, the
+    /// fourth is `dev_phrasings`).
     pub fn heldout_phrasings(self) -> &'static [&'static str] {
+        match self {
+            Look::Warmer => &["give the photo a warmer cast", "the colours feel too cold, warm them"],
+            Look::Cooler => &["give the photo a colder cast", "the colours are too warm, cool them off"],
+            Look::GreenTint => &["give everything a faint green tinge", "a green colour shift"],
+            Look::MagentaTint => &["give everything a faint magenta tinge", "a pink-purple colour shift"],
+            Look::Brighter => &["the photo is too dim, lighten it", "bump up the exposure"],
+            Look::Darker => &["the photo is too light, make it darker", "knock the exposure down"],
+            Look::MoreContrast => &["deepen the contrast", "make the darks darker and the lights lighter"],
+            Look::LessContrast => &["soften the contrast a bit", "a flatter, more even tonality"],
+            Look::MoreSaturated => &["more colour saturation please", "make the colours bolder"],
+            Look::LessSaturated => &["make the colours duller", "fewer strong colours, more muted"],
+            Look::BlackAndWhite => &["make it a greyscale image", "no colours, just shades of grey"],
+            Look::Sepia => &["a sepia-tinted old photo", "make it look like an antique brown print"],
+            Look::FadedFilm => &["make it look like an old faded photo", "a washed-out analogue film look"],
+            Look::TealOrange => &["a teal and orange blockbuster grade", "the orange and teal film look"],
+            Look::SoftGlow => &["add a soft, dreamy glow to the lights", "a glowing, hazy bloom"],
+            Look::GoldenHour => &["golden evening sunshine", "make it look shot at golden hour"],
+            Look::Moody => &["make it darker and moodier", "a gloomy, dramatic atmosphere"],
+        }
+    }
+
+    /// Phrasings for choosing between designs of the mixer, never trained on: the fourth
+    /// held-out set (written 2026-12-06), read once it was measured, so no longer a claim.
+    pub fn dev_phrasings(self) -> &'static [&'static str] {
         match self {
             Look::Warmer => &["the tones could use more warmth", "heat the colours up a touch"],
             Look::Cooler => &["shift the white balance towards blue", "cool the picture down"],
@@ -642,6 +667,27 @@ fn unexplained_by(x: &[f32], values: impl Iterator<Item = f32>) -> f32 {
     x.iter().zip(&values).map(|(a, v)| (v - mv - slope * (a - mx)).powi(2)).sum::<f32>() / n
 }
 
+/// Which phrasings a measurement reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PhraseSet {
+    /// The held-out set: the claim.
+    Heldout,
+    /// The set designs are chosen on (read, never trained on).
+    Dev,
+    /// The phrasings the tool was trained on: what the basis reaches where the mixer knows the words.
+    Trained,
+}
+
+impl PhraseSet {
+    pub fn phrasings(self) -> fn(Look) -> &'static [&'static str] {
+        match self {
+            PhraseSet::Heldout => Look::heldout_phrasings,
+            PhraseSet::Dev => Look::dev_phrasings,
+            PhraseSet::Trained => Look::phrasings,
+        }
+    }
+}
+
 /// A request for one look or a pair, in words, and the exact edit it stands for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LookRequest {
@@ -708,8 +754,11 @@ mod tests {
         let mut train: Vec<String> = requests(Look::phrasings).into_iter().map(|r| r.text).collect();
         train.extend(requests(Look::more_phrasings).into_iter().map(|r| r.text));
         for look in ALL_LOOKS {
-            for held in look.heldout_phrasings() {
+            for held in look.heldout_phrasings().iter().chain(look.dev_phrasings()) {
                 assert!(!train.iter().any(|t| t == held || t.contains(held)), "{held:?} is also a training phrasing");
+            }
+            for held in look.heldout_phrasings() {
+                assert!(!ALL_LOOKS.iter().any(|l| l.dev_phrasings().contains(held)), "{held:?} is also a dev phrasing");
             }
         }
         let held = requests(Look::heldout_phrasings);

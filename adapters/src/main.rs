@@ -122,10 +122,10 @@ enum Command {
     EvalLook {
         #[arg(long, default_value = "assets")]
         assets: PathBuf,
-        /// Score the phrasings the tool was trained on instead of the held-out ones (what the
-        /// basis reaches when the mixer has seen the words; not a claim).
-        #[arg(long)]
-        trained_phrasings: bool,
+        /// `heldout` (the claim), `dev` (what designs are chosen on) or `trained` (what the basis
+        /// reaches when the mixer has seen the words; not a claim).
+        #[arg(long, value_enum, default_value = "heldout")]
+        phrasings: prism_adapters::looks::PhraseSet,
         /// `routed`: through the router, as a user's prompt goes; `tool`: every phrasing made
         /// into the look tool's adapter whatever the router says.
         #[arg(long, value_enum, default_value = "routed")]
@@ -389,11 +389,9 @@ fn run(cli: Cli) -> Result<()> {
             let report = prism_adapters::look_widen::widen_look(&assets, steps, lr)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::EvalLook { assets, trained_phrasings, reach } => {
-            use prism_adapters::looks::Look;
-            let phrasings = if trained_phrasings { Look::phrasings } else { Look::heldout_phrasings };
-            let report = prism_adapters::look_eval::eval_look(&cli.data, &assets, phrasings, reach)?;
-            let identity = prism_adapters::look_eval::identity_psnr(&cli.data)?;
+        Command::EvalLook { assets, phrasings, reach } => {
+            let report = prism_adapters::look_eval::eval_look(&cli.data, &assets, phrasings.phrasings(), reach)?;
+            let identity = prism_adapters::look_eval::identity_psnr(&cli.data, phrasings.phrasings())?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             println!("doing nothing against the exact single looks: {identity:.2} dB");
         }
