@@ -147,7 +147,8 @@ pub fn conditioned_forward(base: &Unet, basis: &[(Tensor, Tensor)], mixer: &Mixe
     Ok(Tensor::cat(&outputs, 0)?)
 }
 
-fn mixer_init(dim: usize, seed: u64) -> Result<Vec<Tensor>> {
+/// A mixer-shaped network `dim -> MIXER_HIDDEN -> outputs` at its starting point.
+pub fn mixer_init(dim: usize, outputs: usize, seed: u64) -> Result<Vec<Tensor>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut normal = |n: usize, std: f32| -> Result<Vec<f32>> {
         let dist = Normal::new(0f32, std)?;
@@ -157,9 +158,9 @@ fn mixer_init(dim: usize, seed: u64) -> Result<Vec<Tensor>> {
     Ok(vec![
         Tensor::from_vec(normal(dim * MIXER_HIDDEN, (1.0 / dim as f32).sqrt())?, (dim, MIXER_HIDDEN), device)?,
         Tensor::zeros(MIXER_HIDDEN, candle_core::DType::F32, device)?,
-        Tensor::from_vec(normal(MIXER_HIDDEN * BASIS, 0.1)?, (MIXER_HIDDEN, BASIS), device)?,
+        Tensor::from_vec(normal(MIXER_HIDDEN * outputs, 0.1)?, (MIXER_HIDDEN, outputs), device)?,
         // Every direction starts at weight 1, so each learns from the first step.
-        Tensor::ones(BASIS, candle_core::DType::F32, device)?,
+        Tensor::ones(outputs, candle_core::DType::F32, device)?,
     ])
 }
 
@@ -222,7 +223,7 @@ pub fn train_look(
     let init = match start {
         LookStart::Random => {
             let mut init = init_lora(base, BASIS * BASIS_RANK, settings.seed, PLACEMENT)?;
-            init.extend(mixer_init(dim, settings.seed + 1)?);
+            init.extend(mixer_init(dim, BASIS, settings.seed + 1)?);
             init
         }
         LookStart::Shipped => shipped_look(assets, base)?,

@@ -30,7 +30,13 @@ pub struct Chosen {
     /// An adapter the request made (the look tool): install it before running the mix, which
     /// names it.
     pub made: Option<Adapter>,
+    /// The looks the made adapter mixes, likeliest first, with their shares (when the look tool
+    /// has a reader): so the user sees what "a monochrome version" was read as.
+    pub look_reading: Vec<(String, f32)>,
 }
+
+/// Looks with a smaller share than this are not shown.
+const SHOWN_SHARE: f32 = 0.1;
 
 impl Chosen {
     /// "Denoise (0.88) + Sharpen at 0.5 (0.61); not Upscale x2 — unsure", for the status line.
@@ -46,6 +52,10 @@ impl Chosen {
         let mut text = tools.join(" + ");
         if !self.excluded.is_empty() {
             text.push_str(&format!("; not {}", self.excluded.join(", ")));
+        }
+        if !self.look_reading.is_empty() {
+            let looks: Vec<String> = self.look_reading.iter().map(|(look, share)| format!("{look} {share:.2}")).collect();
+            text.push_str(&format!(" [look read as {}]", looks.join(", ")));
         }
         text.push_str(if self.sure { ", sure" } else { ", unsure: check the choice" });
         text
@@ -90,12 +100,15 @@ impl Prompter {
                     excluded: excluded.clone(),
                 };
                 // The look tool's adapter is made from the words that asked for it.
-                let made =
+                let (made, look_reading) =
                     match (&self.looks, tools.iter().find(|c| self.looks.as_ref().is_some_and(|l| l.meta().name == c.name))) {
-                        (Some(maker), Some(choice)) => Some(maker.make(&self.encoder.encode(&choice.part)?)?),
-                        _ => None,
+                        (Some(maker), Some(choice)) => {
+                            let embedding = self.encoder.encode(&choice.part)?;
+                            (Some(maker.make(&embedding)?), maker.read_as(&embedding, SHOWN_SHARE)?)
+                        }
+                        _ => (None, Vec::new()),
                     };
-                Ok(Chosen { mix, tools, excluded, sure, record, made })
+                Ok(Chosen { mix, tools, excluded, sure, record, made, look_reading })
             }
             Routing::NothingFits { reason } => Err(TextError::Prompt(reason)),
         }
