@@ -533,10 +533,34 @@ impl Look {
     }
 
     /// Phrasings kept for measuring, never trained on and never used to choose a design (the
-    /// fifth held-out set, written 2026-12-06 before any mixer was measured on it; the first is
-    /// in `more_phrasings`, the second and third, read and retired, in docs/prompts.md, the
-    /// fourth is `dev_phrasings`).
+    /// sixth held-out set, written 2026-12-06 before the router knew a photo's colour; the first
+    /// is in `more_phrasings`, the second to fourth, read and retired, in docs/prompts.md, the
+    /// fifth is `dev_phrasings`).
     pub fn heldout_phrasings(self) -> &'static [&'static str] {
+        match self {
+            Look::Warmer => &["a warmer colour balance please", "make the tones warmer"],
+            Look::Cooler => &["a cooler colour balance please", "give it a chilly blue feel"],
+            Look::GreenTint => &["tint the photo slightly green", "a bit more green overall"],
+            Look::MagentaTint => &["tint the photo slightly magenta", "a bit more magenta overall"],
+            Look::Brighter => &["make the whole picture lighter", "it's underexposed, brighten it"],
+            Look::Darker => &["make the whole picture darker", "it's overexposed, darken it"],
+            Look::MoreContrast => &["increase the tonal contrast", "make it more contrasty"],
+            Look::LessContrast => &["decrease the tonal contrast", "make it less contrasty"],
+            Look::MoreSaturated => &["make the colours more vivid", "increase the colour saturation"],
+            Look::LessSaturated => &["make the colours less vivid", "decrease the colour saturation"],
+            Look::BlackAndWhite => &["turn it grey, no colour", "make this a black and white picture"],
+            Look::Sepia => &["an old-fashioned sepia look", "tone it brown like an old photo"],
+            Look::FadedFilm => &["a faded vintage film print", "make the colours faded like old film"],
+            Look::TealOrange => &["grade it in teal and orange like a movie", "teal shadows, orange highlights"],
+            Look::SoftGlow => &["make the highlights softly glow", "add a dreamy bloom"],
+            Look::GoldenHour => &["make it look like sunset golden light", "give it a golden hour warmth"],
+            Look::Moody => &["give it a dark, moody atmosphere", "a brooding, low-key look"],
+        }
+    }
+
+    /// Phrasings for choosing between designs of the mixer and the router, never trained on: the
+    /// fifth held-out set (written 2026-12-06), read once it was measured, so no longer a claim.
+    pub fn dev_phrasings(self) -> &'static [&'static str] {
         match self {
             Look::Warmer => &["give the photo a warmer cast", "the colours feel too cold, warm them"],
             Look::Cooler => &["give the photo a colder cast", "the colours are too warm, cool them off"],
@@ -555,30 +579,6 @@ impl Look {
             Look::SoftGlow => &["add a soft, dreamy glow to the lights", "a glowing, hazy bloom"],
             Look::GoldenHour => &["golden evening sunshine", "make it look shot at golden hour"],
             Look::Moody => &["make it darker and moodier", "a gloomy, dramatic atmosphere"],
-        }
-    }
-
-    /// Phrasings for choosing between designs of the mixer, never trained on: the fourth
-    /// held-out set (written 2026-12-06), read once it was measured, so no longer a claim.
-    pub fn dev_phrasings(self) -> &'static [&'static str] {
-        match self {
-            Look::Warmer => &["the tones could use more warmth", "heat the colours up a touch"],
-            Look::Cooler => &["shift the white balance towards blue", "cool the picture down"],
-            Look::GreenTint => &["push the tint towards green", "a slight green colour cast"],
-            Look::MagentaTint => &["push the tint towards magenta", "a slight magenta colour cast"],
-            Look::Brighter => &["raise the brightness of the whole image", "brighten everything up"],
-            Look::Darker => &["turn the brightness down", "lower the brightness of the whole image"],
-            Look::MoreContrast => &["give it harder, snappier contrast", "more separation between lights and darks"],
-            Look::LessContrast => &["make the contrast gentler", "take some contrast out"],
-            Look::MoreSaturated => &["I want the colours to really stand out", "boost the colour intensity"],
-            Look::LessSaturated => &["desaturate it a bit", "reduce the colour intensity"],
-            Look::BlackAndWhite => &["a monochrome version please", "drain all the colour out of it"],
-            Look::Sepia => &["give it a brownish sepia tint", "like a brown-toned photograph from the 1900s"],
-            Look::FadedFilm => &["faded, washed-out film colours", "a vintage film look with lifted blacks"],
-            Look::TealOrange => &["that blockbuster teal-and-orange colour style", "orange skin tones and teal shadows"],
-            Look::SoftGlow => &["give it a gentle luminous haze", "make the lights bloom"],
-            Look::GoldenHour => &["bathe it in warm evening sunlight", "the light of the hour before sunset"],
-            Look::Moody => &["a sombre, shadowy feel", "make the scene feel ominous and dim"],
         }
     }
 
