@@ -98,7 +98,8 @@ pub fn eval_look(
     for (index, request) in requests(phrasings).iter().enumerate() {
         let score = if request.looks.len() == 1 { &mut single } else { &mut pairs };
         score.requests += 1;
-        let routed = match prompter.choose(&request.text) {
+        // Routed for the first photo the request runs on (every held-out photo has its colours).
+        let routed = match prompter.choose(&request.text, Some(&photos[index % photos.len()])) {
             Ok(chosen) if chosen.mix.names().any(|n| n == look_name) => Some(chosen),
             Ok(chosen) => {
                 not_routed.push((request.text.clone(), chosen.mix.names().collect::<Vec<_>>().join(" + ")));

@@ -131,8 +131,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "routed")]
         reach: prism_adapters::look_eval::Reach,
     },
-    /// Rewrites the title, description and example prompts of the shipped adapters (int8 and
-    /// float) from the recipe's tool list, keeping their tensors: what the prompt box routes by.
+    /// Rewrites the title, description, example prompts and the photos each tool fits of the
+    /// shipped adapters (int8 and float) from the recipe's tool list, keeping their tensors: what
+    /// the prompt box routes by.
     Describe {
         #[arg(long, default_value = "assets")]
         assets: PathBuf,

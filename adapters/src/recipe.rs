@@ -431,12 +431,14 @@ pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profi
         region: task.region(),
         scale: task.scale(),
         setting: task.setting(),
+        fits: task.fits(),
         precision,
     }
 }
 
 /// Rewrites every shipped adapter's (and float teacher's) words — title, description, example
-/// prompts — from [`Task`], keeping everything else; returns the files rewritten.
+/// prompts — and the photos it fits from [`Task`], keeping everything else; returns the files
+/// rewritten.
 pub fn describe_shipped(assets: &Path) -> Result<Vec<PathBuf>> {
     let dirs = [assets.join(prism_engine::model::ADAPTERS_DIR), assets.join(prism_engine::model::ADAPTERS_DIR).join("float")];
     let mut written = Vec::new();
@@ -446,6 +448,7 @@ pub fn describe_shipped(assets: &Path) -> Result<Vec<PathBuf>> {
         adapter.meta.title = task.title().into();
         adapter.meta.description = task.description().into();
         adapter.meta.example_prompts = task.example_prompts().iter().map(|s| s.to_string()).collect();
+        adapter.meta.fits = task.fits();
         adapter.write(&path)?;
         written.push(path);
     }

@@ -4,6 +4,7 @@
 
 use prism_engine::adapter::Region;
 use prism_engine::imageio::{Mask, RgbImage};
+use prism_engine::photo_fit::PhotoFit;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, gaussian_blur, unsharp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -204,6 +205,11 @@ impl Task {
             Task::Sharpen => Some(ToolSetting::BlurSize),
             _ => None,
         }
+    }
+
+    /// The photos the tool is for: colorize has nothing to do on a photo that has its colours.
+    pub fn fits(self) -> PhotoFit {
+        if self == Task::Colorize { PhotoFit::Grey } else { PhotoFit::Any }
     }
 
     /// Output size over input size.

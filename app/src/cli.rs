@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prism_engine::adapter::AdapterPrecision;
 use prism_engine::backends::{BackendKind, Precision, Provider};
 use prism_engine::engine::{Command, EngineHandle, Event};
-use prism_engine::imageio::{DEFAULT_MAX_PIXELS, OutputFormat, Picture, load_mask, load_picture, save_picture};
+use prism_engine::imageio::{DEFAULT_MAX_PIXELS, OutputFormat, Picture, RgbImage, load_mask, load_picture, save_picture};
 use prism_engine::job::EditJob;
 use prism_engine::mix::Mix;
 use prism_engine::model::{Model, read_any_adapter};
@@ -265,11 +265,11 @@ fn parse_mix(tool: Option<&str>, mix: Option<&str>) -> Result<Mix> {
     }
 }
 
-/// Routes `prompt` over the adapters in `files` that this model accepts.
-fn choose_by_prompt(model: &Model, files: &[PathBuf], prompt: &str) -> Result<prism_text::Chosen> {
+/// Routes `prompt` for `photo` over the adapters in `files` that this model accepts.
+fn choose_by_prompt(model: &Model, files: &[PathBuf], prompt: &str, photo: &RgbImage) -> Result<prism_text::Chosen> {
     let metas: Vec<_> = files.iter().filter_map(|f| model.read_adapter(f).ok().map(|a| a.meta)).collect();
     let prompter = prism_text::Prompter::load(&model.dir, &metas)?;
-    Ok(prompter.choose(prompt)?)
+    Ok(prompter.choose(prompt, Some(photo))?)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -309,7 +309,7 @@ fn edit(args: EditArgs) -> Result<()> {
     let made_dir = tempfile::tempdir()?;
     let (mix, prompt) = match &args.prompt {
         Some(prompt) => {
-            let chosen = choose_by_prompt(&model, &adapters, prompt)?;
+            let chosen = choose_by_prompt(&model, &adapters, prompt, &picture.rgb)?;
             eprintln!("\"{}\" chose {}", prompt.trim(), chosen.summary());
             if let Some(made) = &chosen.made {
                 let path = made_dir.path().join(format!("{}.prism-lora", made.meta.name));

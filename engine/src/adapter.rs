@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conv::oihw_to_kernel;
 use crate::error::{EngineError, Result};
+use crate::photo_fit::PhotoFit;
 use crate::quant::{Affine, Profile};
 use crate::settings::ToolSetting;
 use crate::tensorfile::{ElementType, RawTensor, TensorFile};
@@ -61,6 +62,8 @@ pub struct AdapterMeta {
     pub scale: u32,
     /// The setting the user gives this tool, folded into its input before the model runs.
     pub setting: Option<ToolSetting>,
+    /// The photos the tool is for (a prompt about another photo does not route to it).
+    pub fits: PhotoFit,
     pub precision: AdapterPrecision,
 }
 
@@ -317,6 +320,9 @@ fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
     if let Some(setting) = meta.setting {
         strings.insert("setting".into(), enum_str(serde_json::to_value(setting).unwrap_or_default()));
     }
+    if meta.fits != PhotoFit::Any {
+        strings.insert("fits".into(), enum_str(serde_json::to_value(meta.fits).unwrap_or_default()));
+    }
     strings
 }
 
@@ -343,6 +349,8 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         .map_err(|_| adapter_error(&name, "metadata 'setting' must be exposure or blur_size"))?;
     let region = serde_json::from_value(serde_json::Value::String(m.get("region").cloned().unwrap_or("global".into())))
         .map_err(|_| adapter_error(&name, "metadata 'region' must be local or global"))?;
+    let fits = serde_json::from_value(serde_json::Value::String(m.get("fits").cloned().unwrap_or("any".into())))
+        .map_err(|_| adapter_error(&name, "metadata 'fits' must be any or grey"))?;
     let precision = serde_json::from_value(serde_json::Value::String(get("precision")?))
         .map_err(|_| adapter_error(&name, "metadata 'precision' must be int8 or float"))?;
     let example_prompts =
@@ -362,6 +370,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         region,
         scale,
         setting,
+        fits,
         precision,
         name,
     })
@@ -489,6 +498,7 @@ pub fn float_meta(name: &str, base_model: &str, rank: usize, alpha: f32) -> Adap
         region: Region::Global,
         scale: 1,
         setting: None,
+        fits: PhotoFit::Any,
         precision: AdapterPrecision::Float,
     }
 }

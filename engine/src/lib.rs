@@ -16,6 +16,7 @@ pub mod job;
 pub mod mix;
 pub mod model;
 pub mod onnx;
+pub mod photo_fit;
 pub mod quant;
 pub mod record;
 pub mod settings;

@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     for item in &set.prompts {
         let mut want = item.tools.clone();
         want.sort();
-        let routed = prompter.route(&item.prompt)?;
+        let routed = prompter.route(&item.prompt, None)?;
         let mut got: Vec<String> = match &routed {
             Routing::Chosen { tools, .. } => tools.iter().map(|c| c.name.clone()).collect(),
             Routing::NothingFits { .. } => Vec::new(),

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use prism_engine::adapter::{Adapter, AdapterMeta};
+use prism_engine::imageio::RgbImage;
 use prism_engine::mix::Mix;
 use prism_engine::record::PromptRecord;
 
@@ -85,13 +86,14 @@ impl Prompter {
         self.looks.as_ref()
     }
 
-    pub fn route(&self, prompt: &str) -> Result<Routing> {
-        self.router.route(&self.encoder, prompt)
+    /// How `prompt` routes for `photo` (every tool a candidate when there is none).
+    pub fn route(&self, prompt: &str, photo: Option<&RgbImage>) -> Result<Routing> {
+        self.router.route(&self.encoder, prompt, photo)
     }
 
-    /// The mix `prompt` asks for, or why there is none (as [`TextError::Prompt`]).
-    pub fn choose(&self, prompt: &str) -> Result<Chosen> {
-        match self.route(prompt)? {
+    /// The mix `prompt` asks for on `photo`, or why there is none (as [`TextError::Prompt`]).
+    pub fn choose(&self, prompt: &str, photo: Option<&RgbImage>) -> Result<Chosen> {
+        match self.route(prompt, photo)? {
             Routing::Chosen { tools, excluded, sure } => {
                 let mix = Mix::new(tools.iter().map(|c| (c.name.as_str(), c.weight)))?;
                 let record = PromptRecord {

@@ -1,8 +1,11 @@
 //! Routing a typed request to tools by meaning: every adapter's title, description and example
 //! prompts are embedded once; each part of a request goes to the tool whose texts are nearest,
-//! if near enough, and the answer says what it chose, how sure it is, or that nothing fits.
+//! if near enough, and the answer says what it chose, how sure it is, or that nothing fits. A
+//! tool that is not for the photo at hand (Colorize on a photo with colours) is not a candidate.
 
 use prism_engine::adapter::AdapterMeta;
+use prism_engine::imageio::RgbImage;
+use prism_engine::photo_fit::PhotoFit;
 
 use crate::encoder::{Embedding, SentenceEncoder};
 use crate::error::{Result, TextError};
@@ -77,6 +80,7 @@ pub enum Routing {
 struct ToolTexts {
     name: String,
     title: String,
+    fits: PhotoFit,
     texts: Vec<(String, Embedding)>,
 }
 
@@ -114,6 +118,7 @@ impl Router {
             tools.push(ToolTexts {
                 name: meta.name.clone(),
                 title: meta.title.clone(),
+                fits: meta.fits,
                 texts: texts.into_iter().zip(embedded).collect(),
             });
         }
@@ -121,16 +126,23 @@ impl Router {
         Ok(Self { tools, elsewhere })
     }
 
-    /// Routes `prompt`; an empty, huge or wordless prompt is an error that says why.
-    pub fn route(&self, encoder: &SentenceEncoder, prompt: &str) -> Result<Routing> {
+    /// Routes `prompt` for `photo` (every tool is a candidate when there is none); an empty,
+    /// huge or wordless prompt is an error that says why.
+    pub fn route(&self, encoder: &SentenceEncoder, prompt: &str, photo: Option<&RgbImage>) -> Result<Routing> {
         let prompt = check_prompt(prompt).map_err(TextError::Prompt)?;
         if self.tools.is_empty() {
             return Ok(Routing::NothingFits { reason: "no tools are installed".into() });
         }
+        let candidates: Vec<usize> =
+            (0..self.tools.len()).filter(|&i| photo.is_none_or(|photo| self.tools[i].fits.admits(photo))).collect();
+        if candidates.is_empty() {
+            return Ok(Routing::NothingFits { reason: "none of the installed tools is for this photo".into() });
+        }
         let request = parts(prompt);
         let texts: Vec<&str> = request.iter().map(|p| p.text.as_str()).collect();
         let embedded = encoder.encode_batch(&texts)?;
-        let ranked: Vec<Ranked> = request.iter().zip(&embedded).map(|(part, e)| self.rank(part.clone(), e)).collect();
+        let ranked: Vec<Ranked> =
+            request.iter().zip(&embedded).map(|(part, e)| self.rank(part.clone(), e, &candidates)).collect();
         let clear: Vec<&Ranked> = ranked.iter().filter(|r| r.is_clear()).collect();
         // A request of several parts is read part by part when a clear part says what not to do,
         // or when two or more parts are clear requests that together match better than the
@@ -143,7 +155,7 @@ impl Router {
                 weight: request.iter().map(|p| p.weight).fold(f32::INFINITY, f32::min),
             };
             let embedding = encoder.encode(&joined.text)?;
-            Some(self.rank(joined, &embedding))
+            Some(self.rank(joined, &embedding, &candidates))
         } else {
             None
         };
@@ -209,12 +221,12 @@ impl Router {
         Ok(Routing::NothingFits { reason })
     }
 
-    fn rank(&self, part: Part, embedding: &Embedding) -> Ranked {
-        let mut order: Vec<(usize, f32, usize)> = self
-            .tools
+    /// How near `embedding` is to each of the `candidates` (indices into the tools, not empty).
+    fn rank(&self, part: Part, embedding: &Embedding, candidates: &[usize]) -> Ranked {
+        let mut order: Vec<(usize, f32, usize)> = candidates
             .iter()
-            .enumerate()
-            .map(|(index, tool)| {
+            .map(|&index| {
+                let tool = &self.tools[index];
                 let (text, similarity) = tool
                     .texts
                     .iter()

@@ -28,7 +28,7 @@ fn router() -> &'static Router {
 }
 
 fn chosen(prompt: &str) -> Vec<(String, f32)> {
-    match router().route(encoder(), prompt).expect("routes") {
+    match router().route(encoder(), prompt, None).expect("routes") {
         Routing::Chosen { tools, .. } => tools.into_iter().map(|c| (c.name, c.weight)).collect(),
         Routing::NothingFits { reason } => panic!("nothing fits {prompt:?}: {reason}"),
     }
@@ -74,7 +74,7 @@ fn two_requests_negation_and_intensity() {
     let mut both = chosen("get rid of the grain and then make it crisper");
     both.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(both, vec![("denoise".to_string(), 1.0), ("sharpen".to_string(), 1.0)]);
-    match router().route(encoder(), "remove noise but don't sharpen").expect("routes") {
+    match router().route(encoder(), "remove noise but don't sharpen", None).expect("routes") {
         Routing::Chosen { tools, excluded, .. } => {
             assert_eq!(tools.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["denoise"]);
             assert_eq!(excluded, vec!["sharpen".to_string()]);
@@ -87,20 +87,41 @@ fn two_requests_negation_and_intensity() {
 #[test]
 fn off_topic_empty_huge_and_foreign_prompts_get_a_clear_answer() {
     for prompt in ["write me a poem about cats", "what's the weather tomorrow"] {
-        match router().route(encoder(), prompt).expect("routes") {
+        match router().route(encoder(), prompt, None).expect("routes") {
             Routing::NothingFits { reason } => assert!(reason.contains("no tool fits"), "{reason}"),
             other => panic!("{prompt:?} chose {other:?}"),
         }
     }
     for prompt in ["", "   ", &"a".repeat(100_000), "?!"] {
-        match router().route(encoder(), prompt) {
+        match router().route(encoder(), prompt, None) {
             Err(TextError::Prompt(message)) => assert!(!message.is_empty()),
             other => panic!("{:?}... gave {other:?}", &prompt[..prompt.len().min(20)]),
         }
     }
     // An English-only encoder on other languages: an answer either way, never a panic.
     for prompt in ["entferne das Rauschen", "画像を明るくして", "убери шум"] {
-        let routed = router().route(encoder(), prompt).expect("an answer");
+        let routed = router().route(encoder(), prompt, None).expect("an answer");
         assert!(matches!(routed, Routing::Chosen { .. } | Routing::NothingFits { .. }));
     }
+}
+
+#[test]
+fn colorize_is_a_candidate_for_a_grey_photo_and_not_for_one_with_colours() {
+    use prism_engine::fixtures::synthetic_photo;
+    use prism_engine::photo_fit::PhotoFit;
+    let colorize = metas().into_iter().find(|m| m.task == "colorize").expect("a shipped colorize tool");
+    assert_eq!(colorize.fits, PhotoFit::Grey);
+    let colour = synthetic_photo(96, 64, 4);
+    let mut grey = colour.clone();
+    for p in grey.data.chunks_exact_mut(3) {
+        let y = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+        p.fill(y);
+    }
+    let names = |photo| match router().route(encoder(), "bring the colours back to this old photo", Some(photo)).expect("routes")
+    {
+        Routing::Chosen { tools, .. } => tools.into_iter().map(|c| c.name).collect::<Vec<_>>(),
+        Routing::NothingFits { .. } => Vec::new(),
+    };
+    assert_eq!(names(&grey), vec![colorize.name.clone()]);
+    assert!(!names(&colour).contains(&colorize.name), "Colorize chosen for a photo with colours");
 }

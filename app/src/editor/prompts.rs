@@ -143,7 +143,8 @@ impl PrismApp {
         let prompter = self
             .ready_prompter()
             .ok_or_else(|| anyhow::anyhow!("the prompt encoder is still reading the tools' descriptions"))?;
-        let chosen = prompter.choose(prompt).map_err(|e| anyhow::anyhow!("\"{prompt}\": {e}"))?;
+        let photo = self.document.as_ref().map(|d| d.image().clone());
+        let chosen = prompter.choose(prompt, photo.as_deref()).map_err(|e| anyhow::anyhow!("\"{prompt}\": {e}"))?;
         let mut mix = chosen.mix.clone();
         if let Some(mut made) = chosen.made.clone() {
             let original = made.meta.name.clone();
@@ -170,7 +171,9 @@ impl PrismApp {
     }
 
     fn choose(&mut self, prompter: &Prompter, prompt: &str, run: bool) {
-        match prompter.choose(prompt) {
+        // The photo the run will edit: a tool that is not for it is not a candidate.
+        let photo = self.document.as_ref().map(|d| d.image().clone());
+        match prompter.choose(prompt, photo.as_deref()) {
             Ok(chosen) => {
                 if let Some(made) = &chosen.made
                     && let Err(error) = self.install_made(made)
