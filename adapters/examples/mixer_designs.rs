@@ -1,6 +1,7 @@
 //! Compares ways of reading a look request's embedding, in embedding space, on the dev phrasings
-//! (the read fourth set): the shipped mixer, and readers fitted to the phrasebook (the trained and
-//! widening phrasings) with the targets the photo-trained phrasings of each look get. Prints, for
+//! (`Look::dev_phrasings`; the reader was chosen when they were the fourth set): the mixer
+//! trained with the basis, and readers fitted to the phrasebook (the trained and widening
+//! phrasings) with the targets the photo-trained phrasings of each look get. Prints, for
 //! singles and pairs, the mean distance to the target and how often the reading lands nearer its
 //! own look's target than any other look's (a proxy for the direction; `eval-look --phrasings dev`
 //! is the measure).
@@ -10,11 +11,10 @@ use std::path::Path;
 
 use anyhow::Context;
 use candle_core::{D, DType, Device, Tensor, Var};
-use prism_adapters::look_widen::{look_key, look_targets};
+use prism_adapters::look_widen::{look_key, look_targets, trained_mixer};
 use prism_adapters::looks::{Look, LookRequest, requests};
 use prism_adapters::train::{Adam, learning_rate};
 use prism_text::SentenceEncoder;
-use prism_text::look::LookMaker;
 
 fn embed(encoder: &SentenceEncoder, requests: &[LookRequest]) -> anyhow::Result<Tensor> {
     let mut values = Vec::new();
@@ -43,8 +43,8 @@ fn score(pred: &[Vec<f32>], dev: &[LookRequest], targets: &BTreeMap<String, Vec<
     for (p, r) in pred.iter().zip(dev) {
         let key = look_key(r);
         let d = dist(p, &targets[&key]);
-        let nearest = targets.iter().min_by(|a, b| dist(p, a.1).total_cmp(&dist(p, b.1))).map(|(k, _)| k.clone()).unwrap();
-        let right = usize::from(nearest == key);
+        let nearest = targets.iter().min_by(|a, b| dist(p, a.1).total_cmp(&dist(p, b.1))).map(|(k, _)| k.clone());
+        let right = usize::from(nearest.as_ref() == Some(&key));
         if r.looks.len() == 1 {
             s.single_distance += d;
             s.single_right += right;
@@ -70,10 +70,9 @@ fn print(name: &str, s: &Scored) {
     );
 }
 
-/// An MLP `dim -> hidden -> out` (or linear when hidden is 0).
-fn mlp_vars(dim: usize, hidden: usize, out: usize, seed: u64) -> anyhow::Result<Vec<Var>> {
+/// An MLP `dim -> hidden -> out` (or linear when hidden is 0), at a random start.
+fn mlp_vars(dim: usize, hidden: usize, out: usize) -> anyhow::Result<Vec<Var>> {
     let dev = &Device::Cpu;
-    let _ = seed;
     Ok(if hidden == 0 {
         vec![
             Var::from_tensor(&(Tensor::randn(0f32, 1.0, (dim, out), dev)? / (dim as f64).sqrt())?)?,
@@ -125,7 +124,7 @@ fn fit(
     let (n, dim) = inputs.dims2()?;
     let keys = key_targets.dim(0)?;
     let basis = key_targets.dim(1)?;
-    let vars = mlp_vars(dim, f.hidden, if f.classify { keys } else { basis }, 0)?;
+    let vars = mlp_vars(dim, f.hidden, if f.classify { keys } else { basis })?;
     let mut onehot = vec![f.smoothing as f32 / keys as f32; n * keys];
     for (i, &l) in labels.iter().enumerate() {
         onehot[i * keys + l] += 1.0 - f.smoothing as f32;
@@ -154,24 +153,24 @@ fn fit(
 fn main() -> anyhow::Result<()> {
     let assets = Path::new("assets");
     let encoder = SentenceEncoder::load(assets)?;
-    let maker = LookMaker::load(assets)?.context("assets/ has no look tool")?;
+    let (mixer, _, _) = trained_mixer(assets)?;
     let trained = requests(Look::phrasings);
     let trained_e = embed(&encoder, &trained)?;
-    let shipped_weights: Vec<Vec<f32>> = (0..trained.len())
-        .map(|i| maker.weights(&prism_text::Embedding(trained_e.get(i).unwrap().to_vec1().unwrap())))
-        .collect::<Result<_, _>>()?;
-    let targets = look_targets(&trained, &shipped_weights);
+    let targets = look_targets(&trained, &mixer.weights(&trained_e)?.to_vec2::<f32>()?);
     let keys: Vec<String> = targets.keys().cloned().collect();
     let key_targets = Tensor::from_vec(
         targets.values().flatten().copied().collect::<Vec<f32>>(),
-        (keys.len(), targets.values().next().unwrap().len()),
+        (keys.len(), targets.values().next().context("no looks")?.len()),
         &Device::Cpu,
     )?;
 
     let mut book = trained.clone();
     book.extend(requests(Look::more_phrasings));
     let book_e = embed(&encoder, &book)?;
-    let labels: Vec<usize> = book.iter().map(|r| keys.iter().position(|k| *k == look_key(r)).unwrap()).collect();
+    let labels: Vec<usize> = book
+        .iter()
+        .map(|r| keys.iter().position(|k| *k == look_key(r)).context("a phrasebook look no trained phrasing asks for"))
+        .collect::<anyhow::Result<_>>()?;
     let target_rows = Tensor::from_vec(
         labels.iter().flat_map(|&l| targets[&keys[l]].clone()).collect::<Vec<f32>>(),
         (book.len(), key_targets.dim(1)?),
@@ -181,31 +180,31 @@ fn main() -> anyhow::Result<()> {
     let dev = requests(Look::dev_phrasings);
     let dev_e = embed(&encoder, &dev)?;
     let rows = |t: Tensor| -> anyhow::Result<Vec<Vec<f32>>> { Ok(t.to_vec2::<f32>()?) };
-    let shipped: Vec<Vec<f32>> = (0..dev.len())
-        .map(|i| maker.weights(&prism_text::Embedding(dev_e.get(i).unwrap().to_vec1().unwrap())))
-        .collect::<Result<_, _>>()?;
-    print("shipped mixer", &score(&shipped, &dev, &targets));
+    print("the trained mixer", &score(&rows(mixer.weights(&dev_e)?)?, &dev, &targets));
     let base = Fit { hidden: 64, steps: 3000, lr: 1e-3, weight_decay: 0.0, noise: 0.0, classify: false, smoothing: 0.0 };
     let c = Fit { classify: true, ..base };
-    let designs: Vec<(String, Fit)> = vec![
-        ("classify h64".into(), c),
-        ("classify h64 1000 steps".into(), Fit { steps: 1000, ..c }),
-        ("classify h128".into(), Fit { hidden: 128, ..c }),
-        ("classify h32".into(), Fit { hidden: 32, ..c }),
-        ("classify h64 noise 0.04".into(), Fit { noise: 0.04, ..c }),
-        ("classify h64 wd 1e-2".into(), Fit { weight_decay: 1e-2, ..c }),
-        ("classify h64 lr 3e-3".into(), Fit { lr: 3e-3, ..c }),
+    let designs: Vec<(&str, Fit)> = vec![
+        ("regress h64", base),
+        ("regress h64 noise 0.02", Fit { noise: 0.02, ..base }),
+        ("regress h64 wd 1e-2", Fit { weight_decay: 1e-2, ..base }),
+        ("regress linear", Fit { hidden: 0, ..base }),
+        ("classify h64 (the reader)", c),
+        ("classify h64 noise 0.02", Fit { noise: 0.02, ..c }),
+        ("classify h64 smooth 0.1", Fit { smoothing: 0.1, ..c }),
+        ("classify h64 wd 1e-2", Fit { weight_decay: 1e-2, ..c }),
+        ("classify h128", Fit { hidden: 128, ..c }),
+        ("classify linear", Fit { hidden: 0, lr: 1e-2, ..c }),
     ];
+    let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
     for (name, f) in designs {
         let reader = fit(f, &book_e, &labels, &key_targets, &target_rows)?;
         let pred = rows(reader(&dev_e)?)?;
-        print(&name, &score(&pred, &dev, &targets));
-        if name == "classify h64" {
-            let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+        print(name, &score(&pred, &dev, &targets));
+        if f.classify && f.hidden == 64 && f.noise == 0.0 && f.smoothing == 0.0 && f.weight_decay == 0.0 {
             for (p, r) in pred.iter().zip(&dev) {
-                let nearest = keys.iter().min_by(|a, b| dist(p, &targets[*a]).total_cmp(&dist(p, &targets[*b]))).unwrap();
-                if *nearest != look_key(r) {
-                    println!("    {:<60} -> {nearest} ({:.2} from its own)", r.text, dist(p, &targets[&look_key(r)]));
+                let nearest = keys.iter().min_by(|a, b| dist(p, &targets[*a]).total_cmp(&dist(p, &targets[*b])));
+                if nearest != Some(&look_key(r)) {
+                    println!("    {:<60} -> {nearest:?} ({:.2} from its own)", r.text, dist(p, &targets[&look_key(r)]));
                 }
             }
         }

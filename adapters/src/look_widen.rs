@@ -70,13 +70,19 @@ fn tensors(file: &TensorFile, names: [&str; 4]) -> Result<[Tensor; 4]> {
     Ok([read(names[0])?, read(names[1])?, read(names[2])?, read(names[3])?])
 }
 
+/// The mixer trained with the basis in `<assets>/looks/` (whatever reader the tool has), and
+/// its file.
+pub fn trained_mixer(assets: &Path) -> Result<(Mixer, TensorFile, std::path::PathBuf)> {
+    let path = assets.join(prism_text::look::LOOKS_DIR).join(MIXER_FILE);
+    let file = TensorFile::read(&path).with_context(|| format!("the look mixer {}", path.display()))?;
+    Ok((Mixer::from_tensors(tensors(&file, MIXER_TENSORS)?), file, path))
+}
+
 /// Fits the reader of the look tool in `<assets>/looks/` for `steps` full-batch steps and writes
 /// it beside the mixer (replacing an earlier reader).
 pub fn widen_look(assets: &Path, steps: usize, lr: f64) -> Result<WidenReport> {
     let encoder = SentenceEncoder::load(assets)?;
-    let path = assets.join(prism_text::look::LOOKS_DIR).join(MIXER_FILE);
-    let mut file = TensorFile::read(&path).with_context(|| format!("the look mixer {}", path.display()))?;
-    let mixer = Mixer::from_tensors(tensors(&file, MIXER_TENSORS)?);
+    let (mixer, mut file, path) = trained_mixer(assets)?;
 
     // Each look's weights: the mean the photo-trained phrasings of that look (or pair) get.
     let trained = requests(Look::phrasings);
