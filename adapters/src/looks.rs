@@ -8,6 +8,7 @@
 //! photo, which a tile does not know, so it is not among them.
 
 use prism_engine::imageio::RgbImage;
+use prism_engine::photo_fit::colour_beyond_tone;
 use prism_engine::settings::gaussian_blur;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
@@ -616,9 +617,8 @@ pub struct LookStats {
     pub red_minus_blue: f32,
     pub green_minus_magenta: f32,
     pub chroma: f32,
-    /// RMS of the colour (R−G, B−G) that brightness does not explain (what is left after the
-    /// best straight-line fit of each against luma): 0 for a grey or a toned monochrome (sepia),
-    /// large for a photo whose colours vary with what is in it.
+    /// The colour brightness does not explain ([`colour_beyond_tone`]): 0 for a grey or a toned
+    /// monochrome (sepia), large for a photo whose colours vary with what is in it.
     pub tone_spread: f32,
     /// 2nd percentile of luma.
     pub darkest: f32,
@@ -635,9 +635,8 @@ impl LookStats {
         let luma_spread = (lumas.iter().map(|y| (y - mean_luma).powi(2)).sum::<f32>() / n).sqrt();
         let red_minus_blue = pixels.iter().map(|p| p[0] - p[2]).sum::<f32>() / n;
         let green_minus_magenta = pixels.iter().map(|p| p[1] - 0.5 * (p[0] + p[2])).sum::<f32>() / n;
-        let offsets: Vec<[f32; 2]> = pixels.iter().map(|p| [p[0] - p[1], p[2] - p[1]]).collect();
         let chroma = pixels.iter().zip(&lumas).map(|(p, y)| p.iter().map(|c| (c - y).abs()).sum::<f32>() / 3.0).sum::<f32>() / n;
-        let tone_spread = (0..2).map(|k| unexplained_by(&lumas, offsets.iter().map(|o| o[k]))).sum::<f32>().sqrt();
+        let tone_spread = colour_beyond_tone(image);
         let mut sorted = lumas.clone();
         sorted.sort_by(f32::total_cmp);
         let darkest = sorted[(sorted.len() as f32 * 0.02) as usize];
@@ -654,17 +653,6 @@ impl LookStats {
         let teal_orange_split = high / f32::max(nh, 1.0) - low / f32::max(nl, 1.0);
         Self { mean_luma, luma_spread, red_minus_blue, green_minus_magenta, chroma, tone_spread, darkest, teal_orange_split }
     }
-}
-
-/// Mean squared residual of `values` after the least-squares line through them against `x`.
-fn unexplained_by(x: &[f32], values: impl Iterator<Item = f32>) -> f32 {
-    let values: Vec<f32> = values.collect();
-    let n = x.len().max(1) as f32;
-    let (mx, mv) = (x.iter().sum::<f32>() / n, values.iter().sum::<f32>() / n);
-    let sxx: f32 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    let sxv: f32 = x.iter().zip(&values).map(|(a, v)| (a - mx) * (v - mv)).sum();
-    let slope = if sxx > 1e-9 { sxv / sxx } else { 0.0 };
-    x.iter().zip(&values).map(|(a, v)| (v - mv - slope * (a - mx)).powi(2)).sum::<f32>() / n
 }
 
 /// Which phrasings a measurement reads.
