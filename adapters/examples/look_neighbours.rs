@@ -1,16 +1,15 @@
-//! Reads the dev single-look phrasings (the read fourth set) two ways and says how far each lands from the weights
-//! the look tool gives that look's photo-trained phrasings (their mean: the target): the shipped
-//! mixer, and a kernel estimate over the phrasebook (the trained and widening phrasings' targets,
-//! weighted by `exp(TAU * (similarity - best similarity))` over the `K` nearest). Prints each
-//! phrasing's two distances and the target's length, then the totals.
+//! Reads the dev single-look phrasings two ways and says how far each lands from the weights the
+//! mixer trained with the basis gives that look's photo-trained phrasings (their mean: the
+//! target): that mixer (not the reader), and a kernel estimate over the phrasebook (the trained
+//! and widening phrasings' targets, weighted by `exp(TAU * (similarity - best similarity))` over
+//! the `K` nearest). Prints each phrasing's two distances and the target's length, then the
+//! totals.
 //! `cargo run --release -p prism-adapters --example look_neighbours -- [TAU] [K]` (30, 8)
 use std::path::Path;
 
-use anyhow::Context;
-use prism_adapters::look_widen::{look_key, look_targets};
+use prism_adapters::look_widen::{look_key, look_targets, trained_mixer};
 use prism_adapters::looks::{Look, requests};
 use prism_text::SentenceEncoder;
-use prism_text::look::LookMaker;
 
 fn dist(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt()
@@ -20,13 +19,17 @@ fn main() -> anyhow::Result<()> {
     let tau: f32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30.0);
     let nearest: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(8);
     let encoder = SentenceEncoder::load(Path::new("assets"))?;
-    let maker = LookMaker::load(Path::new("assets"))?.context("assets/ has no look tool")?;
+    let (mixer, _, _) = trained_mixer(Path::new("assets"))?;
+    let weights_of = |e: &prism_text::Embedding| -> anyhow::Result<Vec<f32>> {
+        let row = candle_core::Tensor::from_vec(e.0.clone(), (1, e.0.len()), &candle_core::Device::Cpu)?;
+        Ok(mixer.weights(&row)?.squeeze(0)?.to_vec1::<f32>()?)
+    };
     let trained = requests(Look::phrasings);
     let mut book = Vec::new();
     let mut weights = Vec::new();
     for r in &trained {
         let e = encoder.encode(&r.text)?;
-        weights.push(maker.weights(&e)?);
+        weights.push(weights_of(&e)?);
         book.push((e, look_key(r)));
     }
     for r in requests(Look::more_phrasings) {
@@ -36,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let mut totals = [0.0f32; 2];
     for r in requests(Look::dev_phrasings).into_iter().filter(|r| r.looks.len() == 1) {
         let e = encoder.encode(&r.text)?;
-        let mlp = maker.weights(&e)?;
+        let mlp = weights_of(&e)?;
         let mut sims: Vec<(f32, &String)> =
             book.iter().map(|(x, k)| (x.0.iter().zip(&e.0).map(|(a, b)| a * b).sum(), k)).collect();
         sims.sort_by(|a, b| b.0.total_cmp(&a.0));
