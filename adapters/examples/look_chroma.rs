@@ -80,6 +80,7 @@ fn main() -> anyhow::Result<()> {
                     precision: Some(precision),
                     exposure: None,
                     blur_size: None,
+                    noise_level: None,
                     context: DEFAULT_CONTEXT,
                 };
                 let result = run_edit(&mut backend, &job, &mut |_, _| true)?.0;

@@ -80,6 +80,7 @@ fn main() -> anyhow::Result<()> {
                 precision: Some(Precision::Float),
                 exposure: setting.filter(|_| task == "lowlight"),
                 blur_size: setting.filter(|_| task == "sharpen"),
+                noise_level: setting.filter(|_| task == "denoise"),
                 context: prism_engine::job::DEFAULT_CONTEXT,
             };
             total += psnr(&run_edit(&mut backend, &job, &mut |_, _| true)?.0, &clean, mask.as_deref());

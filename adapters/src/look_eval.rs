@@ -131,6 +131,7 @@ pub fn eval_look(
                     precision: Some(precision),
                     exposure: None,
                     blur_size: None,
+                    noise_level: None,
                     context: prism_engine::job::DEFAULT_CONTEXT,
                 };
                 Ok(run_edit(backend, &job, &mut |_, _| true)?.0)

@@ -132,6 +132,7 @@ pub fn model_card(
         let default = match setting {
             ToolSetting::Exposure => "the exposure the editor estimates from each photo".to_string(),
             ToolSetting::BlurSize => format!("the default blur size, {DEFAULT_BLUR_SIZE}"),
+            ToolSetting::NoiseLevel => "the noise level the editor estimates from each photo".to_string(),
         };
         let _ = writeln!(
             settings,

@@ -3,6 +3,7 @@
 //! the fixed settings the quality table names.
 
 use prism_engine::adapter::Region;
+use prism_engine::denoise_prepass::{dct_denoise, estimate_noise};
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::photo_fit::PhotoFit;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, gaussian_blur, unsharp};
@@ -198,11 +199,13 @@ impl Task {
     }
 
     /// The setting the user gives this tool, which the engine folds into its input: how dark the
-    /// whole shot is and how large the blur is are in no small window of the photo.
+    /// whole shot is, how large the blur is and how noisy the file is are in no small window of
+    /// the photo.
     pub fn setting(self) -> Option<ToolSetting> {
         match self {
             Task::Lowlight => Some(ToolSetting::Exposure),
             Task::Sharpen => Some(ToolSetting::BlurSize),
+            Task::Denoise | Task::Dejpeg => Some(ToolSetting::NoiseLevel),
             _ => None,
         }
     }
@@ -290,7 +293,8 @@ pub fn degrade_with(task: Task, sharpen_input: SharpenInput, target: &RgbImage, 
         Task::Denoise => {
             let sigma = rng.random_range(5.0..50.0) / 255.0;
             let shot = if rng.random_bool(0.5) { rng.random_range(0.0..0.02) } else { 0.0 };
-            global(quantize8(&add_noise(target, sigma, shot, rng)), rng)
+            // The engine shrinks the noise first at the level it estimates from the photo.
+            global(denoise_prepass(&quantize8(&add_noise(target, sigma, shot, rng))), rng)
         }
         Task::Sharpen => {
             // The blur's size as a Gaussian's sigma (a motion blur's: its length's standard deviation).
@@ -320,7 +324,8 @@ pub fn degrade_with(task: Task, sharpen_input: SharpenInput, target: &RgbImage, 
             global(expose(&file, -gain.log2() + rng.random_range(-0.3..0.3)), rng)
         }
         Task::Upscale => global(quantize8(&upscale_input(target)), rng),
-        Task::Dejpeg => global(jpeg_roundtrip(target, rng.random_range(5..=40)), rng),
+        // The engine shrinks a JPEG's noise first at the level its quantization reads.
+        Task::Dejpeg => global(denoise_prepass(&jpeg_roundtrip(target, rng.random_range(5..=40))), rng),
     }
 }
 
@@ -378,9 +383,16 @@ pub fn as_model_sees(task: Task, mut example: Example) -> Example {
     match task.setting() {
         Some(ToolSetting::Exposure) => example.input = expose(&example.input, auto_exposure(&example.input)),
         Some(ToolSetting::BlurSize) => example.input = unsharp(&example.input, DEFAULT_BLUR_SIZE),
+        Some(ToolSetting::NoiseLevel) => example.input = denoise_prepass(&example.input),
         None => {}
     }
     example
+}
+
+/// The denoise and JPEG tools' input as the engine prepares it by default: shrunk at the level
+/// estimated from the file (its grain, or its JPEG quantization).
+fn denoise_prepass(file: &RgbImage) -> RgbImage {
+    dct_denoise(file, estimate_noise(file))
 }
 
 /// Rounds to 8-bit levels: what a user's file holds.

@@ -89,6 +89,10 @@ struct EditArgs {
     /// The blur's size in pixels, for tools that take one (sharpen); 1.5 when not given.
     #[arg(long)]
     blur_size: Option<f32>,
+    /// The noise's standard deviation in 8-bit levels, for tools that take one (denoise); estimated
+    /// from the photo when not given.
+    #[arg(long)]
+    noise_level: Option<f32>,
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     backend: BackendKind,
     /// The ONNX Runtime execution provider (with --backend ort): an NPU or GPU delegate, or the
@@ -330,6 +334,7 @@ fn edit(args: EditArgs) -> Result<()> {
         precision,
         exposure: args.exposure,
         blur_size: args.blur_size,
+        noise_level: args.noise_level,
         context: prism_engine::job::DEFAULT_CONTEXT,
     };
     engine.send(Command::Edit(job))?;

@@ -150,6 +150,7 @@ pub fn run_demo(
                 precision: None,
                 exposure: None,
                 blur_size: None,
+                noise_level: None,
                 context: DEFAULT_CONTEXT,
             }))?;
         }

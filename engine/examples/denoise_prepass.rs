@@ -1,13 +1,13 @@
 //! The denoise tool's classical first pass alone on a folder of eval examples (`NAME_input.png`
 //! beside `NAME_clean.png`, as `prism-adapters eval` writes them): PSNR at the estimated noise
-//! level, what the estimate read, and the pass's time per megapixel.
+//! level, what the estimate read (grain and JPEG), and the pass's time per megapixel.
 //!
 //! `cargo run --release -p prism-engine --example denoise_prepass -- data/eval/denoise`
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use prism_engine::denoise_prepass::{dct_denoise, estimate_noise};
+use prism_engine::denoise_prepass::{dct_denoise, estimate_noise, grain_level, jpeg_level};
 use prism_engine::imageio::{DEFAULT_MAX_PIXELS, RgbImage, load_picture};
 
 fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
@@ -32,7 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seconds += start.elapsed().as_secs_f64();
         megapixels += (input.width * input.height) as f64 / 1e6;
         let (b, a) = (psnr(&input, &clean), psnr(&out, &clean));
-        println!("{name:16} level {:5.1}  input {b:5.2} dB  pass {a:5.2} dB", level * 255.0);
+        let (grain, jpeg) = (grain_level(&input) * 255.0, jpeg_level(&input) * 255.0);
+        println!("{name:16} level {:5.1} (grain {grain:5.1}, JPEG {jpeg:5.1})  input {b:5.2} dB  pass {a:5.2} dB", level * 255.0);
         before += b;
         after += a;
     }

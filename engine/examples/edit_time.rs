@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         precision: Some(Precision::Int8),
         exposure: None,
         blur_size: None,
+        noise_level: None,
         context: DEFAULT_CONTEXT,
     };
     let time = |backend: &mut ReferenceBackend, job: &EditJob| -> Result<f64, Box<dyn std::error::Error>> {

@@ -18,6 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::hole_fill::HoleFill;
 use crate::imageio::{Mask, RgbImage};
 use crate::mix::Mix;
+use crate::denoise_prepass::{dct_denoise, estimate_noise};
 use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
 
 pub type JobId = u64;
@@ -49,6 +50,9 @@ pub struct EditJob {
     /// The blur size, in pixels, for tools that take it (`ToolSetting::BlurSize`); None: the
     /// default. Other tools ignore it.
     pub blur_size: Option<f32>,
+    /// The noise level, in 8-bit levels, for tools that take it (`ToolSetting::NoiseLevel`); None:
+    /// estimated from the image (`estimate_noise`). Other tools ignore it.
+    pub noise_level: Option<f32>,
     /// Local tools: how much of the surroundings the model sees on each side of the hole, as a
     /// fraction of the hole's size ([`DEFAULT_CONTEXT`]; the lightbox compares others).
     pub context: f32,
@@ -75,6 +79,8 @@ pub struct JobStats {
     pub exposure: Option<f32>,
     /// The blur size the input was unsharp-masked at, for tools that take one.
     pub blur_size: Option<f32>,
+    /// The noise level (8-bit levels) the input was shrunk at, for tools that take one.
+    pub noise_level: Option<f32>,
 }
 
 /// Runs `job` on `backend`. `progress(done, total)` is called after every tile and returns false
@@ -95,7 +101,11 @@ pub fn run_edit(
     // photo itself).
     let exposure = plan.exposure.then(|| job.exposure.unwrap_or_else(|| auto_exposure(&job.image)));
     let blur_size = plan.blur_size.then(|| job.blur_size.unwrap_or(DEFAULT_BLUR_SIZE));
+    let noise_level = plan.noise_level.then(|| job.noise_level.unwrap_or_else(|| estimate_noise(&job.image) * 255.0));
     let mut view = None;
+    if let Some(level) = noise_level {
+        view = Some(dct_denoise(&job.image, level / 255.0));
+    }
     if let Some(stops) = exposure {
         view = Some(expose(&job.image, stops));
     }
@@ -131,6 +141,7 @@ pub fn run_edit(
         memory: backend.memory(),
         exposure,
         blur_size,
+        noise_level,
     };
     Ok((result, stats))
 }
@@ -140,6 +151,7 @@ struct Plan {
     /// The settings the mix's tools take.
     exposure: bool,
     blur_size: bool,
+    noise_level: bool,
     scale: usize,
     alignment: usize,
 }
@@ -159,7 +171,11 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
             CONTEXT_RANGE.end()
         )));
     }
-    for (setting, value) in [(ToolSetting::Exposure, job.exposure), (ToolSetting::BlurSize, job.blur_size)] {
+    for (setting, value) in [
+        (ToolSetting::Exposure, job.exposure),
+        (ToolSetting::BlurSize, job.blur_size),
+        (ToolSetting::NoiseLevel, job.noise_level),
+    ] {
         if let Some(value) = value.filter(|v| !setting.range().contains(v)) {
             let range = setting.range();
             return Err(EngineError::Job(format!(
@@ -175,7 +191,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
         installed.insert(info);
     }
     let mut region = Region::Global;
-    let (mut exposure, mut blur_size) = (false, false);
+    let (mut exposure, mut blur_size, mut noise_level) = (false, false, false);
     let mut scale = None;
     for (info, _) in installed.resolve(&job.mix)? {
         if info.meta.region == Region::Local {
@@ -183,6 +199,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
         }
         exposure |= info.meta.setting == Some(ToolSetting::Exposure);
         blur_size |= info.meta.setting == Some(ToolSetting::BlurSize);
+        noise_level |= info.meta.setting == Some(ToolSetting::NoiseLevel);
         match scale {
             Some(s) if s != info.meta.scale => {
                 return Err(EngineError::Job("tools that change the image size cannot be mixed with tools that do not".into()));
@@ -215,7 +232,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
             "the mask covers the whole photo, so there is nothing left to fill from: paint only what to remove".into(),
         ));
     }
-    Ok(Plan { region, exposure, blur_size, scale, alignment: backend.alignment() })
+    Ok(Plan { region, exposure, blur_size, noise_level, scale, alignment: backend.alignment() })
 }
 
 /// `[1,H,W,4]`: RGB in [-1,1] and the binary mask. With `hide`, the masked pixels are hidden

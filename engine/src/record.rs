@@ -27,6 +27,9 @@ pub struct EditRecord {
     /// The blur size the input was unsharp-masked at (tools that take one).
     #[serde(default)]
     pub blur_size: Option<f32>,
+    /// The noise level the input was shrunk at, in 8-bit levels (tools that take one).
+    #[serde(default)]
+    pub noise_level: Option<f32>,
     /// Hashes of the base model and the shared quantization profile.
     #[serde(default)]
     pub model: String,
@@ -65,6 +68,7 @@ impl EditRecord {
             precision: stats.precision,
             exposure: stats.exposure,
             blur_size: stats.blur_size,
+            noise_level: stats.noise_level,
             model: model.hash.clone(),
             profile: model.profile.id.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -102,6 +106,9 @@ pub fn file_entries(history: &[EditRecord]) -> Vec<(String, String)> {
     if let Some(sigma) = last.blur_size {
         entries.push(("prism:blur_size", format!("{sigma:.2}")));
     }
+    if let Some(level) = last.noise_level {
+        entries.push(("prism:noise_level", format!("{level:.1}")));
+    }
     if let Some(prompt) = &last.prompt {
         entries.push(("prism:prompt", prompt.text.clone()));
     }
@@ -124,6 +131,7 @@ mod tests {
             precision: Precision::Int8,
             exposure,
             blur_size: None,
+            noise_level: None,
             model: "m".into(),
             profile: "p".into(),
             version: "0".into(),

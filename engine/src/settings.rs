@@ -16,6 +16,9 @@ pub enum ToolSetting {
     Exposure,
     /// The blur's size in pixels (a Gaussian's sigma); the input is unsharp-masked at it first.
     BlurSize,
+    /// The noise's standard deviation in 8-bit levels (of 255); the input is DCT-shrunk at it
+    /// first (`denoise_prepass`). Estimated from the photo when not set.
+    NoiseLevel,
 }
 
 impl ToolSetting {
@@ -24,6 +27,7 @@ impl ToolSetting {
         match self {
             ToolSetting::Exposure => "exposure (stops)",
             ToolSetting::BlurSize => "blur size (pixels)",
+            ToolSetting::NoiseLevel => "noise level (of 255)",
         }
     }
 
@@ -32,6 +36,7 @@ impl ToolSetting {
         match self {
             ToolSetting::Exposure => EXPOSURE_RANGE,
             ToolSetting::BlurSize => BLUR_SIZE_RANGE,
+            ToolSetting::NoiseLevel => NOISE_LEVEL_RANGE,
         }
     }
 }
@@ -47,6 +52,8 @@ pub const MAX_AUTO_EXPOSURE: f32 = 6.0;
 const NORMAL_HIGHLIGHT: f32 = 0.988;
 /// The blur sizes a job may ask for, in pixels.
 pub const BLUR_SIZE_RANGE: std::ops::RangeInclusive<f32> = 0.3..=8.0;
+/// The noise levels a job may ask for, in 8-bit levels (0 leaves the pre-pass out).
+pub const NOISE_LEVEL_RANGE: std::ops::RangeInclusive<f32> = 0.0..=100.0;
 /// The blur size when the user has not set one: the middle of what sharpen is trained on.
 pub const DEFAULT_BLUR_SIZE: f32 = 1.5;
 

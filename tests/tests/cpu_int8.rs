@@ -155,6 +155,7 @@ fn an_edit_without_a_precision_runs_the_faster_one() {
             precision: None,
             exposure: None,
             blur_size: None,
+            noise_level: None,
             context: prism_engine::job::DEFAULT_CONTEXT,
         };
         let (_, stats) = run_edit(&mut backend, &job, &mut |_, _| true).expect("edit");

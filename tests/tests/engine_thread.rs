@@ -39,6 +39,7 @@ fn job(id: u64, width: usize, height: usize, mask: Option<Mask>, tool: &str) -> 
         precision: Some(Precision::Int8),
         exposure: None,
         blur_size: None,
+        noise_level: None,
         context: prism_engine::job::DEFAULT_CONTEXT,
     }
 }

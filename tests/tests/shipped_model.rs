@@ -59,6 +59,7 @@ fn job(tool: &str, image: &RgbImage) -> EditJob {
         precision: Some(Precision::Int8),
         exposure: None,
         blur_size: None,
+        noise_level: None,
         context: prism_engine::job::DEFAULT_CONTEXT,
     }
 }

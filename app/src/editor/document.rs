@@ -211,6 +211,7 @@ pub(crate) mod tests_support {
             precision: prism_engine::backends::Precision::Int8,
             exposure: None,
             blur_size: None,
+            noise_level: None,
             model: String::new(),
             profile: String::new(),
             version: String::new(),

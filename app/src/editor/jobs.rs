@@ -82,9 +82,9 @@ impl PrismApp {
         let document = self.document.as_ref().ok_or_else(|| anyhow!("open a photo first"))?;
         let id = self.next_job;
         self.next_job += 1;
-        let (exposure, blur_size) = (self.tool.exposure, self.tool.blur_size);
+        let (exposure, blur_size, noise_level) = (self.tool.exposure, self.tool.blur_size, self.tool.noise_level);
         let image = document.image().clone();
-        let job = EditJob { id, image, mask, mix, strength, precision, exposure, blur_size, context };
+        let job = EditJob { id, image, mask, mix, strength, precision, exposure, blur_size, noise_level, context };
         engine.send(Command::Edit(job))?;
         self.jobs.insert(id, RunningJob { purpose, done: 0, total: 1 });
         Ok(())

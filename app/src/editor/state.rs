@@ -51,6 +51,8 @@ pub struct ToolChoice {
     pub exposure: Option<f32>,
     /// The blur size for tools that take one; None: the default.
     pub blur_size: Option<f32>,
+    /// The noise level (8-bit levels) for tools that take one; None: estimated.
+    pub noise_level: Option<f32>,
     pub prompt: String,
     /// What the prompt chose last, shown under the box.
     pub prompt_outcome: Option<PromptOutcome>,

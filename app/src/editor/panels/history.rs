@@ -36,6 +36,9 @@ pub fn history_ui(ui: &mut egui::Ui, document: Option<&Document>) -> Option<Acti
                     if let Some(sigma) = r.blur_size {
                         hover.push_str(&format!("\nblur size {sigma:.2} px"));
                     }
+                    if let Some(level) = r.noise_level {
+                        hover.push_str(&format!("\nnoise level {level:.1} of 255"));
+                    }
                     response.on_hover_text(hover)
                 }
                 None => response,

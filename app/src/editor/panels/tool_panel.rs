@@ -5,6 +5,7 @@ use eframe::egui::{self, RichText};
 use prism_engine::adapter::Region;
 use prism_engine::backends::{AdapterInfo, BackendKind, Precision, Provider};
 use prism_engine::imageio::RgbImage;
+use prism_engine::denoise_prepass::estimate_noise;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, auto_exposure};
 
 use crate::editor::Settings;
@@ -91,9 +92,13 @@ pub fn tool_panel_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, view: &ToolPanel<
         .on_hover_text("Scales every adapter's side path; 0 = the base model alone");
     let takes =
         |setting| view.tools.iter().any(|t| t.meta.setting == Some(setting) && tool.mix.iter().any(|(n, _)| n == &t.meta.name));
-    let (exposure, blur_size) = (takes(ToolSetting::Exposure), takes(ToolSetting::BlurSize));
+    let (exposure, blur_size, noise_level) =
+        (takes(ToolSetting::Exposure), takes(ToolSetting::BlurSize), takes(ToolSetting::NoiseLevel));
     if exposure {
         exposure_ui(ui, tool, view.image);
+    }
+    if noise_level {
+        noise_level_ui(ui, tool, view.image);
     }
     if blur_size {
         let mut sigma = tool.blur_size.unwrap_or(DEFAULT_BLUR_SIZE);
@@ -175,6 +180,17 @@ fn exposure_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, image: Option<&RgbImage
     if let Some(stops) = &mut tool.exposure {
         ui.add(egui::Slider::new(stops, 0.0..=MAX_AUTO_EXPOSURE).step_by(0.05).text("Exposure (stops)"))
             .on_hover_text("How much to brighten before the tool cleans up; each stop doubles the light");
+    }
+}
+
+fn noise_level_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, image: Option<&RgbImage>) {
+    let mut auto = tool.noise_level.is_none();
+    if ui.checkbox(&mut auto, "Auto noise level").on_hover_text("Estimate the noise from the photo's finest detail").changed() {
+        tool.noise_level = if auto { None } else { Some(image.map_or(0.0, |image| estimate_noise(image) * 255.0)) };
+    }
+    if let Some(level) = &mut tool.noise_level {
+        ui.add(egui::Slider::new(level, 0.0..=60.0).step_by(0.5).text("Noise level"))
+            .on_hover_text("How grainy the photo is, in levels of 255: higher cleans more and keeps less fine detail");
     }
 }
 
