@@ -237,3 +237,43 @@ fn a_panicking_job_becomes_failed_and_the_engine_keeps_serving() {
     engine.send(Command::Edit(job(2, 16, 16, None, "tone"))).unwrap();
     assert!(matches!(next_event(&engine, is_final), Event::Done { job: 2, .. }));
 }
+
+/// A tool that takes a noise level sees the photo shrunk at it: at the level estimated from the
+/// photo when the job gives none, at the job's otherwise; a level out of range is refused.
+#[test]
+fn a_noise_level_tool_sees_the_photo_shrunk_at_the_level() {
+    use prism_engine::adapter::Region;
+    use prism_engine::fixtures::random_adapter;
+    use prism_engine::job::run_edit;
+    use prism_engine::settings::ToolSetting;
+
+    let (_dir, model) = setup();
+    let mut backend = ReferenceBackend::new(model.clone());
+    let mut grain = random_adapter(&model.float, "grain", 4, 9, Region::Global).unwrap();
+    grain.meta.setting = Some(ToolSetting::NoiseLevel);
+    backend.install(&grain).unwrap();
+    // Uniform noise of standard deviation 20 levels from a xorshift (what the median estimate reads
+    // of it is close to a Gaussian's: each diagonal difference sums four values).
+    let mut state = 0x9e37_79b9_u32;
+    let mut noise = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        (state as f32 / u32::MAX as f32 - 0.5) * 2.0 * 3f32.sqrt() * 20.0 / 255.0
+    };
+    let clean = synthetic_photo(96, 64, 4);
+    let noisy = prism_engine::imageio::RgbImage {
+        data: clean.data.iter().map(|v| (v * 0.8 + 0.1 + noise()).clamp(0.0, 1.0)).collect(),
+        ..clean.clone()
+    };
+    let mut job = EditJob { image: Arc::new(noisy), ..job(1, 96, 64, None, "grain") };
+    let (estimated, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    let level = stats.noise_level.expect("the tool takes a noise level");
+    assert!((level - 20.0).abs() < 3.0, "estimated {level} for noise of 20");
+    job.noise_level = Some(0.0);
+    let (unshrunk, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    assert_eq!(stats.noise_level, Some(0.0));
+    assert_ne!(estimated.data, unshrunk.data, "the level changes what the model sees");
+    job.noise_level = Some(500.0);
+    assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "a level of 500 is refused");
+}
