@@ -19,6 +19,7 @@ use prism_engine::fixtures::{photo_input, synthetic_photo};
 use prism_engine::imageio::load_picture;
 use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::Model;
+use prism_engine::settings::ToolSetting;
 use prism_engine::tensorfile::TensorFile;
 use prism_engine::unet::Unet;
 
@@ -54,7 +55,8 @@ fn main() -> anyhow::Result<()> {
     let mut teacher = Adapter::read(&adapter)?;
     teacher.meta.name = task.clone();
     // Teachers written before a tool took its setting do not name it.
-    teacher.meta.setting = Task::parse(task).context("unknown task")?.setting();
+    let takes = Task::parse(task).context("unknown task")?.setting();
+    teacher.meta.setting = takes;
     backend.install(&teacher)?;
     let dir = Path::new("data/eval").join(task);
     let mut names: Vec<String> = std::fs::read_dir(&dir)?
@@ -78,9 +80,9 @@ fn main() -> anyhow::Result<()> {
                 mix: prism_engine::mix::Mix::single(task.clone()),
                 strength: 1.0,
                 precision: Some(Precision::Float),
-                exposure: setting.filter(|_| task == "lowlight"),
-                blur_size: setting.filter(|_| task == "sharpen"),
-                noise_level: setting.filter(|_| task == "denoise"),
+                exposure: setting.filter(|_| takes == Some(ToolSetting::Exposure)),
+                blur_size: setting.filter(|_| takes == Some(ToolSetting::BlurSize)),
+                noise_level: setting.filter(|_| takes == Some(ToolSetting::NoiseLevel)),
                 context: prism_engine::job::DEFAULT_CONTEXT,
             };
             total += psnr(&run_edit(&mut backend, &job, &mut |_, _| true)?.0, &clean, mask.as_deref());

@@ -189,24 +189,39 @@ fn shrink_plane(plane: &[f32], w: usize, h: usize, threshold: f32) -> Vec<f32> {
         .collect();
     let d = dct_matrix();
     let mut sum = vec![0f32; pw * ph];
+    // The loops run over the last index of 8-wide rows, so each multiply-add is one vector op.
+    type Block = [[f32; WINDOW]; WINDOW];
     // Column transforms of the window row starting at y, for every x: shared by the windows there.
     let mut columns = vec![[0f32; WINDOW]; pw];
     for y0 in 0..=ph - WINDOW {
-        for (x, column) in columns.iter_mut().enumerate() {
-            for (k, dk) in d.iter().enumerate() {
-                column[k] = (0..WINDOW).map(|i| dk[i] * padded[(y0 + i) * pw + x]).sum();
+        columns.iter_mut().for_each(|c| *c = [0.0; WINDOW]);
+        for (i, row) in padded[y0 * pw..].chunks_exact(pw).take(WINDOW).enumerate() {
+            for (column, &v) in columns.iter_mut().zip(row) {
+                for (c, dk) in column.iter_mut().zip(&d) {
+                    *c += dk[i] * v;
+                }
             }
         }
         for x0 in 0..=pw - WINDOW {
-            // Coefficients: row k of the window's column transforms, taken along x.
-            let mut coefficients = [[0f32; WINDOW]; WINDOW];
+            // Coefficients [frequency down][frequency across]: the column transforms along x.
+            let mut coefficients: Block = [[0.0; WINDOW]; WINDOW];
+            for (j, column) in columns[x0..x0 + WINDOW].iter().enumerate() {
+                for (row, &v) in coefficients.iter_mut().zip(column) {
+                    for (c, dl) in row.iter_mut().zip(&d) {
+                        *c += v * dl[j];
+                    }
+                }
+            }
             let mut detail = false;
             for (k, row) in coefficients.iter_mut().enumerate() {
-                for (l, dl) in d.iter().enumerate() {
-                    let c: f32 = (0..WINDOW).map(|j| dl[j] * columns[x0 + j][k]).sum();
-                    let keep = (k == 0 && l == 0) || c.abs() >= threshold;
-                    row[l] = if keep { c } else { 0.0 };
-                    detail |= keep && (k, l) != (0, 0);
+                for (l, c) in row.iter_mut().enumerate() {
+                    if (k, l) != (0, 0) {
+                        if c.abs() < threshold {
+                            *c = 0.0;
+                        } else {
+                            detail = true;
+                        }
+                    }
                 }
             }
             if !detail {
@@ -218,16 +233,20 @@ fn shrink_plane(plane: &[f32], w: usize, h: usize, threshold: f32) -> Vec<f32> {
                 continue;
             }
             // Inverse along x, then along y.
-            let mut rows = [[0f32; WINDOW]; WINDOW];
-            for (k, row) in rows.iter_mut().enumerate() {
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = (0..WINDOW).map(|l| d[l][j] * coefficients[k][l]).sum();
+            let mut rows: Block = [[0.0; WINDOW]; WINDOW];
+            for (row, frequencies) in rows.iter_mut().zip(&coefficients) {
+                for (&c, dl) in frequencies.iter().zip(&d) {
+                    for (v, basis) in row.iter_mut().zip(dl) {
+                        *v += c * basis;
+                    }
                 }
             }
             for i in 0..WINDOW {
                 let out = &mut sum[(y0 + i) * pw + x0..][..WINDOW];
-                for (j, s) in out.iter_mut().enumerate() {
-                    *s += (0..WINDOW).map(|k| d[k][i] * rows[k][j]).sum::<f32>();
+                for (row, dk) in rows.iter().zip(&d) {
+                    for (s, &v) in out.iter_mut().zip(row) {
+                        *s += dk[i] * v;
+                    }
                 }
             }
         }
