@@ -38,6 +38,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         after += a;
     }
     let n = names.len().max(1) as f64;
-    println!("mean over {}: input {:.2} dB, pass {:.2} dB; {:.2} s per megapixel", names.len(), before / n, after / n, seconds / megapixels);
+    println!(
+        "mean over {}: input {:.2} dB, pass {:.2} dB; {:.2} s per megapixel",
+        names.len(),
+        before / n,
+        after / n,
+        seconds / megapixels
+    );
     Ok(())
 }

@@ -24,11 +24,8 @@ const WINDOW: usize = 8;
 /// set's five first photos between 2.4 and 3.0; 3.0 is the textbook value).
 const THRESHOLD: f32 = 2.7;
 /// The orthonormal opponent basis: rows are brightness, red-blue, and green against the rest.
-const OPPONENT: [[f32; 3]; 3] = [
-    [0.577_350_3, 0.577_350_3, 0.577_350_3],
-    [0.707_106_77, 0.0, -0.707_106_77],
-    [0.408_248_3, -0.816_496_6, 0.408_248_3],
-];
+const OPPONENT: [[f32; 3]; 3] =
+    [[0.577_350_3, 0.577_350_3, 0.577_350_3], [0.707_106_77, 0.0, -0.707_106_77], [0.408_248_3, -0.816_496_6, 0.408_248_3]];
 
 /// The level (0..1 units) to shrink `image` at: the larger of its grain (`grain_level`) and its
 /// JPEG quantization (`jpeg_level`).
@@ -79,8 +76,7 @@ pub fn jpeg_level(image: &RgbImage) -> f32 {
     if w < 32 || h < 32 {
         return 0.0;
     }
-    let luma: Vec<f32> =
-        image.data.chunks_exact(3).map(|p| 255.0 * (0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])).collect();
+    let luma: Vec<f32> = image.data.chunks_exact(3).map(|p| 255.0 * (0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])).collect();
     let (Some(ox), Some(oy)) = (grid_offset(&luma, w, h, 1, w), grid_offset(&luma, w, h, w, 1)) else {
         return 0.0;
     };
@@ -152,11 +148,9 @@ pub fn dct_denoise(image: &RgbImage, sigma: f32) -> RgbImage {
         .collect();
     let cleaned: Vec<Vec<f32>> = planes.par_iter().map(|plane| shrink_plane(plane, w, h, THRESHOLD * sigma)).collect();
     let mut data = Vec::with_capacity(w * h * 3);
-    for i in 0..w * h {
+    for ((a, b), c) in cleaned[0].iter().zip(&cleaned[1]).zip(&cleaned[2]) {
         // The basis is orthonormal: its transpose takes the channels back.
-        for c in 0..3 {
-            data.push((0..3).map(|k| OPPONENT[k][c] * cleaned[k][i]).sum::<f32>());
-        }
+        data.extend((0..3).map(|channel| OPPONENT[0][channel] * a + OPPONENT[1][channel] * b + OPPONENT[2][channel] * c));
     }
     RgbImage { width: w, height: h, data }
 }
@@ -286,8 +280,14 @@ mod tests {
         let bytes: Vec<u8> = image.data.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
         let mut encoded = Vec::new();
         let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, quality);
-        image::ImageEncoder::write_image(encoder, &bytes, image.width as u32, image.height as u32, image::ExtendedColorType::Rgb8)
-            .unwrap();
+        image::ImageEncoder::write_image(
+            encoder,
+            &bytes,
+            image.width as u32,
+            image.height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
         let decoded = image::load_from_memory_with_format(&encoded, image::ImageFormat::Jpeg).unwrap().to_rgb8();
         RgbImage { width: image.width, height: image.height, data: decoded.as_raw().iter().map(|&v| v as f32 / 255.0).collect() }
     }

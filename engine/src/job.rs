@@ -14,11 +14,11 @@ use candle_core::{Device, Tensor};
 
 use crate::adapter::Region;
 use crate::backends::{AdapterBank, Backend, BackendKind, MemoryReport, Precision};
+use crate::denoise_prepass::{dct_denoise, estimate_noise};
 use crate::error::{EngineError, Result};
 use crate::hole_fill::HoleFill;
 use crate::imageio::{Mask, RgbImage};
 use crate::mix::Mix;
-use crate::denoise_prepass::{dct_denoise, estimate_noise};
 use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
 
 pub type JobId = u64;

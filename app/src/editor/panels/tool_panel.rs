@@ -4,8 +4,8 @@
 use eframe::egui::{self, RichText};
 use prism_engine::adapter::Region;
 use prism_engine::backends::{AdapterInfo, BackendKind, Precision, Provider};
-use prism_engine::imageio::RgbImage;
 use prism_engine::denoise_prepass::estimate_noise;
+use prism_engine::imageio::RgbImage;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, auto_exposure};
 
 use crate::editor::Settings;
