@@ -36,7 +36,9 @@ fn settings(steps: usize) -> RunSettings {
 fn base_training_lowers_the_validation_loss() {
     let dir = tempfile::tempdir().unwrap();
     let s = RunSettings { seed: 1, ..settings(120) };
-    let tasks = [Task::Denoise, Task::Lowlight];
+    // Two tools whose inputs are far from their answers (denoise's input is already shrunk by
+    // its classical pre-pass, which 120 steps of a tiny base do not improve on).
+    let tasks = [Task::Colorize, Task::Lowlight];
     let (run, validation) =
         base_run(&photos(), &tiny_config(), &s, &tasks, Weighting::Relative, &dir.path().join("base.ckpt"), None).unwrap();
     let identity = validation.identity_loss().unwrap();
