@@ -702,6 +702,21 @@ mod tests {
                 "seed {seed}: the blurred input overshoots"
             );
         }
+        // Denoise and JPEG cleanup see the file shrunk at its estimated level: most of the grain
+        // (noise of 5-50 levels) is gone, and so are most of a JPEG's block edges.
+        let photo = synthetic_photo(128, 128, 3);
+        for seed in 0..4 {
+            let noisy = degrade(Task::Denoise, &photo, &[], &mut StdRng::seed_from_u64(seed));
+            let error = |i: &RgbImage| i.data.iter().zip(&photo.data).map(|(a, b)| (a - b).abs()).sum::<f32>();
+            let mut rng = StdRng::seed_from_u64(seed);
+            let sigma = rng.random_range(5.0..50.0) / 255.0;
+            let raw = quantize8(&add_noise(&photo, sigma, 0.0, &mut rng));
+            assert!(error(&noisy.input) < 0.6 * error(&raw), "seed {seed}: the denoise input was not shrunk");
+            let jpeg = degrade(Task::Dejpeg, &photo, &[], &mut StdRng::seed_from_u64(seed));
+            let file = jpeg_roundtrip(&photo, StdRng::seed_from_u64(seed).random_range(5..=40));
+            assert!(jpeg.input.data != file.data, "seed {seed}: the JPEG input was not shrunk");
+            assert_eq!(jpeg.input.data, dct_denoise(&file, estimate_noise(&file)).data, "seed {seed}");
+        }
     }
 
     #[test]
