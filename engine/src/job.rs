@@ -107,7 +107,8 @@ pub fn run_edit(
         view = Some(dct_denoise(&job.image, level / 255.0));
     }
     if let Some(stops) = exposure {
-        view = Some(expose(&job.image, stops));
+        // Shrunk first when a tool of the mix takes a noise level: brightening scales the grain.
+        view = Some(expose(view.as_ref().unwrap_or(&job.image), stops));
     }
     if let Some(sigma) = blur_size {
         view = Some(unsharp(view.as_ref().unwrap_or(&job.image), sigma));
