@@ -273,7 +273,23 @@ fn a_noise_level_tool_sees_the_photo_shrunk_at_the_level() {
     job.noise_level = Some(0.0);
     let (unshrunk, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
     assert_eq!(stats.noise_level, Some(0.0));
-    assert_ne!(estimated.data, unshrunk.data, "the level changes what the model sees");
+    assert!(estimated.data != unshrunk.data, "the level changes what the model sees");
     job.noise_level = Some(500.0);
     assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "a level of 500 is refused");
+    // Mixed with a tool that brightens first, the photo is shrunk and then brightened.
+    let mut dark = random_adapter(&model.float, "dark", 4, 10, Region::Global).unwrap();
+    dark.meta.setting = Some(ToolSetting::Exposure);
+    backend.install(&dark).unwrap();
+    job.mix = Mix::new([("grain", 0.5), ("dark", 0.5)]).unwrap();
+    job.exposure = Some(1.0);
+    let outputs: Vec<_> = [0.0, 20.0]
+        .into_iter()
+        .map(|level| {
+            job.noise_level = Some(level);
+            let (out, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+            assert_eq!((stats.noise_level, stats.exposure), (Some(level), Some(1.0)));
+            out.data
+        })
+        .collect();
+    assert!(outputs[0] != outputs[1], "the brightened view is the shrunk photo's");
 }
