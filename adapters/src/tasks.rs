@@ -702,8 +702,8 @@ mod tests {
                 "seed {seed}: the blurred input overshoots"
             );
         }
-        // Denoise and JPEG cleanup see the file shrunk at its estimated level: most of the grain
-        // (noise of 5-50 levels) is gone, and so are most of a JPEG's block edges.
+        // Denoise and JPEG cleanup see the file as the engine's pass leaves it at the estimated
+        // level: most of the grain (noise of 5-50 levels) is gone.
         let photo = synthetic_photo(128, 128, 3);
         for seed in 0..4 {
             let noisy = degrade(Task::Denoise, &photo, &[], &mut StdRng::seed_from_u64(seed));
@@ -715,7 +715,7 @@ mod tests {
             let jpeg = degrade(Task::Dejpeg, &photo, &[], &mut StdRng::seed_from_u64(seed));
             let file = jpeg_roundtrip(&photo, StdRng::seed_from_u64(seed).random_range(5..=40));
             assert!(jpeg.input.data != file.data, "seed {seed}: the JPEG input was not shrunk");
-            assert_eq!(jpeg.input.data, dct_denoise(&file, estimate_noise(&file)).data, "seed {seed}");
+            assert!(jpeg.input.data == dct_denoise(&file, estimate_noise(&file)).data, "seed {seed}: not the engine's pass");
         }
     }
 
