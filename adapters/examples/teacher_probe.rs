@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<()> {
                 strength: 1.0,
                 precision: Some(Precision::Float),
                 exposure: setting.filter(|_| takes == Some(ToolSetting::Exposure)),
-                blur_size: setting.filter(|_| takes == Some(ToolSetting::BlurSize)),
+                blur_size: setting.filter(|_| matches!(takes, Some(ToolSetting::BlurSize | ToolSetting::DeblurSize))),
                 noise_level: setting.filter(|_| takes == Some(ToolSetting::NoiseLevel)),
                 context: prism_engine::job::DEFAULT_CONTEXT,
             };

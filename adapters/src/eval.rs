@@ -164,7 +164,7 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
 pub(crate) fn setting_grid(setting: ToolSetting) -> &'static [f32] {
     match setting {
         ToolSetting::Exposure => &[2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5],
-        ToolSetting::BlurSize => &[1.0, 1.5, 2.0, 2.5, 3.0],
+        ToolSetting::BlurSize | ToolSetting::DeblurSize => &[1.0, 1.5, 2.0, 2.5, 3.0],
         ToolSetting::NoiseLevel => &[10.0, 15.0, 20.0, 25.0, 30.0],
     }
 }
@@ -189,7 +189,7 @@ fn plain_job(image: Arc<RgbImage>) -> EditJob {
 fn apply_setting(job: &mut EditJob, setting: Option<(ToolSetting, f32)>) {
     match setting {
         Some((ToolSetting::Exposure, stops)) => job.exposure = Some(stops),
-        Some((ToolSetting::BlurSize, sigma)) => job.blur_size = Some(sigma),
+        Some((ToolSetting::BlurSize | ToolSetting::DeblurSize, sigma)) => job.blur_size = Some(sigma),
         Some((ToolSetting::NoiseLevel, level)) => job.noise_level = Some(level),
         None => {}
     }

@@ -188,9 +188,9 @@ enum Command {
         /// leaves the answer open, absolute elsewhere). `textured` adds the error's gradient.
         #[arg(long, value_enum)]
         penalty: Option<Penalty>,
-        /// What sharpen's examples show the model: the file after the engine's unsharp pre-pass
-        /// (what the editor feeds it), or the blurred file (a first round for a new base).
-        #[arg(long, value_enum, default_value_t = SharpenInput::Unsharp)]
+        /// What sharpen's examples show the model: the file deconvolved at the blur size read
+        /// from it (what the editor feeds it), or the blurred file (a first round for a new base).
+        #[arg(long, value_enum, default_value_t = SharpenInput::Deconvolved)]
         sharpen_input: SharpenInput,
         /// Train towards what another model's tool makes of the inputs (its float base and
         /// `adapters/float/<task>.prism-lora`, e.g. assets) instead of the clean photos.

@@ -133,6 +133,7 @@ pub fn model_card(
             ToolSetting::Exposure => "the exposure the editor estimates from each photo".to_string(),
             ToolSetting::BlurSize => format!("the default blur size, {DEFAULT_BLUR_SIZE}"),
             ToolSetting::NoiseLevel => "the noise level the editor estimates from each photo".to_string(),
+            ToolSetting::DeblurSize => "the blur size the editor estimates from each photo".to_string(),
         };
         let _ = writeln!(
             settings,

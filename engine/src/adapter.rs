@@ -346,7 +346,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         .get("setting")
         .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())))
         .transpose()
-        .map_err(|_| adapter_error(&name, "metadata 'setting' must be exposure, blur_size or noise_level"))?;
+        .map_err(|_| adapter_error(&name, "metadata 'setting' must be exposure, blur_size, deblur_size or noise_level"))?;
     let region = serde_json::from_value(serde_json::Value::String(m.get("region").cloned().unwrap_or("global".into())))
         .map_err(|_| adapter_error(&name, "metadata 'region' must be local or global"))?;
     let fits = serde_json::from_value(serde_json::Value::String(m.get("fits").cloned().unwrap_or("any".into())))

@@ -14,6 +14,7 @@ use candle_core::{Device, Tensor};
 
 use crate::adapter::Region;
 use crate::backends::{AdapterBank, Backend, BackendKind, MemoryReport, Precision};
+use crate::deblur_prepass::{deconvolve, estimate_blur};
 use crate::denoise_prepass::{dct_denoise, estimate_noise};
 use crate::error::{EngineError, Result};
 use crate::hole_fill::HoleFill;
@@ -47,8 +48,9 @@ pub struct EditJob {
     /// Stops of exposure added to the input of tools that take it (`ToolSetting::Exposure`);
     /// None: estimated from the image (`auto_exposure`). Other tools ignore it.
     pub exposure: Option<f32>,
-    /// The blur size, in pixels, for tools that take it (`ToolSetting::BlurSize`); None: the
-    /// default. Other tools ignore it.
+    /// The blur size, in pixels, for tools that take it (`ToolSetting::BlurSize`, `DeblurSize`);
+    /// None: the default, or the size read from the image (`estimate_blur`) for a deblurring
+    /// tool. Other tools ignore it.
     pub blur_size: Option<f32>,
     /// The noise level, in 8-bit levels, for tools that take it (`ToolSetting::NoiseLevel`); None:
     /// estimated from the image (`estimate_noise`). Other tools ignore it.
@@ -77,7 +79,7 @@ pub struct JobStats {
     pub memory: MemoryReport,
     /// Stops the input was brightened by, for tools that take an exposure.
     pub exposure: Option<f32>,
-    /// The blur size the input was unsharp-masked at, for tools that take one.
+    /// The blur size the input was unsharp-masked or deconvolved at, for tools that take one.
     pub blur_size: Option<f32>,
     /// The noise level (8-bit levels) the input was shrunk at, for tools that take one.
     pub noise_level: Option<f32>,
@@ -100,7 +102,11 @@ pub fn run_edit(
     // The model's view of the photo: the tools' settings folded in (the result is pasted onto the
     // photo itself).
     let exposure = plan.exposure.then(|| job.exposure.unwrap_or_else(|| auto_exposure(&job.image)));
-    let blur_size = plan.blur_size.then(|| job.blur_size.unwrap_or(DEFAULT_BLUR_SIZE));
+    let blur_size = match plan.blur {
+        Some(ToolSetting::DeblurSize) => Some(job.blur_size.unwrap_or_else(|| estimate_blur(&job.image))),
+        Some(_) => Some(job.blur_size.unwrap_or(DEFAULT_BLUR_SIZE)),
+        None => None,
+    };
     let noise_level = plan.noise_level.then(|| job.noise_level.unwrap_or_else(|| estimate_noise(&job.image) * 255.0));
     let mut view = None;
     if let Some(level) = noise_level {
@@ -111,7 +117,8 @@ pub fn run_edit(
         view = Some(expose(view.as_ref().unwrap_or(&job.image), stops));
     }
     if let Some(sigma) = blur_size {
-        view = Some(unsharp(view.as_ref().unwrap_or(&job.image), sigma));
+        let photo = view.as_ref().unwrap_or(&job.image);
+        view = Some(if plan.blur == Some(ToolSetting::DeblurSize) { deconvolve(photo, sigma) } else { unsharp(photo, sigma) });
     }
     let hole_fill = backend.config().hole_fill;
     let mut run = |input: &RgbImage, mask: &Mask, hide_masked: bool| -> Result<RgbImage> {
@@ -151,7 +158,8 @@ struct Plan {
     region: Region,
     /// The settings the mix's tools take.
     exposure: bool,
-    blur_size: bool,
+    /// `BlurSize` or `DeblurSize`: how the input is sharpened first.
+    blur: Option<ToolSetting>,
     noise_level: bool,
     scale: usize,
     alignment: usize,
@@ -192,14 +200,20 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
         installed.insert(info);
     }
     let mut region = Region::Global;
-    let (mut exposure, mut blur_size, mut noise_level) = (false, false, false);
+    let (mut exposure, mut blur, mut noise_level) = (false, None, false);
     let mut scale = None;
     for (info, _) in installed.resolve(&job.mix)? {
         if info.meta.region == Region::Local {
             region = Region::Local;
         }
         exposure |= info.meta.setting == Some(ToolSetting::Exposure);
-        blur_size |= info.meta.setting == Some(ToolSetting::BlurSize);
+        match info.meta.setting {
+            // A deblurring tool's pass serves an unsharp-masking tool mixed with it (they do not
+            // share a model today: the shipped sharpen unsharp-masks, model v2's deblurs).
+            Some(ToolSetting::DeblurSize) => blur = Some(ToolSetting::DeblurSize),
+            Some(ToolSetting::BlurSize) => blur = blur.or(Some(ToolSetting::BlurSize)),
+            _ => {}
+        }
         noise_level |= info.meta.setting == Some(ToolSetting::NoiseLevel);
         match scale {
             Some(s) if s != info.meta.scale => {
@@ -233,7 +247,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
             "the mask covers the whole photo, so there is nothing left to fill from: paint only what to remove".into(),
         ));
     }
-    Ok(Plan { region, exposure, blur_size, noise_level, scale, alignment: backend.alignment() })
+    Ok(Plan { region, exposure, blur, noise_level, scale, alignment: backend.alignment() })
 }
 
 /// `[1,H,W,4]`: RGB in [-1,1] and the binary mask. With `hide`, the masked pixels are hidden

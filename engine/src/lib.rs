@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod backends;
 pub mod calibrate;
 pub mod conv;
+pub mod deblur_prepass;
 pub mod denoise_prepass;
 pub mod engine;
 pub mod error;

@@ -15,7 +15,11 @@ pub enum ToolSetting {
     /// Stops to brighten the input by (a night shot); estimated from the photo when not set.
     Exposure,
     /// The blur's size in pixels (a Gaussian's sigma); the input is unsharp-masked at it first.
+    /// The default when not set is `DEFAULT_BLUR_SIZE` (the shipped model's sharpen).
     BlurSize,
+    /// The blur's size in pixels, as `BlurSize`; the input is deconvolved at it first
+    /// (`deblur_prepass`). Estimated from the photo when not set.
+    DeblurSize,
     /// The noise's standard deviation in 8-bit levels (of 255); the input is DCT-shrunk at it
     /// first (`denoise_prepass`). Estimated from the photo when not set.
     NoiseLevel,
@@ -26,7 +30,7 @@ impl ToolSetting {
     pub fn describe(self) -> &'static str {
         match self {
             ToolSetting::Exposure => "exposure (stops)",
-            ToolSetting::BlurSize => "blur size (pixels)",
+            ToolSetting::BlurSize | ToolSetting::DeblurSize => "blur size (pixels)",
             ToolSetting::NoiseLevel => "noise level (of 255)",
         }
     }
@@ -35,7 +39,7 @@ impl ToolSetting {
     pub fn range(self) -> std::ops::RangeInclusive<f32> {
         match self {
             ToolSetting::Exposure => EXPOSURE_RANGE,
-            ToolSetting::BlurSize => BLUR_SIZE_RANGE,
+            ToolSetting::BlurSize | ToolSetting::DeblurSize => BLUR_SIZE_RANGE,
             ToolSetting::NoiseLevel => NOISE_LEVEL_RANGE,
         }
     }
@@ -54,7 +58,8 @@ const NORMAL_HIGHLIGHT: f32 = 0.988;
 pub const BLUR_SIZE_RANGE: std::ops::RangeInclusive<f32> = 0.3..=8.0;
 /// The noise levels a job may ask for, in 8-bit levels (0 leaves the pre-pass out).
 pub const NOISE_LEVEL_RANGE: std::ops::RangeInclusive<f32> = 0.0..=100.0;
-/// The blur size when the user has not set one: the middle of what sharpen is trained on.
+/// The blur size of an unsharp-masking tool (`BlurSize`) when the user has not set one: the middle
+/// of what the shipped sharpen is trained on.
 pub const DEFAULT_BLUR_SIZE: f32 = 1.5;
 
 /// The stops that bring a dark photo to a normal exposure: its highlights up to where a normally
@@ -94,10 +99,8 @@ pub fn expose(image: &RgbImage, stops: f32) -> RgbImage {
 
 /// Separable Gaussian blur, edges clamped.
 pub fn gaussian_blur(image: &RgbImage, sigma: f32) -> RgbImage {
-    let radius = (3.0 * sigma).ceil().max(1.0) as isize;
-    let weights: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
-    let total: f32 = weights.iter().sum();
-    let weights: Vec<f32> = weights.iter().map(|w| w / total).collect();
+    let weights = gaussian_weights(sigma);
+    let radius = (weights.len() / 2) as isize;
     let (w, h) = (image.width as isize, image.height as isize);
     let pass = |src: &RgbImage, dx: isize, dy: isize| {
         let mut out = RgbImage::new(src.width, src.height);
@@ -116,6 +119,15 @@ pub fn gaussian_blur(image: &RgbImage, sigma: f32) -> RgbImage {
         out
     };
     pass(&pass(image, 1, 0), 0, 1)
+}
+
+/// The blur's taps, from `-radius` to `radius` (3 sigma, at least 1), summing to one: the kernel
+/// the sharpen tool's examples are blurred with and its deconvolution undoes.
+pub fn gaussian_weights(sigma: f32) -> Vec<f32> {
+    let radius = (3.0 * sigma).ceil().max(1.0) as isize;
+    let weights: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f32 = weights.iter().sum();
+    weights.iter().map(|w| w / total).collect()
 }
 
 /// Unsharp masking at `sigma`, amount 1 (`2x - blur(x)`, clipped): a first step towards undoing a

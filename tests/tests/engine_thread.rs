@@ -293,3 +293,43 @@ fn a_noise_level_tool_sees_the_photo_shrunk_at_the_level() {
         .collect();
     assert!(outputs[0] != outputs[1], "the brightened view is the shrunk photo's");
 }
+
+/// A deblurring tool sees the photo deconvolved: at the blur size read from the photo when the job
+/// gives none, at the job's otherwise; an unsharp-masking tool keeps its default; a size out of
+/// range is refused.
+#[test]
+fn a_deblur_tool_sees_the_photo_deconvolved_at_the_size_read() {
+    use prism_engine::adapter::Region;
+    use prism_engine::deblur_prepass::estimate_blur;
+    use prism_engine::fixtures::random_adapter;
+    use prism_engine::job::run_edit;
+    use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, gaussian_blur};
+
+    let (_dir, model) = setup();
+    let mut backend = ReferenceBackend::new(model.clone());
+    let mut deblur = random_adapter(&model.float, "deblur", 4, 11, Region::Global).unwrap();
+    deblur.meta.setting = Some(ToolSetting::DeblurSize);
+    backend.install(&deblur).unwrap();
+    let mut soften = random_adapter(&model.float, "soften", 4, 11, Region::Global).unwrap();
+    soften.meta.setting = Some(ToolSetting::BlurSize);
+    backend.install(&soften).unwrap();
+    let blurred = gaussian_blur(&synthetic_photo(96, 64, 5), 2.0);
+    let read = estimate_blur(&blurred);
+    let mut job = EditJob { image: Arc::new(blurred), ..job(1, 96, 64, None, "deblur") };
+    let (at_read, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    assert_eq!(stats.blur_size, Some(read));
+    job.blur_size = Some(read + 1.0);
+    let (at_given, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    assert_eq!(stats.blur_size, Some(read + 1.0));
+    assert!(at_read.data != at_given.data, "the size changes what the model sees");
+    // The same weights as an unsharp-masking tool: its default size, and another view.
+    job.mix = Mix::single("soften");
+    job.blur_size = None;
+    let (unsharp_masked, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    assert_eq!(stats.blur_size, Some(DEFAULT_BLUR_SIZE));
+    job.mix = Mix::single("deblur");
+    job.blur_size = Some(DEFAULT_BLUR_SIZE);
+    assert!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().0.data != unsharp_masked.data);
+    job.blur_size = Some(9.0);
+    assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "a size of 9 px is refused");
+}

@@ -4,6 +4,7 @@
 use eframe::egui::{self, RichText};
 use prism_engine::adapter::Region;
 use prism_engine::backends::{AdapterInfo, BackendKind, Precision, Provider};
+use prism_engine::deblur_prepass::estimate_blur;
 use prism_engine::denoise_prepass::estimate_noise;
 use prism_engine::imageio::RgbImage;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, auto_exposure};
@@ -92,15 +93,21 @@ pub fn tool_panel_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, view: &ToolPanel<
         .on_hover_text("Scales every adapter's side path; 0 = the base model alone");
     let takes =
         |setting| view.tools.iter().any(|t| t.meta.setting == Some(setting) && tool.mix.iter().any(|(n, _)| n == &t.meta.name));
-    let (exposure, blur_size, noise_level) =
-        (takes(ToolSetting::Exposure), takes(ToolSetting::BlurSize), takes(ToolSetting::NoiseLevel));
+    let (exposure, blur_size, deblur_size, noise_level) = (
+        takes(ToolSetting::Exposure),
+        takes(ToolSetting::BlurSize),
+        takes(ToolSetting::DeblurSize),
+        takes(ToolSetting::NoiseLevel),
+    );
     if exposure {
         exposure_ui(ui, tool, view.image);
     }
     if noise_level {
         noise_level_ui(ui, tool, view.image);
     }
-    if blur_size {
+    if deblur_size {
+        deblur_size_ui(ui, tool, view.image);
+    } else if blur_size {
         let mut sigma = tool.blur_size.unwrap_or(DEFAULT_BLUR_SIZE);
         let slider = egui::Slider::new(&mut sigma, 0.5..=4.0).step_by(0.1).text("Blur size (px)");
         if ui.add(slider).on_hover_text("How far the blur spreads a point; match it to the photo by eye").changed() {
@@ -191,6 +198,18 @@ fn noise_level_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, image: Option<&RgbIm
     if let Some(level) = &mut tool.noise_level {
         ui.add(egui::Slider::new(level, 0.0..=60.0).step_by(0.5).text("Noise level"))
             .on_hover_text("How grainy the photo is, in levels of 255: higher cleans more and keeps less fine detail");
+    }
+}
+
+/// Auto, or the blur size the photo is deconvolved at first (starting from the estimate).
+fn deblur_size_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, image: Option<&RgbImage>) {
+    let mut auto = tool.blur_size.is_none();
+    if ui.checkbox(&mut auto, "Auto blur size").on_hover_text("Read the blur from how soft the photo's edges are").changed() {
+        tool.blur_size = if auto { None } else { Some(image.map_or(DEFAULT_BLUR_SIZE, estimate_blur)) };
+    }
+    if let Some(sigma) = &mut tool.blur_size {
+        ui.add(egui::Slider::new(sigma, 0.5..=4.0).step_by(0.1).text("Blur size (px)"))
+            .on_hover_text("How far the blur spreads a point: too large rings around edges, too small leaves them soft");
     }
 }
 
