@@ -1,6 +1,7 @@
 //! Held-out PSNR of one float teacher before QUAD and eval, on the inputs the last `eval` wrote to
 //! `data/eval/TASK`. Tools that take a setting are scored at each value given (`default`, or
-//! anything that is not a number: the tool's default, i.e. the estimated exposure or 1.5 px).
+//! anything that is not a number: the tool's default, i.e. the estimated exposure, noise level or
+//! blur size, or the shipped sharpen's 1.5 px).
 //! The base is the model in `assets/`, the one in `--model DIR` (e.g. a model-v2 round's QUAD
 //! output, `data/v2-model`), or a trained float base `--base FILE` before any QUAD (e.g. a joint
 //! run's `data/runs/base.safetensors`; it is put in a scratch model folder with a profile from
@@ -54,9 +55,12 @@ fn main() -> anyhow::Result<()> {
     let mut backend = ReferenceBackend::new(model.clone());
     let mut teacher = Adapter::read(&adapter)?;
     teacher.meta.name = task.clone();
-    // Teachers written before a tool took its setting do not name it.
-    let takes = Task::parse(task).context("unknown task")?.setting();
-    teacher.meta.setting = takes;
+    // Teachers written before a tool took its setting do not name it; the others keep theirs (the
+    // shipped sharpen unsharp-masks, model v2's deconvolves).
+    if teacher.meta.setting.is_none() {
+        teacher.meta.setting = Task::parse(task).context("unknown task")?.setting();
+    }
+    let takes = teacher.meta.setting;
     backend.install(&teacher)?;
     let dir = Path::new("data/eval").join(task);
     let mut names: Vec<String> = std::fs::read_dir(&dir)?
