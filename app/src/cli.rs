@@ -86,7 +86,8 @@ struct EditArgs {
     /// the photo when not given.
     #[arg(long, allow_negative_numbers = true)]
     exposure: Option<f32>,
-    /// The blur's size in pixels, for tools that take one (sharpen); 1.5 when not given.
+    /// The blur's size in pixels, for tools that take one (sharpen); when not given, read from the
+    /// photo (model v2's sharpen) or 1.5 (the shipped one, which unsharp-masks first).
     #[arg(long)]
     blur_size: Option<f32>,
     /// The noise's standard deviation in 8-bit levels, for tools that take one (denoise); estimated
