@@ -22,7 +22,7 @@ use rustfft::{Fft, FftPlanner};
 
 use crate::denoise_prepass::estimate_noise;
 use crate::imageio::RgbImage;
-use crate::settings::{BLUR_SIZE_RANGE, gaussian_weights};
+use crate::settings::{BLUR_SIZE_RANGE, blur_interleaved, gaussian_weights};
 
 /// The regularization of a clean photo (8-bit quantization only) and its growth with the noise
 /// level's square (0..1 units): `lambda = LAMBDA + LAMBDA_PER_NOISE * level^2`.
@@ -65,9 +65,9 @@ pub fn estimate_blur(image: &RgbImage) -> f32 {
         return low;
     }
     let luma: Vec<f32> = image.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect();
-    let light = blur_plane(&luma, w, h, GRADIENT_BLUR);
+    let light = blur_interleaved(&luma, w, h, 1, GRADIENT_BLUR);
     let sharp = gradient(&light, w, h);
-    let reblurred = gradient(&blur_plane(&luma, w, h, GRADIENT_BLUR.hypot(REBLUR)), w, h);
+    let reblurred = gradient(&blur_interleaved(&luma, w, h, 1, GRADIENT_BLUR.hypot(REBLUR)), w, h);
     let mut strengths = sharp.clone();
     let top = ((1.0 - EDGE_SHARE) * (strengths.len() - 1) as f32) as usize;
     let threshold = strengths.select_nth_unstable_by(top, f32::total_cmp).1.max(MIN_EDGE);
@@ -106,7 +106,7 @@ pub fn estimate_blur(image: &RgbImage) -> f32 {
     let most = by_orientation.iter().copied().fold(0f32, f32::max);
     // A blur that spreads one way (camera shake) is no Gaussian: deconvolving it as one rings
     // across the sharp direction, so only the least blurred direction's size is undone.
-    let size = if by_orientation.len() >= 2 && most > ANISOTROPY * least.max(*BLUR_SIZE_RANGE.start()) { least } else { overall };
+    let size = if by_orientation.len() >= 2 && most > ANISOTROPY * least.max(low) { least } else { overall };
     size.clamp(low, high)
 }
 
@@ -214,31 +214,6 @@ fn transpose(values: &[Complex32], width: usize, height: usize) -> Vec<Complex32
     out.par_chunks_mut(height).enumerate().for_each(|(x, column)| {
         for (y, v) in column.iter_mut().enumerate() {
             *v = values[y * width + x];
-        }
-    });
-    out
-}
-
-/// One channel blurred separably at `sigma`, edges clamped (as `gaussian_blur`).
-fn blur_plane(plane: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
-    let taps = gaussian_weights(sigma);
-    let radius = (taps.len() / 2) as isize;
-    let mut across = vec![0f32; w * h];
-    across.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        for (x, out) in row.iter_mut().enumerate() {
-            *out = (-radius..=radius)
-                .zip(&taps)
-                .map(|(k, t)| t * plane[y * w + (x as isize + k).clamp(0, w as isize - 1) as usize])
-                .sum();
-        }
-    });
-    let mut out = vec![0f32; w * h];
-    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        for (x, out) in row.iter_mut().enumerate() {
-            *out = (-radius..=radius)
-                .zip(&taps)
-                .map(|(k, t)| t * across[(y as isize + k).clamp(0, h as isize - 1) as usize * w + x])
-                .sum();
         }
     });
     out

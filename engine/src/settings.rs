@@ -4,6 +4,7 @@
 //! setting it takes (`AdapterMeta::setting`), and its adapter is trained on inputs prepared the
 //! same way.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::imageio::RgbImage;
@@ -99,26 +100,35 @@ pub fn expose(image: &RgbImage, stops: f32) -> RgbImage {
 
 /// Separable Gaussian blur, edges clamped.
 pub fn gaussian_blur(image: &RgbImage, sigma: f32) -> RgbImage {
+    RgbImage {
+        width: image.width,
+        height: image.height,
+        data: blur_interleaved(&image.data, image.width, image.height, 3, sigma),
+    }
+}
+
+/// `gaussian_blur` of `channels` interleaved channels (one: a plane), rows in parallel.
+pub(crate) fn blur_interleaved(data: &[f32], w: usize, h: usize, channels: usize, sigma: f32) -> Vec<f32> {
+    if w == 0 || h == 0 || channels == 0 {
+        return data.to_vec();
+    }
     let weights = gaussian_weights(sigma);
     let radius = (weights.len() / 2) as isize;
-    let (w, h) = (image.width as isize, image.height as isize);
-    let pass = |src: &RgbImage, dx: isize, dy: isize| {
-        let mut out = RgbImage::new(src.width, src.height);
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = [0f32; 3];
+    let pass = |src: &[f32], dx: isize, dy: isize| {
+        let mut out = vec![0f32; src.len()];
+        out.par_chunks_mut(w * channels).enumerate().for_each(|(y, row)| {
+            for (x, pixel) in row.chunks_exact_mut(channels).enumerate() {
                 for (k, weight) in (-radius..=radius).zip(&weights) {
-                    let sx = (x + k * dx).clamp(0, w - 1) as usize;
-                    let sy = (y + k * dy).clamp(0, h - 1) as usize;
-                    let p = &src.data[(sy * src.width + sx) * 3..][..3];
-                    acc.iter_mut().zip(p).for_each(|(a, v)| *a += v * weight);
+                    let sx = (x as isize + k * dx).clamp(0, w as isize - 1) as usize;
+                    let sy = (y as isize + k * dy).clamp(0, h as isize - 1) as usize;
+                    let source = &src[(sy * w + sx) * channels..][..channels];
+                    pixel.iter_mut().zip(source).for_each(|(a, v)| *a += v * weight);
                 }
-                out.data[(y as usize * src.width + x as usize) * 3..][..3].copy_from_slice(&acc);
             }
-        }
+        });
         out
     };
-    pass(&pass(image, 1, 0), 0, 1)
+    pass(&pass(data, 1, 0), 0, 1)
 }
 
 /// The blur's taps, from `-radius` to `radius` (3 sigma, at least 1), summing to one: the kernel
