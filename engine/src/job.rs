@@ -17,6 +17,7 @@ use crate::backends::{AdapterBank, Backend, BackendKind, MemoryReport, Precision
 use crate::deblur_prepass::{deconvolve, estimate_blur};
 use crate::denoise_prepass::{dct_denoise, estimate_noise};
 use crate::error::{EngineError, Result};
+use crate::fill_detail::{DETAIL_GAIN, add_fill_detail};
 use crate::hole_fill::HoleFill;
 use crate::imageio::{Mask, RgbImage};
 use crate::mix::Mix;
@@ -133,7 +134,10 @@ pub fn run_edit(
     let (result, tiles) = match plan.region {
         Region::Local => {
             let mask = job.mask.as_deref().ok_or_else(|| EngineError::Job("paint over what to remove first".into()))?;
-            let out = local_edit(image, view, mask, job.context, plan.alignment, &mut run, progress)?;
+            // A model that refines a smooth first guess fills smoothly: it takes the surroundings'
+            // texture from the extrapolation's detail. One trained on blank holes paints its own.
+            let detail_gain = if hole_fill.is_blank() { 0.0 } else { DETAIL_GAIN };
+            let out = local_edit(image, view, mask, job.context, plan.alignment, detail_gain, &mut run, progress)?;
             (out, 1)
         }
         Region::Global => global_edit(image, view, job.mask.as_deref(), plan.scale, plan.alignment, &mut run, progress)?,
@@ -282,12 +286,15 @@ pub fn add_residual(input: &Tensor, residual: &Tensor) -> Result<RgbImage> {
 type RunFn<'a> = dyn FnMut(&RgbImage, &Mask, bool) -> Result<RgbImage> + 'a;
 
 /// `view` is what the model sees of `image` (the same size); the result is pasted onto `image`.
+/// The fill takes `detail_gain` of the extrapolation's detail (`fill_detail`), at the working size.
+#[allow(clippy::too_many_arguments)]
 fn local_edit(
     image: &RgbImage,
     view: &RgbImage,
     mask: &Mask,
     context: f32,
     alignment: usize,
+    detail_gain: f32,
     run: &mut RunFn<'_>,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<RgbImage> {
@@ -311,7 +318,9 @@ fn local_edit(
     if !progress(0, 1) {
         return Err(EngineError::Cancelled);
     }
-    let result = run(&work, &work_mask, true)?.resized(cw, ch);
+    let filled = run(&work, &work_mask, true)?;
+    let hidden: Vec<bool> = work_mask.data.iter().map(|&m| m > HIDDEN).collect();
+    let result = add_fill_detail(&filled, &work, &hidden, detail_gain).resized(cw, ch);
     progress(1, 1);
     // The fill goes exactly where the model was asked to fill (the pixels it did not see) and
     // nowhere else: outside the hole the photo stays as it was. A feather reaching outwards
@@ -454,7 +463,8 @@ mod tests {
     }
 
     /// Whatever the model returns, a removal changes only the pixels it filled: the band just
-    /// outside the mask keeps the photo exactly (no halo), and the hole gets the model's fill.
+    /// outside the mask keeps the photo exactly (no halo), and the hole gets the model's fill (with
+    /// the surroundings' detail on it, or without).
     #[test]
     fn a_removal_leaves_the_band_outside_the_mask_untouched() {
         let image = crate::fixtures::synthetic_photo(300, 200, 3);
@@ -471,14 +481,22 @@ mod tests {
             assert!(hidden, "removal hides the hole from the model");
             Ok(RgbImage { width: input.width, height: input.height, data: vec![0.5; input.data.len()] })
         };
-        let out = local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 8, &mut run, &mut |_, _| true).unwrap();
-        for (pixel, &m) in mask.data.iter().enumerate() {
-            let (a, b) = (&image.data[pixel * 3..pixel * 3 + 3], &out.data[pixel * 3..pixel * 3 + 3]);
-            if m > HIDDEN {
-                assert!(b.iter().all(|v| (v - 0.5).abs() < 1e-6), "pixel {pixel} in the hole is filled: {b:?}");
-            } else {
-                assert_eq!(a, b, "pixel {pixel} outside the hole (mask {m}) is the photo's own");
+        for gain in [0.0, DETAIL_GAIN] {
+            let out = local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 8, gain, &mut run, &mut |_, _| true).unwrap();
+            let mut inside = Vec::new();
+            for (pixel, &m) in mask.data.iter().enumerate() {
+                let (a, b) = (&image.data[pixel * 3..pixel * 3 + 3], &out.data[pixel * 3..pixel * 3 + 3]);
+                if m > HIDDEN {
+                    inside.extend_from_slice(b);
+                } else {
+                    assert_eq!(a, b, "pixel {pixel} outside the hole (mask {m}) is the photo's own");
+                }
             }
+            // The model's fill, with the surroundings' detail on it when asked (which averages out).
+            let mean = inside.iter().sum::<f32>() / inside.len() as f32;
+            let spread = inside.iter().map(|v| (v - 0.5).abs()).fold(0.0f32, f32::max);
+            assert!((mean - 0.5).abs() < 0.02, "gain {gain}: the hole's mean {mean}");
+            assert_eq!(spread == 0.0, gain == 0.0, "gain {gain}: the hole's largest change {spread}");
         }
     }
 
@@ -500,7 +518,7 @@ mod tests {
             seen.push((input.width, input.height, input_mask.bounding_box()));
             Ok(RgbImage { width: input.width, height: input.height, data: vec![0.75; input.data.len()] })
         };
-        let out = local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 32, &mut run, &mut |_, _| true).unwrap();
+        let out = local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 32, DETAIL_GAIN, &mut run, &mut |_, _| true).unwrap();
         let [(ww, wh, hole)] = seen[..] else { panic!("one model run, got {seen:?}") };
         assert!(ww <= TILE && wh <= TILE && ww % 32 == 0 && wh % 32 == 0, "working size {ww}x{wh}");
         assert!(ww.max(wh) > TILE / 2, "the working size uses the model's resolution: {ww}x{wh}");

@@ -9,6 +9,7 @@ pub mod deblur_prepass;
 pub mod denoise_prepass;
 pub mod engine;
 pub mod error;
+pub mod fill_detail;
 pub mod fixtures;
 pub mod graph;
 pub mod hole_fill;
