@@ -72,8 +72,8 @@ pub fn add_fill_detail(fill: &RgbImage, photo: &RgbImage, hidden: &[bool], gain:
 
 /// The luma detail the hole takes: the extrapolation of `photo`'s pixels outside the hole, less
 /// its blur, times `gain`, but never stronger than the photo's own detail around it (its local
-/// RMS, spread into the hole from the border): a flat sky next to a textured roof gets no texture
-/// and the block edges of the extrapolation stay under the grain of what surrounds them.
+/// RMS, spread into the hole from the border): a hole in a flat sky gets next to none, one in
+/// grass about the grass's.
 pub fn detail_layer(photo: &RgbImage, hidden: &[bool], gain: f32) -> Vec<f32> {
     let (w, h) = (photo.width, photo.height);
     let luma: Vec<f32> = photo.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect();
@@ -157,11 +157,12 @@ impl Grid {
         self.blocks_x * self.blocks_y
     }
 
-    /// Block `b`'s top-left corner (may lie before the plane's) and its pixel indices.
+    /// Block `b`'s top-left corner (may lie before the plane's).
     fn corner(&self, b: usize) -> (isize, isize) {
         (((b % self.blocks_x) * BLOCK) as isize - self.ox as isize, ((b / self.blocks_x) * BLOCK) as isize - self.oy as isize)
     }
 
+    /// Block `b`'s pixel indices (those inside the plane).
     fn pixels(&self, b: usize) -> impl Iterator<Item = usize> + '_ {
         let (x0, y0) = self.corner(b);
         let xs = x0.max(0) as usize..((x0 + BLOCK as isize) as usize).min(self.width);
