@@ -15,14 +15,10 @@ use prism_engine::job::HIDDEN;
 
 const GAINS: [f32; 7] = [0.0, 1.0, 1.4, 1.6, 1.8, 2.0, 2.5];
 
-fn luma(image: &RgbImage) -> Vec<f32> {
-    image.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect()
-}
-
 /// Mean squared Sobel gradient of the luma over `inside`.
 fn gradient_energy(image: &RgbImage, inside: &[bool]) -> f64 {
     let (w, h) = (image.width, image.height);
-    let g = luma(image);
+    let g = image.luma();
     let at = |x: isize, y: isize| g[(y.clamp(0, h as isize - 1) as usize) * w + x.clamp(0, w as isize - 1) as usize] as f64;
     let (mut total, mut count) = (0.0, 0);
     for y in 0..h as isize {

@@ -64,7 +64,7 @@ pub fn estimate_blur(image: &RgbImage) -> f32 {
     if w < 8 || h < 8 {
         return low;
     }
-    let luma: Vec<f32> = image.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect();
+    let luma = image.luma();
     let light = blur_interleaved(&luma, w, h, 1, GRADIENT_BLUR);
     let sharp = gradient(&light, w, h);
     let reblurred = gradient(&blur_interleaved(&luma, w, h, 1, GRADIENT_BLUR.hypot(REBLUR)), w, h);

@@ -77,7 +77,7 @@ pub fn jpeg_level(image: &RgbImage) -> f32 {
     if w < 32 || h < 32 {
         return 0.0;
     }
-    let luma: Vec<f32> = image.data.chunks_exact(3).map(|p| 255.0 * (0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])).collect();
+    let luma: Vec<f32> = image.luma().iter().map(|v| 255.0 * v).collect();
     let (Some(ox), Some(oy)) = (grid_offset(&luma, w, h, 1, w), grid_offset(&luma, w, h, w, 1)) else {
         return 0.0;
     };

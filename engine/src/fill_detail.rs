@@ -76,7 +76,7 @@ pub fn add_fill_detail(fill: &RgbImage, photo: &RgbImage, hidden: &[bool], gain:
 /// grass about the grass's.
 pub fn detail_layer(photo: &RgbImage, hidden: &[bool], gain: f32) -> Vec<f32> {
     let (w, h) = (photo.width, photo.height);
-    let luma: Vec<f32> = photo.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect();
+    let luma = photo.luma();
     let high_pass = |plane: &[f32]| -> Vec<f32> {
         let blurred = blur_interleaved(plane, w, h, 1, DETAIL_BLUR);
         plane.iter().zip(&blurred).map(|(a, b)| a - b).collect()

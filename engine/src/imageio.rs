@@ -33,6 +33,11 @@ impl RgbImage {
         Self { width, height, data: vec![0.0; width * height * 3] }
     }
 
+    /// Luma per pixel (Rec. 601 weights, as JPEG's Y), in `[0, 1]`.
+    pub fn luma(&self) -> Vec<f32> {
+        self.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect()
+    }
+
     pub fn pixel(&self, x: usize, y: usize) -> [f32; 3] {
         let i = (y * self.width + x) * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
