@@ -430,6 +430,7 @@ pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profi
         metrics: serde_json::json!({}),
         region: task.region(),
         scale: task.scale(),
+        upsampling: task.upsampling(),
         setting: task.setting(),
         fits: task.fits(),
         precision,

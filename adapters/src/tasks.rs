@@ -8,6 +8,7 @@ use prism_engine::denoise_prepass::{dct_denoise, estimate_noise};
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::photo_fit::PhotoFit;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, gaussian_blur, unsharp};
+use prism_engine::upscale_prepass::{Upsampling, first_pass_double};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -220,6 +221,11 @@ impl Task {
     pub fn scale(self) -> u32 {
         if self == Task::Upscale { 2 } else { 1 }
     }
+
+    /// How the engine enlarges the input of a tool that changes the size (`upscale_input`).
+    pub fn upsampling(self) -> Upsampling {
+        if self == Task::Upscale { Upsampling::BlockMatched } else { Upsampling::default() }
+    }
 }
 
 /// One training or evaluation example, all images the same size.
@@ -351,7 +357,7 @@ pub fn degrade_for_eval(task: Task, target: &RgbImage, rng: &mut StdRng) -> Exam
         Task::Sharpen => global(quantize8(&gaussian_blur(target, 2.0))),
         Task::Colorize => global(quantize8(&grayscale(target))),
         Task::Lowlight => global(quantize8(&add_noise(&darken(target, 0.15, 1.4), 2.0 / 255.0, 0.002, rng))),
-        Task::Upscale => global(quantize8(&area_downscale2(target))),
+        Task::Upscale => global(quantize8(&target.box_halved())),
         Task::Dejpeg => global(jpeg_roundtrip(target, 15)),
     }
 }
@@ -433,25 +439,12 @@ pub fn grayscale(image: &RgbImage) -> RgbImage {
     out
 }
 
-/// 2x2 box average (odd edges dropped): the low-resolution photo an upscaler is given.
-pub fn area_downscale2(image: &RgbImage) -> RgbImage {
-    let (w, h) = (image.width / 2, image.height / 2);
-    let mut out = RgbImage::new(w, h);
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let at = |dx: usize, dy: usize| image.data[((2 * y + dy) * image.width + 2 * x + dx) * 3 + c];
-                out.data[(y * w + x) * 3 + c] = 0.25 * (at(0, 0) + at(1, 0) + at(0, 1) + at(1, 1));
-            }
-        }
-    }
-    out
-}
-
-/// What the upscale tool's model sees: the x2 area-downscaled photo resized back up the way the
-/// engine's job does it (so training and use agree).
+/// What the upscale tool's model sees: the x2 area-downscaled photo doubled again by the engine's
+/// first pass (so training and use agree).
 pub fn upscale_input(target: &RgbImage) -> RgbImage {
-    quantize8(&area_downscale2(target)).resized(target.width, target.height)
+    let doubled = first_pass_double(&quantize8(&target.box_halved()));
+    // An odd last row or column, dropped by the halving, repeats its neighbour.
+    doubled.crop_clamped(0, 0, target.width, target.height)
 }
 
 /// Linear motion blur of `length` pixels at `angle` radians.

@@ -18,6 +18,7 @@ use crate::quant::{Affine, Profile};
 use crate::settings::ToolSetting;
 use crate::tensorfile::{ElementType, RawTensor, TensorFile};
 use crate::unet::{LoraLayer, LoraSet, Unet};
+use crate::upscale_prepass::Upsampling;
 
 pub const ADAPTER_FORMAT: &str = "prism-lora";
 pub const ADAPTER_EXTENSION: &str = "prism-lora";
@@ -60,6 +61,8 @@ pub struct AdapterMeta {
     pub region: Region,
     /// Output size / input size (2 for the upscaler).
     pub scale: u32,
+    /// How the input is enlarged to the output's size first (scale above 1).
+    pub upsampling: Upsampling,
     /// The setting the user gives this tool, folded into its input before the model runs.
     pub setting: Option<ToolSetting>,
     /// The photos the tool is for (a prompt about another photo does not route to it).
@@ -320,6 +323,9 @@ fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
     if let Some(setting) = meta.setting {
         strings.insert("setting".into(), enum_str(serde_json::to_value(setting).unwrap_or_default()));
     }
+    if meta.upsampling != Upsampling::default() {
+        strings.insert("upsampling".into(), enum_str(serde_json::to_value(meta.upsampling).unwrap_or_default()));
+    }
     if meta.fits != PhotoFit::Any {
         strings.insert("fits".into(), enum_str(serde_json::to_value(meta.fits).unwrap_or_default()));
     }
@@ -341,6 +347,15 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         m.get("scale").map_or(Ok(1), |s| s.parse()).map_err(|_| adapter_error(&name, "metadata 'scale' is not a number"))?;
     if rank == 0 || !alpha.is_finite() || !(1..=4).contains(&scale) {
         return Err(adapter_error(&name, format!("has rank {rank}, alpha {alpha}, scale {scale}: out of range")));
+    }
+    let upsampling: Upsampling = m
+        .get("upsampling")
+        .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())))
+        .transpose()
+        .map_err(|_| adapter_error(&name, "metadata 'upsampling' must be catmull_rom or block_matched"))?
+        .unwrap_or_default();
+    if !upsampling.serves(scale) {
+        return Err(adapter_error(&name, format!("has scale {scale}, but its upsampling ({upsampling:?}) only doubles")));
     }
     let setting = m
         .get("setting")
@@ -369,6 +384,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         metrics: parse("metrics", m.get("metrics").cloned().unwrap_or("{}".into()))?,
         region,
         scale,
+        upsampling,
         setting,
         fits,
         precision,
@@ -497,6 +513,7 @@ pub fn float_meta(name: &str, base_model: &str, rank: usize, alpha: f32) -> Adap
         metrics: serde_json::json!({}),
         region: Region::Global,
         scale: 1,
+        upsampling: Upsampling::default(),
         setting: None,
         fits: PhotoFit::Any,
         precision: AdapterPrecision::Float,

@@ -38,6 +38,22 @@ impl RgbImage {
         self.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect()
     }
 
+    /// Each 2x2 block's mean (an odd last row or column dropped): the photo at half the size, as
+    /// a sensor with pixels twice as large would have taken it.
+    pub fn box_halved(&self) -> Self {
+        let (w, h) = (self.width / 2, self.height / 2);
+        let mut out = Self::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..3 {
+                    let at = |dx: usize, dy: usize| self.data[((2 * y + dy) * self.width + 2 * x + dx) * 3 + c];
+                    out.data[(y * w + x) * 3 + c] = 0.25 * (at(0, 0) + at(1, 0) + at(0, 1) + at(1, 1));
+                }
+            }
+        }
+        out
+    }
+
     pub fn pixel(&self, x: usize, y: usize) -> [f32; 3] {
         let i = (y * self.width + x) * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]

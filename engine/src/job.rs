@@ -22,6 +22,7 @@ use crate::hole_fill::HoleFill;
 use crate::imageio::{Mask, RgbImage};
 use crate::mix::Mix;
 use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
+use crate::upscale_prepass::Upsampling;
 
 pub type JobId = u64;
 
@@ -140,7 +141,9 @@ pub fn run_edit(
             let out = local_edit(image, view, mask, job.context, plan.alignment, detail_gain, &mut run, progress)?;
             (out, 1)
         }
-        Region::Global => global_edit(image, view, job.mask.as_deref(), plan.scale, plan.alignment, &mut run, progress)?,
+        Region::Global => {
+            global_edit(image, view, job.mask.as_deref(), (plan.scale, plan.upsampling), plan.alignment, &mut run, progress)?
+        }
     };
     let stats = JobStats {
         backend: backend.kind(),
@@ -166,6 +169,7 @@ struct Plan {
     blur: Option<ToolSetting>,
     noise_level: bool,
     scale: usize,
+    upsampling: Upsampling,
     alignment: usize,
 }
 
@@ -206,6 +210,7 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     let mut region = Region::Global;
     let (mut exposure, mut blur, mut noise_level) = (false, None, false);
     let mut scale = None;
+    let mut upsampling = None;
     for (info, _) in installed.resolve(&job.mix)? {
         if info.meta.region == Region::Local {
             region = Region::Local;
@@ -224,6 +229,14 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
                 return Err(EngineError::Job("tools that change the image size cannot be mixed with tools that do not".into()));
             }
             _ => scale = Some(info.meta.scale),
+        }
+        if info.meta.scale != 1 {
+            match upsampling {
+                Some(u) if u != info.meta.upsampling => {
+                    return Err(EngineError::Job("these upscalers were trained on differently enlarged inputs".into()));
+                }
+                _ => upsampling = Some(info.meta.upsampling),
+            }
         }
     }
     let scale = scale.unwrap_or(1) as usize;
@@ -251,7 +264,8 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
             "the mask covers the whole photo, so there is nothing left to fill from: paint only what to remove".into(),
         ));
     }
-    Ok(Plan { region, exposure, blur, noise_level, scale, alignment: backend.alignment() })
+    let upsampling = upsampling.unwrap_or_default();
+    Ok(Plan { region, exposure, blur, noise_level, scale, upsampling, alignment: backend.alignment() })
 }
 
 /// `[1,H,W,4]`: RGB in [-1,1] and the binary mask. With `hide`, the masked pixels are hidden
@@ -354,12 +368,12 @@ fn global_edit(
     image: &RgbImage,
     view: &RgbImage,
     mask: Option<&Mask>,
-    scale: usize,
+    (scale, upsampling): (usize, Upsampling),
     alignment: usize,
     run: &mut RunFn<'_>,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<(RgbImage, usize)> {
-    let resize = |i: &RgbImage| if scale == 1 { i.clone() } else { i.resized(i.width * scale, i.height * scale) };
+    let resize = |i: &RgbImage| upsampling.enlarge(i, scale);
     let source = resize(image);
     let resized_view = (!std::ptr::eq(view, image)).then(|| resize(view));
     let view_source = resized_view.as_ref().unwrap_or(&source);
@@ -424,6 +438,7 @@ fn global_edit(
             }
         }
     }
+    upsampling.finish(&mut out, view, scale);
     Ok((out, total))
 }
 
@@ -527,6 +542,35 @@ mod tests {
         assert_eq!((out.width, out.height), (w, h));
         assert_eq!(out.data[(700 * w + 900) * 3], 0.75, "the hole is filled");
         assert_eq!(out.data[(100 * w + 100) * 3], 0.25, "the rest is the photo's own");
+    }
+
+    /// An upscaler trained on block-matched doubling sees that doubling in every tile, and its
+    /// output, whatever the model adds, keeps the photo's 2x2 block means.
+    #[test]
+    fn a_block_matched_upscale_sees_the_first_pass_and_keeps_the_block_means() {
+        let mut low = crate::fixtures::synthetic_photo(300, 170, 5);
+        // Kept inside [0.2, 0.8], so no block of the output is clamped off its mean.
+        low.data.iter_mut().for_each(|v| *v = 0.2 + 0.6 * *v);
+        let first_pass = crate::upscale_prepass::first_pass_double(&low);
+        let mut tiles = 0;
+        // A model that brightens a little and adds a ripple.
+        let mut run = |input: &RgbImage, _: &Mask, _: bool| -> Result<RgbImage> {
+            tiles += 1;
+            let data = input.data.iter().enumerate().map(|(i, v)| v + 0.03 + 0.02 * ((i % 7) as f32 - 3.0)).collect();
+            Ok(RgbImage { width: input.width, height: input.height, data })
+        };
+        let upscale = (2, Upsampling::BlockMatched);
+        let (out, _) = global_edit(&low, &low, None, upscale, 8, &mut run, &mut |_, _| true).unwrap();
+        assert!(tiles > 1, "a 600x340 output takes several tiles");
+        assert_eq!((out.width, out.height), (600, 340));
+        let shrunk = out.box_halved();
+        let (mut moved, mut kept) = (0, 0);
+        for (i, (got, want)) in shrunk.data.iter().zip(&low.data).enumerate() {
+            assert!((got - want).abs() < 1e-4, "block {i}: {got} against the photo's {want}");
+            let pixel = (2 * (i / 3 / 300) * 600 + 2 * (i / 3 % 300)) * 3 + i % 3;
+            if (out.data[pixel] - first_pass.data[pixel]).abs() > 1e-3 { moved += 1 } else { kept += 1 }
+        }
+        assert!(moved > kept, "the model's ripple stays in the output ({moved} moved, {kept} kept)");
     }
 
     #[test]

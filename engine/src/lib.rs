@@ -25,5 +25,6 @@ pub mod record;
 pub mod settings;
 pub mod tensorfile;
 pub mod unet;
+pub mod upscale_prepass;
 
 pub use error::{EngineError, Result};

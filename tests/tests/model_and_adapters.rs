@@ -12,6 +12,7 @@ use prism_engine::model::Model;
 use prism_engine::quant::{QuantSim, quantized_weights_model};
 use prism_engine::tensorfile::{RawTensor, TensorFile};
 use prism_engine::unet::{FloatActivations, Unet, UnetConfig};
+use prism_engine::upscale_prepass::Upsampling;
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
@@ -197,4 +198,22 @@ fn peft_and_kohya_files_import_to_the_same_deltas() {
     peft.write(&peft_dir.join("adapter_model.safetensors")).unwrap();
     let err = import_peft(&peft_dir, "p", &hash).unwrap_err().to_string();
     assert!(err.contains("base_model.model.head.weight"), "{err}");
+}
+
+#[test]
+fn an_upscalers_upsampling_is_kept_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model_dir(dir.path(), 23).unwrap();
+    let mut adapter = Adapter::read(&dir.path().join("adapters/fill.prism-lora")).unwrap();
+    assert_eq!(adapter.meta.upsampling, Upsampling::CatmullRom, "a file without the key is Catmull-Rom");
+    adapter.meta.scale = 2;
+    adapter.meta.upsampling = Upsampling::BlockMatched;
+    let path = dir.path().join("double.prism-lora");
+    adapter.write(&path).unwrap();
+    assert_eq!(Adapter::read(&path).unwrap().meta.upsampling, Upsampling::BlockMatched);
+    // Block matching only doubles: a file that claims it at scale 3 is refused, not misread.
+    adapter.meta.scale = 3;
+    adapter.write(&path).unwrap();
+    let err = Adapter::read(&path).unwrap_err().to_string();
+    assert!(err.contains("scale 3") && err.contains("only doubles"), "{err}");
 }

@@ -108,6 +108,7 @@ mod tests {
             metrics: serde_json::Value::Null,
             region: Region::Global,
             scale: 1,
+            upsampling: Default::default(),
             setting: None,
             fits: prism_engine::photo_fit::PhotoFit::Any,
             precision: AdapterPrecision::Int8,

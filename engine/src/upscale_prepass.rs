@@ -1,0 +1,132 @@
+//! The upscale tool's classical first pass, which its adapter then refines (as denoise refines
+//! its DCT shrinkage): the photo doubled with Lanczos-3, then each 2x2 block shifted so that its
+//! mean is the photo's pixel. A camera's pixel is about the mean of the light over its area, so
+//! the doubled photo, shrunk by block means, should give the photo back; the shift is the
+//! smallest change (in squared error) that makes it so.
+//!
+//! Measured with `--example upscale_prepass` on 15 training photos (2x2 block means of each,
+//! rounded to 8 bits, doubled again): Catmull-Rom 32.11 dB, Lanczos-3 32.44, Lanczos-3 with the
+//! block means matched 32.75; back-projection rounds (Irani and Peleg, the miss doubled by
+//! Catmull-Rom or by a triangle filter) gained less than the one matching step, and added nothing
+//! before it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::imageio::RgbImage;
+
+/// How an enlarging tool's input is resized before its model runs: part of the adapter's
+/// metadata, because an adapter is trained for one of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upsampling {
+    /// Catmull-Rom at any scale (the shipped model's upscaler).
+    #[default]
+    CatmullRom,
+    /// `first_pass_double`: doubling only.
+    BlockMatched,
+}
+
+impl Upsampling {
+    /// The scales this way of resizing serves.
+    pub fn serves(self, scale: u32) -> bool {
+        match self {
+            Upsampling::CatmullRom => true,
+            Upsampling::BlockMatched => scale == 2,
+        }
+    }
+
+    /// `image` enlarged `scale` times in each side (`scale` as `serves` allows).
+    pub fn enlarge(self, image: &RgbImage, scale: usize) -> RgbImage {
+        match self {
+            _ if scale == 1 => image.clone(),
+            Upsampling::BlockMatched if scale == 2 => first_pass_double(image),
+            _ => image.resized(image.width * scale, image.height * scale),
+        }
+    }
+
+    /// The model's output `high` for the input `low` made final: block-matched, the output keeps
+    /// the photo's block means as its input did (the model's residual moves them a little).
+    pub fn finish(self, high: &mut RgbImage, low: &RgbImage, scale: usize) {
+        if self == Upsampling::BlockMatched && scale == 2 {
+            match_block_means(high, low);
+        }
+    }
+}
+
+/// `low` doubled in each side: Lanczos-3, its block means matched to `low`.
+pub fn first_pass_double(low: &RgbImage) -> RgbImage {
+    let mut high = lanczos_resized(low, low.width * 2, low.height * 2);
+    match_block_means(&mut high, low);
+    high
+}
+
+/// Shifts each 2x2 block of `high` so its mean is `low`'s pixel there (then clamps to [0, 1]):
+/// `high`, shrunk by block means, gives `low` back.
+pub fn match_block_means(high: &mut RgbImage, low: &RgbImage) {
+    let shrunk = high.box_halved();
+    for y in 0..high.height.min(low.height * 2) {
+        for x in 0..high.width.min(low.width * 2) {
+            for c in 0..3 {
+                let small = ((y / 2) * low.width + x / 2) * 3 + c;
+                let v = &mut high.data[(y * high.width + x) * 3 + c];
+                *v = (*v + low.data[small] - shrunk.data[small]).clamp(0.0, 1.0);
+            }
+        }
+    }
+}
+
+fn lanczos_resized(image: &RgbImage, w: usize, h: usize) -> RgbImage {
+    let buffer = image::Rgb32FImage::from_raw(image.width as u32, image.height as u32, image.data.clone());
+    // from_raw fails only when data.len() != width * height * 3, which every RgbImage upholds.
+    let Some(buffer) = buffer else { return RgbImage::new(w, h) };
+    let resized = image::imageops::resize(&buffer, w as u32, h as u32, image::imageops::FilterType::Lanczos3);
+    RgbImage { width: w, height: h, data: resized.into_raw() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(w: usize, h: usize) -> RgbImage {
+        let data = (0..w * h * 3).map(|i| 0.2 + 0.6 * ((i * 37) % 101) as f32 / 100.0).collect();
+        RgbImage { width: w, height: h, data }
+    }
+
+    fn max_gap(a: &RgbImage, b: &RgbImage) -> f32 {
+        a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn the_doubled_photo_shrinks_back_to_the_photo() {
+        // Values in [0.2, 0.8]: Lanczos' overshoot stays inside [0, 1], so nothing is clamped.
+        let low = pattern(9, 6);
+        let high = first_pass_double(&low);
+        assert_eq!((high.width, high.height), (18, 12));
+        assert!(max_gap(&high.box_halved(), &low) < 1e-5);
+        // Without the matching step it does not.
+        assert!(max_gap(&lanczos_resized(&low, 18, 12).box_halved(), &low) > 0.05);
+    }
+
+    #[test]
+    fn matching_is_closer_to_a_photo_than_the_plain_doubling() {
+        // A smooth photo with a sharp edge, shrunk by block means: the matched doubling is nearer.
+        let (w, h) = (32, 24);
+        let data = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                let v = if x + 0.5 * y > 19.0 { 0.8 } else { 0.25 + 0.01 * x };
+                [v, v * 0.9, 0.5]
+            })
+            .collect();
+        let photo = RgbImage { width: w, height: h, data };
+        let low = photo.box_halved();
+        let error = |high: &RgbImage| high.data.iter().zip(&photo.data).map(|(a, b)| (a - b).powi(2)).sum::<f32>();
+        assert!(error(&first_pass_double(&low)) < error(&lanczos_resized(&low, w, h)));
+    }
+
+    #[test]
+    fn a_flat_photo_stays_flat() {
+        let low = RgbImage { width: 5, height: 3, data: vec![0.4; 45] };
+        assert!(first_pass_double(&low).data.iter().all(|v| (v - 0.4).abs() < 1e-5));
+    }
+}
