@@ -427,6 +427,9 @@ fn adapters(command: AdapterCommand) -> Result<()> {
             let meta = &adapter.meta;
             println!("name:        {} ({})", meta.name, meta.title);
             println!("task:        {} ({:?}, output x{})", meta.task, meta.region, meta.scale);
+            if meta.scale > 1 {
+                println!("enlarged by: {}", meta.upsampling.describe());
+            }
             println!("description: {}", meta.description);
             println!("prompts:     {}", meta.example_prompts.join(" | "));
             println!("precision:   {:?}, rank {}, alpha {}", meta.precision, meta.rank, meta.alpha);

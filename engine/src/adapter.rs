@@ -355,7 +355,10 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         .map_err(|_| adapter_error(&name, "metadata 'upsampling' must be catmull_rom or block_matched"))?
         .unwrap_or_default();
     if !upsampling.serves(scale) {
-        return Err(adapter_error(&name, format!("has scale {scale}, but its upsampling ({upsampling:?}) only doubles")));
+        return Err(adapter_error(
+            &name,
+            format!("has scale {scale}, but its upsampling ({}) only doubles", upsampling.describe()),
+        ));
     }
     let setting = m
         .get("setting")

@@ -27,6 +27,14 @@ pub enum Upsampling {
 }
 
 impl Upsampling {
+    /// Its name in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Upsampling::CatmullRom => "Catmull-Rom",
+            Upsampling::BlockMatched => "Lanczos-3 with the 2x2 block means matched",
+        }
+    }
+
     /// The scales this way of resizing serves.
     pub fn serves(self, scale: u32) -> bool {
         match self {
