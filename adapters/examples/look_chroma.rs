@@ -82,6 +82,7 @@ fn main() -> anyhow::Result<()> {
                     blur_size: None,
                     noise_level: None,
                     context: DEFAULT_CONTEXT,
+                    texture: prism_engine::job::DEFAULT_TEXTURE,
                 };
                 let result = run_edit(&mut backend, &job, &mut |_, _| true)?.0;
                 let chroma = LookStats::of(&result).chroma;

@@ -88,6 +88,7 @@ fn main() -> anyhow::Result<()> {
                 blur_size: setting.filter(|_| matches!(takes, Some(ToolSetting::BlurSize | ToolSetting::DeblurSize))),
                 noise_level: setting.filter(|_| takes == Some(ToolSetting::NoiseLevel)),
                 context: prism_engine::job::DEFAULT_CONTEXT,
+                texture: prism_engine::job::DEFAULT_TEXTURE,
             };
             total += psnr(&run_edit(&mut backend, &job, &mut |_, _| true)?.0, &clean, mask.as_deref());
         }

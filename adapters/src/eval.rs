@@ -182,6 +182,7 @@ fn plain_job(image: Arc<RgbImage>) -> EditJob {
         blur_size: None,
         noise_level: None,
         context: prism_engine::job::DEFAULT_CONTEXT,
+        texture: prism_engine::job::DEFAULT_TEXTURE,
     }
 }
 

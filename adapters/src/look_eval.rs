@@ -133,6 +133,7 @@ pub fn eval_look(
                     blur_size: None,
                     noise_level: None,
                     context: prism_engine::job::DEFAULT_CONTEXT,
+                    texture: prism_engine::job::DEFAULT_TEXTURE,
                 };
                 Ok(run_edit(backend, &job, &mut |_, _| true)?.0)
             };

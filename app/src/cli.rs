@@ -94,6 +94,10 @@ struct EditArgs {
     /// from the photo when not given.
     #[arg(long)]
     noise_level: Option<f32>,
+    /// For removal on a model that fills from a smooth guess (model v2): how much of the
+    /// surroundings' texture the fill takes, 0 (smooth) to 2; the shipped model paints its own.
+    #[arg(long, default_value_t = prism_engine::job::DEFAULT_TEXTURE)]
+    texture: f32,
     #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     backend: BackendKind,
     /// The ONNX Runtime execution provider (with --backend ort): an NPU or GPU delegate, or the
@@ -337,6 +341,7 @@ fn edit(args: EditArgs) -> Result<()> {
         blur_size: args.blur_size,
         noise_level: args.noise_level,
         context: prism_engine::job::DEFAULT_CONTEXT,
+        texture: args.texture,
     };
     engine.send(Command::Edit(job))?;
     let bar = ProgressBar::new(1);

@@ -152,6 +152,7 @@ pub fn run_demo(
                 blur_size: None,
                 noise_level: None,
                 context: DEFAULT_CONTEXT,
+                texture: prism_engine::job::DEFAULT_TEXTURE,
             }))?;
         }
     }

@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         blur_size: None,
         noise_level: None,
         context: DEFAULT_CONTEXT,
+        texture: prism_engine::job::DEFAULT_TEXTURE,
     };
     let time = |backend: &mut ReferenceBackend, job: &EditJob| -> Result<f64, Box<dyn std::error::Error>> {
         let start = Instant::now();

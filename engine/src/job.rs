@@ -60,12 +60,20 @@ pub struct EditJob {
     /// Local tools: how much of the surroundings the model sees on each side of the hole, as a
     /// fraction of the hole's size ([`DEFAULT_CONTEXT`]; the lightbox compares others).
     pub context: f32,
+    /// Local tools on a model that refines a smooth guess (model v2): how much of the
+    /// surroundings' texture its fill takes, as a multiple of [`DETAIL_GAIN`] (0: the smooth
+    /// fill; [`DEFAULT_TEXTURE`]). A model that paints its own fill (blank holes) ignores it.
+    pub texture: f32,
 }
 
 /// Context on each side of a hole, as a fraction of its size: half.
 pub const DEFAULT_CONTEXT: f32 = 0.5;
 /// The context a job may ask for.
 pub const CONTEXT_RANGE: std::ops::RangeInclusive<f32> = 0.1..=2.0;
+/// A fill's texture, as a multiple of the gain chosen on training photos.
+pub const DEFAULT_TEXTURE: f32 = 1.0;
+/// The texture a job may ask for.
+pub const TEXTURE_RANGE: std::ops::RangeInclusive<f32> = 0.0..=2.0;
 
 /// How the job went, for the status bar and the output's metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +145,7 @@ pub fn run_edit(
             let mask = job.mask.as_deref().ok_or_else(|| EngineError::Job("paint over what to remove first".into()))?;
             // A model that refines a smooth first guess fills smoothly: it takes the surroundings'
             // texture from the extrapolation's detail. One trained on blank holes paints its own.
-            let detail_gain = if hole_fill.is_blank() { 0.0 } else { DETAIL_GAIN };
+            let detail_gain = if hole_fill.is_blank() { 0.0 } else { DETAIL_GAIN * job.texture };
             let out = local_edit(image, view, mask, job.context, plan.alignment, detail_gain, &mut run, progress)?;
             (out, 1)
         }
@@ -186,6 +194,14 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
             job.context,
             CONTEXT_RANGE.start(),
             CONTEXT_RANGE.end()
+        )));
+    }
+    if !TEXTURE_RANGE.contains(&job.texture) {
+        return Err(EngineError::Job(format!(
+            "texture {} is outside {}..{}",
+            job.texture,
+            TEXTURE_RANGE.start(),
+            TEXTURE_RANGE.end()
         )));
     }
     for (setting, value) in [

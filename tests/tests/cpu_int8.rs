@@ -157,6 +157,7 @@ fn an_edit_without_a_precision_runs_the_faster_one() {
             blur_size: None,
             noise_level: None,
             context: prism_engine::job::DEFAULT_CONTEXT,
+            texture: prism_engine::job::DEFAULT_TEXTURE,
         };
         let (_, stats) = run_edit(&mut backend, &job, &mut |_, _| true).expect("edit");
         let expected = if path.beats_float() { Precision::Int8 } else { Precision::Float };

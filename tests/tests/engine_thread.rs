@@ -41,6 +41,7 @@ fn job(id: u64, width: usize, height: usize, mask: Option<Mask>, tool: &str) -> 
         blur_size: None,
         noise_level: None,
         context: prism_engine::job::DEFAULT_CONTEXT,
+        texture: prism_engine::job::DEFAULT_TEXTURE,
     }
 }
 
@@ -111,6 +112,16 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
     match next_event(&engine, is_final) {
         Event::Failed { job: 43, error } => assert!(error.contains("context 50 is outside"), "{error}"),
         other => panic!("expected a failure, got {other:?}"),
+    }
+    // A texture that is no number, or more than a fill may take.
+    for (id, texture) in [(44, f32::NAN), (45, 3.0)] {
+        let mut textured = job(id, 40, 36, Some(Mask::filled(40, 36, 0.0)), "fill");
+        textured.texture = texture;
+        engine.send(Command::Edit(textured)).unwrap();
+        match next_event(&engine, is_final) {
+            Event::Failed { job, error } => assert!(job == id && error.contains("texture") && error.contains("outside"), "{error}"),
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
     assert_eq!(stats.backend, BackendKind::Reference);
     assert_eq!(stats.memory.adapters, 2);

@@ -61,6 +61,7 @@ fn job(tool: &str, image: &RgbImage) -> EditJob {
         blur_size: None,
         noise_level: None,
         context: prism_engine::job::DEFAULT_CONTEXT,
+        texture: prism_engine::job::DEFAULT_TEXTURE,
     }
 }
 

@@ -103,7 +103,7 @@ impl PrismApp {
             images: textures::ImageTextures::default(),
             overlay: None,
             mask_tool: MaskTool::Brush,
-            tool: ToolChoice { strength: 1.0, ..Default::default() },
+            tool: ToolChoice::default(),
             jobs: BTreeMap::new(),
             next_job: 1,
             compare: Compare::Off,

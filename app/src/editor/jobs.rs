@@ -83,8 +83,9 @@ impl PrismApp {
         let id = self.next_job;
         self.next_job += 1;
         let (exposure, blur_size, noise_level) = (self.tool.exposure, self.tool.blur_size, self.tool.noise_level);
+        let texture = self.tool.texture;
         let image = document.image().clone();
-        let job = EditJob { id, image, mask, mix, strength, precision, exposure, blur_size, noise_level, context };
+        let job = EditJob { id, image, mask, mix, strength, precision, exposure, blur_size, noise_level, context, texture };
         engine.send(Command::Edit(job))?;
         self.jobs.insert(id, RunningJob { purpose, done: 0, total: 1 });
         Ok(())

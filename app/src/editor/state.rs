@@ -42,7 +42,7 @@ pub(super) struct RunningJob {
 }
 
 /// The tool (or blend) the next run uses.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ToolChoice {
     /// Tools and weights as the mix editor holds them; checked into a [`Mix`] when a job starts.
     pub mix: Vec<(String, f32)>,
@@ -53,11 +53,30 @@ pub struct ToolChoice {
     pub blur_size: Option<f32>,
     /// The noise level (8-bit levels) for tools that take one; None: estimated.
     pub noise_level: Option<f32>,
+    /// How much of the surroundings' texture a removal's fill takes (models that fill from a
+    /// smooth guess).
+    pub texture: f32,
     pub prompt: String,
     /// What the prompt chose last, shown under the box.
     pub prompt_outcome: Option<PromptOutcome>,
     /// The user picked a tool; until then the default follows the tools as they install.
     pub picked: bool,
+}
+
+impl Default for ToolChoice {
+    fn default() -> Self {
+        Self {
+            mix: Vec::new(),
+            strength: 1.0,
+            exposure: None,
+            blur_size: None,
+            noise_level: None,
+            texture: prism_engine::job::DEFAULT_TEXTURE,
+            prompt: String::new(),
+            prompt_outcome: None,
+            picked: false,
+        }
+    }
 }
 
 /// What the typed request came to.

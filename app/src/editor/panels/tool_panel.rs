@@ -7,6 +7,7 @@ use prism_engine::backends::{AdapterInfo, BackendKind, Precision, Provider};
 use prism_engine::deblur_prepass::estimate_blur;
 use prism_engine::denoise_prepass::estimate_noise;
 use prism_engine::imageio::RgbImage;
+use prism_engine::job::TEXTURE_RANGE;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, MAX_AUTO_EXPOSURE, ToolSetting, auto_exposure};
 
 use crate::editor::Settings;
@@ -20,6 +21,9 @@ pub struct ToolPanel<'a> {
     /// The open photo (the exposure estimate starts from it).
     pub image: Option<&'a RgbImage>,
     pub busy: bool,
+    /// The model fills a hole smoothly and takes the texture from its surroundings (model v2),
+    /// so a removal's texture can be set; a model that paints its own fill has no such setting.
+    pub textured_fill: bool,
 }
 
 impl ToolPanel<'_> {
@@ -113,6 +117,11 @@ pub fn tool_panel_ui(ui: &mut egui::Ui, tool: &mut ToolChoice, view: &ToolPanel<
         if ui.add(slider).on_hover_text("How far the blur spreads a point; match it to the photo by eye").changed() {
             tool.blur_size = Some(sigma);
         }
+    }
+    let fills = view.tools.iter().any(|t| t.meta.region == Region::Local && tool.mix.iter().any(|(n, _)| n == &t.meta.name));
+    if fills && view.textured_fill {
+        ui.add(egui::Slider::new(&mut tool.texture, TEXTURE_RANGE).step_by(0.1).text("Fill texture"))
+            .on_hover_text("How much of the surroundings' texture the fill takes: 0 leaves it smooth, 1 is the default");
     }
     let settings = view.settings;
     let choice_name = Precision::choice_name(settings.precision);
