@@ -196,6 +196,12 @@ impl PrismApp {
         (!self.jobs.is_empty()).then(|| self.jobs.values().fold((0, 0), |(d, t), j| (d + j.done, t + j.total.max(1))))
     }
 
+    /// The model fills a hole smoothly and takes the texture from its surroundings (model v2),
+    /// so a removal's texture can be chosen.
+    pub(super) fn textured_fill(&self) -> bool {
+        self.model.as_ref().is_some_and(|m| !m.float.config().hole_fill.is_blank())
+    }
+
     pub(super) fn tool_title(&self, name: &str) -> String {
         super::state::tool_title(&self.tools, name)
     }

@@ -7,14 +7,18 @@ use anyhow::{Result, anyhow};
 use prism_engine::adapter::Region;
 use prism_engine::backends::Precision;
 use prism_engine::engine::{Command, TEACHER_SUFFIX};
-use prism_engine::job::{DEFAULT_CONTEXT, EditJob};
-
-/// The removal variants the lightbox compares: context around the hole (a fraction of its size).
-const REMOVAL_VARIANTS: [(f32, &str); 3] = [(0.25, "tight context"), (DEFAULT_CONTEXT, "context ½"), (1.0, "wide context")];
+use prism_engine::job::{DEFAULT_CONTEXT, DEFAULT_TEXTURE, EditJob};
 use prism_engine::mix::Mix;
 
 use super::PrismApp;
-use super::state::{DemoView, JobPurpose, Lightbox, LightboxEntry, PromptOutcome, QuantCompare, QuantShow, RunningJob};
+use super::state::{
+    DemoView, FillSettings, JobPurpose, Lightbox, LightboxEntry, PromptOutcome, QuantCompare, QuantShow, RunningJob,
+};
+
+/// The removal variants the lightbox compares: context around the hole (a fraction of its size).
+const CONTEXT_VARIANTS: [(f32, &str); 3] = [(0.25, "tight context"), (DEFAULT_CONTEXT, "context ½"), (1.0, "wide context")];
+/// And, on a model whose fill takes its surroundings' texture, how much of it.
+const TEXTURE_VARIANTS: [(f32, &str); 3] = [(0.0, "smooth fill"), (DEFAULT_TEXTURE, "texture 1"), (2.0, "texture 2")];
 
 impl PrismApp {
     pub(super) fn open_lightbox(&mut self) {
@@ -51,21 +55,22 @@ impl PrismApp {
     }
 
     pub(super) fn job(&mut self, mix: Mix, strength: f32, precision: Option<Precision>, purpose: JobPurpose) -> Result<()> {
-        self.job_with_context(mix, strength, precision, DEFAULT_CONTEXT, purpose)
+        let fill = FillSettings { texture: self.tool.texture, ..FillSettings::default() };
+        self.job_with_fill(mix, strength, precision, fill, purpose)
     }
 
-    /// A job whose local tools see `context` of the hole's size around it (lightbox variants).
-    fn job_with_context(
+    /// A job whose local tools fill the hole as `fill` says (lightbox variants).
+    fn job_with_fill(
         &mut self,
         mix: Mix,
         strength: f32,
         precision: Option<Precision>,
-        context: f32,
+        fill: FillSettings,
         purpose: JobPurpose,
     ) -> Result<()> {
         let document = self.document.as_ref().ok_or_else(|| anyhow!("open a photo first"))?;
         let mask = (!document.mask.is_empty()).then(|| Arc::new(document.mask.to_engine()));
-        self.job_on(mix, strength, precision, context, mask, purpose)
+        self.job_on(mix, strength, precision, fill, mask, purpose)
     }
 
     /// A job on the open photo with `mask` (None: the whole image).
@@ -74,7 +79,7 @@ impl PrismApp {
         mix: Mix,
         strength: f32,
         precision: Option<Precision>,
-        context: f32,
+        fill: FillSettings,
         mask: Option<Arc<prism_engine::imageio::Mask>>,
         purpose: JobPurpose,
     ) -> Result<()> {
@@ -83,7 +88,7 @@ impl PrismApp {
         let id = self.next_job;
         self.next_job += 1;
         let (exposure, blur_size, noise_level) = (self.tool.exposure, self.tool.blur_size, self.tool.noise_level);
-        let texture = self.tool.texture;
+        let FillSettings { context, texture } = fill;
         let image = document.image().clone();
         let job = EditJob { id, image, mask, mix, strength, precision, exposure, blur_size, noise_level, context, texture };
         engine.send(Command::Edit(job))?;
@@ -126,10 +131,23 @@ impl PrismApp {
             let title = self.tool_title(name);
             let local = self.tools.iter().any(|t| &t.meta.name == name && t.meta.region == Region::Local);
             if local {
-                // A removal's variants: how much of the surroundings the model sees around the hole.
-                for (context, words) in REMOVAL_VARIANTS {
+                // A removal's variants: how much of the surroundings the model sees around the hole,
+                // and how much of their texture the fill takes where the model's fill takes any.
+                let mut variants: Vec<(FillSettings, &str)> = CONTEXT_VARIANTS
+                    .iter()
+                    .map(|&(context, words)| (FillSettings { context, ..FillSettings::default() }, words))
+                    .collect();
+                if self.textured_fill() {
+                    variants.extend(
+                        TEXTURE_VARIANTS
+                            .iter()
+                            .filter(|(texture, _)| *texture != DEFAULT_TEXTURE)
+                            .map(|&(texture, words)| (FillSettings { texture, ..FillSettings::default() }, words)),
+                    );
+                }
+                for (fill, words) in variants {
                     let label = format!("{title} · {words}");
-                    entries.push(LightboxEntry { context, ..LightboxEntry::new(label, Mix::single(name.clone()), strength) });
+                    entries.push(LightboxEntry { fill, ..LightboxEntry::new(label, Mix::single(name.clone()), strength) });
                 }
             } else {
                 entries.push(LightboxEntry::new(title, Mix::single(name.clone()), strength));
@@ -144,13 +162,13 @@ impl PrismApp {
         entries.insert(0, LightboxEntry::new("No adapter (base)".into(), first, 0.0));
         self.cancel_jobs(|p| matches!(p, JobPurpose::Lightbox { .. }));
         let precision = self.settings.precision;
-        let jobs: Vec<_> = entries.iter().map(|e| (e.mix.clone(), e.strength, e.context)).collect();
+        let jobs: Vec<_> = entries.iter().map(|e| (e.mix.clone(), e.strength, e.fill)).collect();
         if let Some(lightbox) = &mut self.lightbox {
             lightbox.entries = entries;
             lightbox.selected = lightbox.selected.min(lightbox.entries.len() - 1);
         }
-        for (slot, (mix, strength, context)) in jobs.into_iter().enumerate() {
-            self.job_with_context(mix, strength, precision, context, JobPurpose::Lightbox { slot })?;
+        for (slot, (mix, strength, fill)) in jobs.into_iter().enumerate() {
+            self.job_with_fill(mix, strength, precision, fill, JobPurpose::Lightbox { slot })?;
         }
         Ok(())
     }
@@ -181,7 +199,7 @@ impl PrismApp {
             for (index, tool) in tools.iter().enumerate() {
                 let local = (tool.meta.region == Region::Local).then(|| mask.clone());
                 let mix = Mix::single(tool.meta.name.clone());
-                self.job_on(mix, 1.0, precision, DEFAULT_CONTEXT, local, JobPurpose::Demo { tool: index })?;
+                self.job_on(mix, 1.0, precision, FillSettings::default(), local, JobPurpose::Demo { tool: index })?;
             }
         }
         self.demo = Some(DemoView { tools, rounds: ROUNDS, runs: Vec::new(), failures: Vec::new(), photo, size, device: None });

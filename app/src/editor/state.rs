@@ -79,6 +79,20 @@ impl Default for ToolChoice {
     }
 }
 
+/// How a local tool's job fills the hole: the context it sees around it (a fraction of the
+/// hole's size) and how much of the surroundings' texture the fill takes (`EditJob`'s fields).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FillSettings {
+    pub context: f32,
+    pub texture: f32,
+}
+
+impl Default for FillSettings {
+    fn default() -> Self {
+        Self { context: prism_engine::job::DEFAULT_CONTEXT, texture: prism_engine::job::DEFAULT_TEXTURE }
+    }
+}
+
 /// What the typed request came to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PromptOutcome {
@@ -109,23 +123,14 @@ pub struct LightboxEntry {
     pub record: Option<EditRecord>,
     /// The request that chose this entry's tools, if one did.
     pub prompt: Option<PromptRecord>,
-    /// Local tools: the context around the hole this entry's job sees.
-    pub context: f32,
+    /// Local tools: how this entry's job fills the hole.
+    pub fill: FillSettings,
     pub error: Option<String>,
 }
 
 impl LightboxEntry {
     pub fn new(label: String, mix: Mix, strength: f32) -> Self {
-        Self {
-            label,
-            mix,
-            strength,
-            result: None,
-            record: None,
-            prompt: None,
-            context: prism_engine::job::DEFAULT_CONTEXT,
-            error: None,
-        }
+        Self { label, mix, strength, result: None, record: None, prompt: None, fill: FillSettings::default(), error: None }
     }
 }
 

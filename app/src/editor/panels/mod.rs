@@ -53,7 +53,7 @@ impl PrismApp {
                     settings: &self.settings,
                     image: self.document.as_ref().map(|d| d.image().as_ref()),
                     busy,
-                    textured_fill: self.model.as_ref().is_some_and(|m| !m.float.config().hole_fill.is_blank()),
+                    textured_fill: self.textured_fill(),
                 };
                 actions.extend(tool_panel::tool_panel_ui(ui, &mut self.tool, &view));
             });
