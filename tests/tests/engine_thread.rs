@@ -119,7 +119,9 @@ fn edits_change_the_mask_only_and_failures_keep_the_engine_serving() {
         textured.texture = texture;
         engine.send(Command::Edit(textured)).unwrap();
         match next_event(&engine, is_final) {
-            Event::Failed { job, error } => assert!(job == id && error.contains("texture") && error.contains("outside"), "{error}"),
+            Event::Failed { job, error } => {
+                assert!(job == id && error.contains("texture") && error.contains("outside"), "{error}")
+            }
             other => panic!("expected a failure, got {other:?}"),
         }
     }
