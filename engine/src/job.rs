@@ -93,6 +93,8 @@ pub struct JobStats {
     pub blur_size: Option<f32>,
     /// The noise level (8-bit levels) the input was shrunk at, for tools that take one.
     pub noise_level: Option<f32>,
+    /// The texture a removal's fill took (`EditJob::texture`), on a model whose fill takes any.
+    pub texture: Option<f32>,
 }
 
 /// Runs `job` on `backend`. `progress(done, total)` is called after every tile and returns false
@@ -140,12 +142,13 @@ pub fn run_edit(
     };
     let image = &job.image;
     let view = view.as_ref().unwrap_or(image);
+    // A model that refines a smooth first guess fills smoothly: it takes the surroundings' texture
+    // from the extrapolation's detail. One trained on blank holes paints its own.
+    let texture = (plan.region == Region::Local && !hole_fill.is_blank()).then_some(job.texture);
     let (result, tiles) = match plan.region {
         Region::Local => {
             let mask = job.mask.as_deref().ok_or_else(|| EngineError::Job("paint over what to remove first".into()))?;
-            // A model that refines a smooth first guess fills smoothly: it takes the surroundings'
-            // texture from the extrapolation's detail. One trained on blank holes paints its own.
-            let detail_gain = if hole_fill.is_blank() { 0.0 } else { DETAIL_GAIN * job.texture };
+            let detail_gain = DETAIL_GAIN * texture.unwrap_or(0.0);
             let out = local_edit(image, view, mask, job.context, plan.alignment, detail_gain, &mut run, progress)?;
             (out, 1)
         }
@@ -165,6 +168,7 @@ pub fn run_edit(
         exposure,
         blur_size,
         noise_level,
+        texture,
     };
     Ok((result, stats))
 }

@@ -30,6 +30,9 @@ pub struct EditRecord {
     /// The noise level the input was shrunk at, in 8-bit levels (tools that take one).
     #[serde(default)]
     pub noise_level: Option<f32>,
+    /// The texture a removal's fill took (models whose fill takes the surroundings' texture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub texture: Option<f32>,
     /// Hashes of the base model and the shared quantization profile.
     #[serde(default)]
     pub model: String,
@@ -69,6 +72,7 @@ impl EditRecord {
             exposure: stats.exposure,
             blur_size: stats.blur_size,
             noise_level: stats.noise_level,
+            texture: stats.texture,
             model: model.hash.clone(),
             profile: model.profile.id.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -109,6 +113,9 @@ pub fn file_entries(history: &[EditRecord]) -> Vec<(String, String)> {
     if let Some(level) = last.noise_level {
         entries.push(("prism:noise_level", format!("{level:.1}")));
     }
+    if let Some(texture) = last.texture {
+        entries.push(("prism:texture", format!("{texture:.2}")));
+    }
     if let Some(prompt) = &last.prompt {
         entries.push(("prism:prompt", prompt.text.clone()));
     }
@@ -132,6 +139,7 @@ mod tests {
             exposure,
             blur_size: None,
             noise_level: None,
+            texture: None,
             model: "m".into(),
             profile: "p".into(),
             version: "0".into(),
@@ -151,11 +159,15 @@ mod tests {
         assert_eq!(get("prism:tool"), Some("lowlight"));
         assert_eq!(get("prism:exposure"), Some("1.50"));
         assert_eq!(get("prism:blur_size"), None);
+        assert_eq!(get("prism:texture"), None, "no fill took a texture");
         assert_eq!(get("prism:backend"), Some("reference"));
         assert_eq!(get("prism:prompt"), Some("a bit brighter"));
         let saved: Vec<EditRecord> = serde_json::from_str(get("prism:history").unwrap()).unwrap();
         assert_eq!(saved, history);
         assert!(file_entries(&[]).is_empty());
+        let textured = EditRecord { texture: Some(0.5), ..record(None) };
+        let entries = file_entries(&[textured]);
+        assert!(entries.iter().any(|(k, v)| k == "prism:texture" && v == "0.50"), "{entries:?}");
     }
 
     #[test]

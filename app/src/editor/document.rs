@@ -212,6 +212,7 @@ pub(crate) mod tests_support {
             exposure: None,
             blur_size: None,
             noise_level: None,
+            texture: None,
             model: String::new(),
             profile: String::new(),
             version: String::new(),

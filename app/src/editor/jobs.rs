@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use prism_engine::adapter::Region;
 use prism_engine::backends::Precision;
 use prism_engine::engine::{Command, TEACHER_SUFFIX};
-use prism_engine::job::{DEFAULT_CONTEXT, DEFAULT_TEXTURE, EditJob};
+use prism_engine::job::{DEFAULT_CONTEXT, EditJob};
 use prism_engine::mix::Mix;
 
 use super::PrismApp;
@@ -17,8 +17,8 @@ use super::state::{
 
 /// The removal variants the lightbox compares: context around the hole (a fraction of its size).
 const CONTEXT_VARIANTS: [(f32, &str); 3] = [(0.25, "tight context"), (DEFAULT_CONTEXT, "context ½"), (1.0, "wide context")];
-/// And, on a model whose fill takes its surroundings' texture, how much of it.
-const TEXTURE_VARIANTS: [(f32, &str); 3] = [(0.0, "smooth fill"), (DEFAULT_TEXTURE, "texture 1"), (2.0, "texture 2")];
+/// And, on a model whose fill takes its surroundings' texture, none of it or twice the default.
+const TEXTURE_VARIANTS: [(f32, &str); 2] = [(0.0, "smooth fill"), (2.0, "texture ×2")];
 
 impl PrismApp {
     pub(super) fn open_lightbox(&mut self) {
@@ -131,19 +131,14 @@ impl PrismApp {
             let title = self.tool_title(name);
             let local = self.tools.iter().any(|t| &t.meta.name == name && t.meta.region == Region::Local);
             if local {
-                // A removal's variants: how much of the surroundings the model sees around the hole,
-                // and how much of their texture the fill takes where the model's fill takes any.
-                let mut variants: Vec<(FillSettings, &str)> = CONTEXT_VARIANTS
-                    .iter()
-                    .map(|&(context, words)| (FillSettings { context, ..FillSettings::default() }, words))
-                    .collect();
+                // A removal's variants: how much of the surroundings the model sees around the hole
+                // (at the texture the user set), and how much of their texture the fill takes where
+                // the model's fill takes any.
+                let chosen = FillSettings { texture: self.tool.texture, ..FillSettings::default() };
+                let mut variants: Vec<(FillSettings, &str)> =
+                    CONTEXT_VARIANTS.iter().map(|&(context, words)| (FillSettings { context, ..chosen }, words)).collect();
                 if self.textured_fill() {
-                    variants.extend(
-                        TEXTURE_VARIANTS
-                            .iter()
-                            .filter(|(texture, _)| *texture != DEFAULT_TEXTURE)
-                            .map(|&(texture, words)| (FillSettings { texture, ..FillSettings::default() }, words)),
-                    );
+                    variants.extend(TEXTURE_VARIANTS.iter().map(|&(texture, words)| (FillSettings { texture, ..chosen }, words)));
                 }
                 for (fill, words) in variants {
                     let label = format!("{title} · {words}");
