@@ -185,6 +185,14 @@ struct Plan {
     alignment: usize,
 }
 
+/// An error naming `what` unless `value` lies in `range` (NaN lies in none); `unit` follows the range.
+fn within(what: &str, value: f32, range: std::ops::RangeInclusive<f32>, unit: &str) -> Result<()> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(EngineError::Job(format!("{what} {value} is outside {}..{}{unit}", range.start(), range.end())))
+}
+
 fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     if job.mix.is_empty() {
         return Err(EngineError::Job("choose a tool first".into()));
@@ -192,35 +200,15 @@ fn plan_job(backend: &dyn Backend, job: &EditJob) -> Result<Plan> {
     if !job.strength.is_finite() || !(0.0..=4.0).contains(&job.strength) {
         return Err(EngineError::Job(format!("strength {} is outside 0..4", job.strength)));
     }
-    if !CONTEXT_RANGE.contains(&job.context) {
-        return Err(EngineError::Job(format!(
-            "context {} is outside {}..{} of the hole's size",
-            job.context,
-            CONTEXT_RANGE.start(),
-            CONTEXT_RANGE.end()
-        )));
-    }
-    if !TEXTURE_RANGE.contains(&job.texture) {
-        return Err(EngineError::Job(format!(
-            "texture {} is outside {}..{}",
-            job.texture,
-            TEXTURE_RANGE.start(),
-            TEXTURE_RANGE.end()
-        )));
-    }
+    within("context", job.context, CONTEXT_RANGE, " of the hole's size")?;
+    within("texture", job.texture, TEXTURE_RANGE, "")?;
     for (setting, value) in [
         (ToolSetting::Exposure, job.exposure),
         (ToolSetting::BlurSize, job.blur_size),
         (ToolSetting::NoiseLevel, job.noise_level),
     ] {
-        if let Some(value) = value.filter(|v| !setting.range().contains(v)) {
-            let range = setting.range();
-            return Err(EngineError::Job(format!(
-                "{} {value} is outside {}..{}",
-                setting.describe(),
-                range.start(),
-                range.end()
-            )));
+        if let Some(value) = value {
+            within(setting.describe(), value, setting.range(), "")?;
         }
     }
     let mut installed = AdapterBank::default();
