@@ -328,6 +328,7 @@ fn a_tools_setting_is_used_recorded_and_checked() {
 
     let refused = setup.dir.path().join("refused.png");
     assert_clean_failure(&edit("lowlight", "--exposure", "20", &refused), "exposure (stops) 20 is outside");
+    assert_clean_failure(&edit("denoise", "--texture", "3", &refused), "texture 3 is outside 0..2");
     assert!(!refused.exists());
 }
 
