@@ -4,6 +4,7 @@
 pub mod data;
 pub mod debian_copyright;
 pub mod eval;
+pub mod fit_doubling;
 pub mod grow;
 pub mod joint;
 pub mod look_eval;

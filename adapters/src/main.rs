@@ -149,6 +149,13 @@ enum Command {
         #[arg(long, default_value = "text/tests/f32_reference.json")]
         reference: PathBuf,
     },
+    /// Fits the upscale tool's learned doubling (its first pass) by least squares on the training
+    /// photos and scores it against Lanczos-3 on the held-out ones; the engine compiles in
+    /// assets/doubling.safetensors.
+    FitDoubling {
+        #[arg(long, default_value = "assets/doubling.safetensors")]
+        out: PathBuf,
+    },
     /// Writes the model directory --assets into --out with the head opened to the input (the
     /// head reads the unshuffled photo beside the decoder): base, int8 base, profile, tools and
     /// look tool rewritten to compute exactly what they computed, checked tool by tool on the
@@ -412,6 +419,18 @@ fn run(cli: Cli) -> Result<()> {
                 None => shipped_config()?,
             };
             print!("{}", prism_adapters::placements::placement_table(&config, &ranks, tools));
+        }
+        Command::FitDoubling { out } => {
+            let fit = prism_adapters::fit_doubling::fit_doubling(&cli.data)?;
+            fit.filters.to_file().write(&out)?;
+            println!("{} patches fitted; written to {}", fit.samples, out.display());
+            println!("held out (PSNR, dB): Lanczos-3 block-matched / learned");
+            for (name, lanczos, learned) in &fit.heldout {
+                println!("  {name:<20} {lanczos:6.2} {learned:6.2}");
+            }
+            let mean =
+                |f: fn(&(String, f64, f64)) -> f64| fit.heldout.iter().map(f).sum::<f64>() / fit.heldout.len().max(1) as f64;
+            println!("  {:<20} {:6.2} {:6.2}", "mean", mean(|r| r.1), mean(|r| r.2));
         }
         Command::OpenHead { assets, out } => {
             let opened = prism_adapters::open_head::open_head(&assets, &out)?;

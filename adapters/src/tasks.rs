@@ -8,7 +8,7 @@ use prism_engine::denoise_prepass::{dct_denoise, estimate_noise};
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::photo_fit::PhotoFit;
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, gaussian_blur, unsharp};
-use prism_engine::upscale_prepass::{Upsampling, first_pass_double};
+use prism_engine::upscale_prepass::Upsampling;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -224,7 +224,7 @@ impl Task {
 
     /// How the engine enlarges the input of a tool that changes the size (`upscale_input`).
     pub fn upsampling(self) -> Upsampling {
-        if self == Task::Upscale { Upsampling::BlockMatched } else { Upsampling::default() }
+        if self == Task::Upscale { Upsampling::Learned } else { Upsampling::default() }
     }
 }
 
@@ -442,7 +442,10 @@ pub fn grayscale(image: &RgbImage) -> RgbImage {
 /// What the upscale tool's model sees: the x2 area-downscaled photo doubled again by the engine's
 /// first pass (so training and use agree).
 pub fn upscale_input(target: &RgbImage) -> RgbImage {
-    let doubled = first_pass_double(&quantize8(&target.box_halved()));
+    let doubled = Task::Upscale
+        .upsampling()
+        .enlarge(&quantize8(&target.box_halved()), 2)
+        .expect("the compiled-in doubling filters parse (tested in prism-engine)");
     // An odd last row or column, dropped by the halving, repeats its neighbour.
     doubled.crop_clamped(0, 0, target.width, target.height)
 }

@@ -352,7 +352,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         .get("upsampling")
         .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())))
         .transpose()
-        .map_err(|_| adapter_error(&name, "metadata 'upsampling' must be catmull_rom or block_matched"))?
+        .map_err(|_| adapter_error(&name, "metadata 'upsampling' must be catmull_rom, block_matched or learned"))?
         .unwrap_or_default();
     if !upsampling.serves(scale) {
         return Err(adapter_error(

@@ -382,8 +382,8 @@ fn global_edit(
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<(RgbImage, usize)> {
     let resize = |i: &RgbImage| upsampling.enlarge(i, scale);
-    let source = resize(image);
-    let resized_view = (!std::ptr::eq(view, image)).then(|| resize(view));
+    let source = resize(image)?;
+    let resized_view = if std::ptr::eq(view, image) { None } else { Some(resize(view)?) };
     let view_source = resized_view.as_ref().unwrap_or(&source);
     let (w, h) = (source.width, source.height);
     // Region to process: the mask's box plus room for the feather, or everything.

@@ -16,6 +16,7 @@ pub mod hole_fill;
 pub mod imageio;
 pub mod int8;
 pub mod job;
+pub mod learned_doubling;
 pub mod mix;
 pub mod model;
 pub mod onnx;

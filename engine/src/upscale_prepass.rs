@@ -12,7 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Result;
 use crate::imageio::RgbImage;
+use crate::learned_doubling::DoublingFilters;
 
 /// How an enlarging tool's input is resized before its model runs: part of the adapter's
 /// metadata, because an adapter is trained for one of them.
@@ -24,6 +26,8 @@ pub enum Upsampling {
     CatmullRom,
     /// `first_pass_double`: doubling only.
     BlockMatched,
+    /// `DoublingFilters::shipped`, the block means matched: doubling only.
+    Learned,
 }
 
 impl Upsampling {
@@ -32,6 +36,7 @@ impl Upsampling {
         match self {
             Upsampling::CatmullRom => "Catmull-Rom",
             Upsampling::BlockMatched => "Lanczos-3 with the 2x2 block means matched",
+            Upsampling::Learned => "learned filters with the 2x2 block means matched",
         }
     }
 
@@ -39,23 +44,24 @@ impl Upsampling {
     pub fn serves(self, scale: u32) -> bool {
         match self {
             Upsampling::CatmullRom => true,
-            Upsampling::BlockMatched => scale == 2,
+            Upsampling::BlockMatched | Upsampling::Learned => scale == 2,
         }
     }
 
     /// `image` enlarged `scale` times in each side (`scale` as `serves` allows).
-    pub fn enlarge(self, image: &RgbImage, scale: usize) -> RgbImage {
-        match self {
+    pub fn enlarge(self, image: &RgbImage, scale: usize) -> Result<RgbImage> {
+        Ok(match self {
             _ if scale == 1 => image.clone(),
             Upsampling::BlockMatched if scale == 2 => first_pass_double(image),
+            Upsampling::Learned if scale == 2 => DoublingFilters::shipped()?.double(image),
             _ => image.resized(image.width * scale, image.height * scale),
-        }
+        })
     }
 
     /// The model's output `high` for the input `low` made final: block-matched, the output keeps
     /// the photo's block means as its input did (the model's residual moves them a little).
     pub fn finish(self, high: &mut RgbImage, low: &RgbImage, scale: usize) {
-        if self == Upsampling::BlockMatched && scale == 2 {
+        if self != Upsampling::CatmullRom && scale == 2 {
             match_block_means(high, low);
         }
     }
