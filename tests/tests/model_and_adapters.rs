@@ -211,6 +211,9 @@ fn an_upscalers_upsampling_is_kept_and_checked() {
     let path = dir.path().join("double.prism-lora");
     adapter.write(&path).unwrap();
     assert_eq!(Adapter::read(&path).unwrap().meta.upsampling, Upsampling::BlockMatched);
+    adapter.meta.upsampling = Upsampling::Learned;
+    adapter.write(&path).unwrap();
+    assert_eq!(Adapter::read(&path).unwrap().meta.upsampling, Upsampling::Learned);
     // Block matching only doubles: a file that claims it at scale 3 is refused, not misread.
     adapter.meta.scale = 3;
     adapter.write(&path).unwrap();
