@@ -423,14 +423,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::FitDoubling { out } => {
             let fit = prism_adapters::fit_doubling::fit_doubling(&cli.data)?;
             fit.filters.to_file().write(&out)?;
-            println!("{} patches fitted; written to {}", fit.samples, out.display());
-            println!("held out (PSNR, dB): Lanczos-3 block-matched / learned");
-            for (name, lanczos, learned) in &fit.heldout {
-                println!("  {name:<20} {lanczos:6.2} {learned:6.2}");
+            println!("{} and {} windows fitted; written to {}", fit.samples[0], fit.samples[1], out.display());
+            println!("held out (PSNR, dB): Lanczos-3 block-matched / the doubling bank / both banks");
+            let row = |name: &str, s: [f64; 3]| println!("  {name:<20} {:6.2} {:6.2} {:6.2}", s[0], s[1], s[2]);
+            for (name, scores) in &fit.heldout {
+                row(name, *scores);
             }
-            let mean =
-                |f: fn(&(String, f64, f64)) -> f64| fit.heldout.iter().map(f).sum::<f64>() / fit.heldout.len().max(1) as f64;
-            println!("  {:<20} {:6.2} {:6.2}", "mean", mean(|r| r.1), mean(|r| r.2));
+            let count = fit.heldout.len().max(1) as f64;
+            row("mean", std::array::from_fn(|k| fit.heldout.iter().map(|(_, s)| s[k]).sum::<f64>() / count));
         }
         Command::OpenHead { assets, out } => {
             let opened = prism_adapters::open_head::open_head(&assets, &out)?;
