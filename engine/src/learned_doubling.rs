@@ -8,7 +8,7 @@
 //!
 //! Measured on the 15 held-out photos, whole, shrunk by 2x2 block means and rounded to 8 bits
 //! (`fit-doubling`'s printout; docs/model-v2.md has the table): Lanczos-3 with the block means
-//! matched 32.35 dB, the first bank 32.87, both banks 33.06 (numpy prototype of the second: 33.10).
+//! matched 32.35 dB, the first bank 32.87, both banks 33.04.
 
 use std::sync::OnceLock;
 
