@@ -239,7 +239,7 @@ pub fn gather_patch(image: &RgbImage, (x, y, c): (usize, usize, usize), patch: u
 /// between the two roots over their sum.
 pub fn neighbourhoods(low: &RgbImage) -> Vec<Neighbourhood> {
     let (w, h) = (low.width, low.height);
-    let luma: Vec<f32> = low.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect();
+    let luma = low.luma();
     let at = |x: isize, y: isize| luma[y.clamp(0, h as isize - 1) as usize * w + x.clamp(0, w as isize - 1) as usize];
     let mut products = [vec![0f32; w * h], vec![0f32; w * h], vec![0f32; w * h]];
     for y in 0..h as isize {
