@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use prism_engine::adapter::{Adapter, Region, ResidentAdapter, bind_mix, import_kohya, import_peft};
 use prism_engine::calibrate::build_profile;
 use prism_engine::fixtures::{photo_input, random_adapter, random_model, synthetic_photo, tiny_config, write_tiny_model_dir};
+use prism_engine::learned_doubling::DoublingFilters;
 use prism_engine::model::Model;
 use prism_engine::quant::{QuantSim, quantized_weights_model};
 use prism_engine::tensorfile::{RawTensor, TensorFile};
@@ -211,9 +212,23 @@ fn an_upscalers_upsampling_is_kept_and_checked() {
     let path = dir.path().join("double.prism-lora");
     adapter.write(&path).unwrap();
     assert_eq!(Adapter::read(&path).unwrap().meta.upsampling, Upsampling::BlockMatched);
+    // A learned doubling says which fit of the filters it was trained on, and runs only on it.
     adapter.meta.upsampling = Upsampling::Learned;
     adapter.write(&path).unwrap();
-    assert_eq!(Adapter::read(&path).unwrap().meta.upsampling, Upsampling::Learned);
+    let err = Adapter::read(&path).unwrap_err().to_string();
+    assert!(err.contains("doubling_filters"), "{err}");
+    let model = Model::load(dir.path()).unwrap();
+    let compiled_in = DoublingFilters::shipped().unwrap().id();
+    adapter.meta.doubling_filters = Some(compiled_in.clone());
+    adapter.write(&path).unwrap();
+    let read = Adapter::read(&path).unwrap();
+    assert_eq!((read.meta.upsampling, read.meta.doubling_filters.as_deref()), (Upsampling::Learned, Some(compiled_in.as_str())));
+    read.check_compatible(&model.float, &model.hash, Some(&model.profile)).unwrap();
+    adapter.meta.doubling_filters = Some("0123456789abcdef".into());
+    adapter.write(&path).unwrap();
+    let err =
+        Adapter::read(&path).unwrap().check_compatible(&model.float, &model.hash, Some(&model.profile)).unwrap_err().to_string();
+    assert!(err.contains("0123456789abcdef") && err.contains(&compiled_in) && err.contains("retrain"), "{err}");
     // Block matching only doubles: a file that claims it at scale 3 is refused, not misread.
     adapter.meta.scale = 3;
     adapter.write(&path).unwrap();
