@@ -9,8 +9,10 @@ use candle_core::{Device, Tensor, Var};
 use prism_engine::adapter::{Adapter, AdapterMeta, AdapterPrecision, LoraTensors};
 use prism_engine::conv::kernel_to_oihw;
 use prism_engine::graph::{ConvSpec, LoraPlacement};
+use prism_engine::learned_doubling::DoublingFilters;
 use prism_engine::tensorfile::TensorFile;
 use prism_engine::unet::{FloatActivations, LoraLayer, LoraSet, Unet, UnetConfig};
+use prism_engine::upscale_prepass::Upsampling;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
@@ -431,6 +433,10 @@ pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profi
         region: task.region(),
         scale: task.scale(),
         upsampling: task.upsampling(),
+        // A compiled-in fit that does not load fails the training's first example before this.
+        doubling_filters: (task.upsampling() == Upsampling::Learned)
+            .then(|| DoublingFilters::shipped().ok().map(DoublingFilters::id))
+            .flatten(),
         setting: task.setting(),
         fits: task.fits(),
         precision,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conv::oihw_to_kernel;
 use crate::error::{EngineError, Result};
+use crate::learned_doubling::DoublingFilters;
 use crate::photo_fit::PhotoFit;
 use crate::quant::{Affine, Profile};
 use crate::settings::ToolSetting;
@@ -63,6 +64,9 @@ pub struct AdapterMeta {
     pub scale: u32,
     /// How the input is enlarged to the output's size first (scale above 1).
     pub upsampling: Upsampling,
+    /// With a learned upsampling, the fit of the filters the adapter was trained on
+    /// (`DoublingFilters::id`); Prism runs it only on the same fit.
+    pub doubling_filters: Option<String>,
     /// The setting the user gives this tool, folded into its input before the model runs.
     pub setting: Option<ToolSetting>,
     /// The photos the tool is for (a prompt about another photo does not route to it).
@@ -174,6 +178,18 @@ impl Adapter {
                     format!(
                         "is quantized for profile {}, but the model uses profile {}; install its float version (Prism quantizes it on load) or re-run prism-adapters quad for this profile",
                         self.meta.profile, profile.id
+                    ),
+                ));
+            }
+        }
+        if self.meta.upsampling == Upsampling::Learned {
+            let compiled_in = DoublingFilters::shipped()?.id();
+            let trained_on = self.meta.doubling_filters.as_deref().unwrap_or("none");
+            if trained_on != compiled_in {
+                return Err(adapter_error(
+                    name,
+                    format!(
+                        "was trained on the learned doubling's fit {trained_on}, but this Prism's is {compiled_in}; retrain it on this one (prism-adapters train-adapter) or run the Prism it was made with"
                     ),
                 ));
             }
@@ -326,6 +342,9 @@ fn meta_to_strings(meta: &AdapterMeta) -> HashMap<String, String> {
     if meta.upsampling != Upsampling::default() {
         strings.insert("upsampling".into(), enum_str(serde_json::to_value(meta.upsampling).unwrap_or_default()));
     }
+    if let Some(filters) = &meta.doubling_filters {
+        strings.insert("doubling_filters".into(), filters.clone());
+    }
     if meta.fits != PhotoFit::Any {
         strings.insert("fits".into(), enum_str(serde_json::to_value(meta.fits).unwrap_or_default()));
     }
@@ -360,6 +379,13 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
             format!("has scale {scale}, but its upsampling ({}) only doubles", upsampling.describe()),
         ));
     }
+    let doubling_filters = m.get("doubling_filters").cloned();
+    if upsampling == Upsampling::Learned && doubling_filters.is_none() {
+        return Err(adapter_error(
+            &name,
+            "says its upsampling is learned but not which fit of the filters (metadata 'doubling_filters'); retrain it with this Prism (prism-adapters train-adapter)",
+        ));
+    }
     let setting = m
         .get("setting")
         .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())))
@@ -388,6 +414,7 @@ fn meta_from_strings(m: &HashMap<String, String>) -> Result<AdapterMeta> {
         region,
         scale,
         upsampling,
+        doubling_filters,
         setting,
         fits,
         precision,
@@ -517,6 +544,7 @@ pub fn float_meta(name: &str, base_model: &str, rank: usize, alpha: f32) -> Adap
         region: Region::Global,
         scale: 1,
         upsampling: Upsampling::default(),
+        doubling_filters: None,
         setting: None,
         fits: PhotoFit::Any,
         precision: AdapterPrecision::Float,

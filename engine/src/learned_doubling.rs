@@ -12,9 +12,12 @@
 
 use std::sync::OnceLock;
 
+use sha2::{Digest, Sha256};
+
 use crate::error::{EngineError, Result};
 use crate::imageio::RgbImage;
 use crate::tensorfile::{RawTensor, TensorFile};
+use crate::unet::short_hash;
 use crate::upscale_prepass::match_block_means;
 
 pub const ANGLES: usize = 16;
@@ -164,6 +167,20 @@ impl DoublingFilters {
         self.refine.to_tensors("refine", &mut file);
         file.metadata.insert("format".into(), FORMAT.into());
         file
+    }
+
+    /// Which fit these filters are: sha256 over both banks' thresholds and weights, first 16 hex
+    /// digits. An adapter trained on a learned doubling records it (`AdapterMeta::doubling_filters`):
+    /// a refit changes what the adapter sees.
+    pub fn id(&self) -> String {
+        let mut hasher = Sha256::new();
+        for bank in [&self.double, &self.refine] {
+            hasher.update(format!("{} {}", bank.patch, bank.outputs).as_bytes());
+            for v in bank.strength_edges.iter().chain(&bank.coherence_edges).chain(&bank.weights) {
+                hasher.update(v.to_le_bytes());
+            }
+        }
+        short_hash(hasher)
     }
 
     /// `low` doubled in each side: both banks, the block means matched to `low`.
@@ -335,6 +352,10 @@ mod tests {
         let filters = DoublingFilters::shipped().unwrap();
         let again = DoublingFilters::from_file(&TensorFile::parse(&filters.to_file().to_bytes().unwrap()).unwrap()).unwrap();
         assert_eq!(&again, filters);
+        assert_eq!(again.id(), filters.id());
+        let mut refit = again.clone();
+        refit.refine.weights[7] += 1e-3;
+        assert_ne!(refit.id(), filters.id(), "a refit has another id");
         let mut wrong = filters.to_file();
         wrong.tensors.insert("refine.weights".into(), RawTensor::from_f32(vec![BUCKETS, 25], &vec![0.0; BUCKETS * 25]));
         assert!(DoublingFilters::from_file(&wrong).unwrap_err().to_string().contains("shape"));

@@ -109,6 +109,7 @@ mod tests {
             region: Region::Global,
             scale: 1,
             upsampling: Default::default(),
+            doubling_filters: None,
             setting: None,
             fits: prism_engine::photo_fit::PhotoFit::Any,
             precision: AdapterPrecision::Int8,
