@@ -184,7 +184,7 @@ mod tests {
             .chunks_exact(2)
             .map(|p| (p[0].clone(), (p[1].ones_like().unwrap() * 0.05).unwrap()))
             .collect();
-        let meta = task_meta(Task::Denoise, &small.content_hash().unwrap(), AdapterPrecision::Float, "");
+        let meta = task_meta(Task::Denoise, &small.content_hash().unwrap(), AdapterPrecision::Float, "").unwrap();
         let adapter = float_adapter(&small, &pairs, meta, EVERY).unwrap();
         let grown = grow_adapter(&adapter, small_config, wide_config).unwrap();
         let small_lora = lora_set(&small, &adapter_pairs(&small, &adapter).unwrap(), 1.0, EVERY).unwrap();

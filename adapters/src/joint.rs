@@ -187,7 +187,7 @@ pub fn train_joint(
     model.to_file()?.write(&base_path(data_dir))?;
     let base_hash = model.content_hash()?;
     for &task in tasks {
-        let meta = task_meta(task, &base_hash, AdapterPrecision::Float, "");
+        let meta = task_meta(task, &base_hash, AdapterPrecision::Float, "")?;
         let adapter = float_adapter(&model, &joint.pairs(task)?, meta, layout.placement)?;
         let path = teacher_path(data_dir, task);
         if let Some(dir) = path.parent() {

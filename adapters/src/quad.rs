@@ -342,6 +342,6 @@ fn distill(
             Ok((distill + batch.loss(&student_out)?)?)
         },
     )?;
-    let meta = task_meta(task, &model.hash, AdapterPrecision::Float, "");
+    let meta = task_meta(task, &model.hash, AdapterPrecision::Float, "")?;
     float_adapter(base, &var_pairs(&run.vars), meta, placement)
 }

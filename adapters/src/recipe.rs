@@ -416,9 +416,14 @@ pub fn var_pairs(vars: &[Var]) -> Vec<(Tensor, Tensor)> {
     vars.chunks_exact(2).map(|p| (p[0].as_tensor().clone(), p[1].as_tensor().clone())).collect()
 }
 
-/// The metadata every shipped adapter of `task` carries.
-pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profile: &str) -> AdapterMeta {
-    AdapterMeta {
+/// The metadata every shipped adapter of `task` carries (an error only when the compiled-in
+/// doubling filters, whose fit an upscaler names, do not load).
+pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profile: &str) -> Result<AdapterMeta> {
+    let doubling_filters = match task.upsampling() {
+        Upsampling::Learned => Some(DoublingFilters::shipped()?.id()),
+        Upsampling::CatmullRom | Upsampling::BlockMatched => None,
+    };
+    Ok(AdapterMeta {
         name: task.id().into(),
         title: task.title().into(),
         task: task.id().into(),
@@ -433,14 +438,11 @@ pub fn task_meta(task: Task, base_hash: &str, precision: AdapterPrecision, profi
         region: task.region(),
         scale: task.scale(),
         upsampling: task.upsampling(),
-        // A compiled-in fit that does not load fails the training's first example before this.
-        doubling_filters: (task.upsampling() == Upsampling::Learned)
-            .then(|| DoublingFilters::shipped().ok().map(DoublingFilters::id))
-            .flatten(),
+        doubling_filters,
         setting: task.setting(),
         fits: task.fits(),
         precision,
-    }
+    })
 }
 
 /// Rewrites every shipped adapter's (and float teacher's) words — title, description, example
@@ -557,7 +559,7 @@ pub fn train_adapter(
         let lora = lora_set(&base, &var_pairs(vars), 1.0, layout.placement)?;
         batch.loss(&base.forward(&batch.input, Some(&lora), &mut FloatActivations)?)
     })?;
-    let meta = task_meta(task, &base_hash, AdapterPrecision::Float, "");
+    let meta = task_meta(task, &base_hash, AdapterPrecision::Float, "")?;
     let adapter = float_adapter(&base, &var_pairs(&run.vars), meta, layout.placement)?;
     let path = teacher_path(data_dir, task);
     if let Some(dir) = path.parent() {

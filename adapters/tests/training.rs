@@ -200,7 +200,7 @@ fn warm_starts_begin_at_the_given_weights() {
     let lora = init_lora(&start, 4, 9, EVERY).unwrap();
     // B starts at zero in a fresh LoRA; give it values so the round trip is a real check.
     let pairs: Vec<_> = lora.chunks_exact(2).map(|p| (p[0].clone(), (p[1].ones_like().unwrap() * 0.25).unwrap())).collect();
-    let meta = AdapterMeta { rank: 4, ..task_meta(Task::Denoise, "test", AdapterPrecision::Float, "") };
+    let meta = AdapterMeta { rank: 4, ..task_meta(Task::Denoise, "test", AdapterPrecision::Float, "").unwrap() };
     let path = dir.path().join("denoise.prism-lora");
     float_adapter(&start, &pairs, meta, EVERY).unwrap().write(&path).unwrap();
     let warm = warm_lora(&start, &path, layout(4), 1).unwrap();
@@ -265,7 +265,7 @@ fn a_placed_adapter_keeps_its_placement() {
     assert!(covered > 0 && covered < base.convs().count());
     assert_eq!(vars.len(), 2 * covered);
     let pairs: Vec<_> = vars.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-    let meta = task_meta(Task::Denoise, &base.content_hash().unwrap(), AdapterPrecision::Float, "");
+    let meta = task_meta(Task::Denoise, &base.content_hash().unwrap(), AdapterPrecision::Float, "").unwrap();
     let adapter = float_adapter(&base, &pairs, meta, coarse).unwrap();
     assert_eq!(adapter.layers.len(), covered);
     assert_eq!(prism_adapters::recipe::placement_of(&base, &adapter).unwrap(), coarse);
