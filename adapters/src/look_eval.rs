@@ -47,6 +47,8 @@ pub struct LookScore {
     pub requests: usize,
     pub routed_to_look: usize,
     pub direction_right: usize,
+    /// The same checks on the float path: where int8 and float disagree, rounding decided.
+    pub direction_right_float: usize,
     pub checks: usize,
     /// Checks the exact edit itself passes (all of them, or a check is wrong).
     pub exact_right: usize,
@@ -143,6 +145,7 @@ pub fn eval_look(
             let db = psnr(&int8, &exact, None);
             score.checks += 1;
             score.direction_right += usize::from(right);
+            score.direction_right_float += usize::from(request.looks.iter().all(|look| look.direction_holds(photo, &float)));
             score.exact_right += usize::from(request.looks.iter().all(|look| look.direction_holds(photo, &exact)));
             if !right && request.looks.len() == 1 {
                 failed.push(FailedCheck {

@@ -11,7 +11,6 @@ use prism_engine::adapter::{Adapter, AdapterMeta, float_meta};
 use prism_engine::graph::LoraPlacement;
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::model::Model;
-use prism_engine::quant::{Affine, Profile};
 use prism_engine::tensorfile::{RawTensor, TensorFile};
 use prism_engine::unet::{FloatActivations, LoraLayer, LoraSet, Unet};
 use prism_text::SentenceEncoder;
@@ -250,43 +249,7 @@ pub fn train_look(
             batch.loss(&conditioned_forward(base, &basis, &mixer_of(vars), batch)?)
         },
     )?;
-    let embeddings: Vec<f32> = book.requests.iter().flat_map(|r| book.embeddings[&r.text].clone()).collect();
-    let embeddings = Tensor::from_vec(embeddings, (book.requests.len(), dim), &Device::Cpu)?;
-    let largest_weight = mixer_of(&run.vars).weights(&embeddings)?.abs()?.max_all()?.to_scalar::<f32>()?;
-    write_look(assets, &model, &run.vars[..lora_vars], &run.vars[lora_vars..], largest_weight)
-}
-
-/// Room left for weights of phrasings the mixer was not trained on (widening, users' words).
-const WEIGHT_HEADROOM: f32 = 1.5;
-
-/// Moves scale between A and B of each rank channel (`A_r / c`, `B_r * c`: the same adapter)
-/// so that both fill the shared profile's int8 grids alike, B as the largest mixer weight
-/// `largest_weight` (times [`WEIGHT_HEADROOM`]) scales it. The look tool's head learns large A
-/// rows for the photo (a per-pixel colour map) against a small B, which the grid made for the
-/// other tools would clip.
-fn balance_to_grids(basis: &mut Adapter, profile: &Profile, largest_weight: f32) -> Result<()> {
-    let fill = |values: &mut dyn Iterator<Item = f32>, grid: &Affine| -> f32 {
-        let high = ((127 - grid.zero_point) as f32 * grid.scale).max(1e-12);
-        let low = ((-128 - grid.zero_point) as f32 * grid.scale).min(-1e-12);
-        values.map(|v| if v > 0.0 { v / high } else { v / low }).fold(0.0, f32::max)
-    };
-    let weight = largest_weight * WEIGHT_HEADROOM;
-    for (name, layer) in &mut basis.layers {
-        let grid = profile.lora.get(name).with_context(|| format!("profile {} has no LoRA grid for '{name}'", profile.id))?;
-        let rank = layer.b_shape.get(1).copied().unwrap_or(0);
-        let per_rank = layer.a.len() / rank.max(1);
-        for r in 0..rank {
-            let a_fill = fill(&mut layer.a[r * per_rank..(r + 1) * per_rank].iter().copied(), &grid.a);
-            let b_fill = fill(&mut layer.b.iter().skip(r).step_by(rank).map(|v| v * weight), &grid.b);
-            if a_fill == 0.0 || b_fill == 0.0 {
-                continue;
-            }
-            let c = (a_fill / b_fill).sqrt();
-            layer.a[r * per_rank..(r + 1) * per_rank].iter_mut().for_each(|v| *v /= c);
-            layer.b.iter_mut().skip(r).step_by(rank).for_each(|v| *v *= c);
-        }
-    }
-    Ok(())
+    write_look(assets, &model, &run.vars[..lora_vars], &run.vars[lora_vars..])
 }
 
 /// What the look tool says about itself (the router reads its description and example prompts).
@@ -317,12 +280,13 @@ pub fn look_meta(base_hash: &str) -> AdapterMeta {
     }
 }
 
-fn write_look(assets: &Path, model: &Model, lora: &[Var], mixer_vars: &[Var], largest_weight: f32) -> Result<PathBuf> {
+/// Writes the basis in float: a look made from it is balanced onto the profile's grids when it is
+/// installed (`Adapter::quantize_after_training`), with the weights its prompt gave it.
+fn write_look(assets: &Path, model: &Model, lora: &[Var], mixer_vars: &[Var]) -> Result<PathBuf> {
     let dir = looks_dir(assets);
     std::fs::create_dir_all(&dir)?;
     let basis = basis_from_trained(&model.float, var_pairs(lora))?;
-    let mut basis = float_adapter(&model.float, &basis, look_meta(&model.hash), PLACEMENT)?;
-    balance_to_grids(&mut basis, &model.profile, largest_weight)?;
+    let basis = float_adapter(&model.float, &basis, look_meta(&model.hash), PLACEMENT)?;
     basis.write(&dir.join(BASIS_FILE))?;
     let mut file = TensorFile::default();
     for (name, var) in MIXER_TENSORS.iter().zip(mixer_vars) {
@@ -341,7 +305,6 @@ fn write_look(assets: &Path, model: &Model, lora: &[Var], mixer_vars: &[Var], la
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prism_engine::quant::LoraQuant;
     use prism_engine::unet::UnetConfig;
 
     fn random_pairs(base: &Unet) -> Vec<(Tensor, Tensor)> {
@@ -374,31 +337,5 @@ mod tests {
         let plain = UnetConfig::new(vec![8, 12], vec![1, 1], 4).unwrap();
         let plain_base = Unet::new(&plain, &Unet::random_tensors(&plain, 1, &Device::Cpu).unwrap()).unwrap();
         assert!(row_gains(&plain_base).unwrap().iter().all(Option::is_none));
-    }
-
-    /// Balancing keeps every layer's B A and leaves no rank channel over the grids when the two
-    /// together have room: an A far over its grid beside a small B comes back inside both.
-    #[test]
-    fn balancing_keeps_the_adapter_and_fits_it_to_the_grids() {
-        let config = UnetConfig::new(vec![8, 12], vec![1, 1], 4).unwrap();
-        let base = Unet::new(&config, &Unet::random_tensors(&config, 1, &Device::Cpu).unwrap()).unwrap();
-        let pairs: Vec<(Tensor, Tensor)> = random_pairs(&base)
-            .into_iter()
-            .map(|(a, b)| ((a * 40.0).unwrap(), (b.ones_like().unwrap() * 0.01).unwrap()))
-            .collect();
-        let mut adapter = float_adapter(&base, &pairs, look_meta("test"), PLACEMENT).unwrap();
-        let grid = LoraQuant { a: Affine::covering(-1.0, 1.0), b: Affine::covering(-0.5, 0.5) };
-        let lora = placed_convs(&base, PLACEMENT).map(|s| (s.name.clone(), grid)).collect();
-        let profile = Profile::new("test", 16, Default::default(), lora, "test").unwrap();
-        let before = adapter.clone();
-        assert!(before.layers.values().any(|t| t.a.iter().any(|v| v.abs() > 1.0)), "the test starts over A's grid");
-        balance_to_grids(&mut adapter, &profile, 1.0).unwrap();
-        for (name, layer) in &adapter.layers {
-            let (kept, balanced) = (before.delta(name).unwrap(), adapter.delta(name).unwrap());
-            for (x, y) in kept.iter().zip(&balanced) {
-                assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{name}: B A changed");
-            }
-            assert!(layer.a.iter().all(|v| v.abs() <= 1.0) && layer.b.iter().all(|v| v.abs() * WEIGHT_HEADROOM <= 0.5), "{name}");
-        }
     }
 }

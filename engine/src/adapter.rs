@@ -217,7 +217,43 @@ impl Adapter {
         Ok(())
     }
 
-    /// Post-training quantization onto `profile`'s shared grids (int8 codes, profile id set).
+    /// Post-training quantization of an adapter trained without the profile's grids (a float file a
+    /// user installs, a look made from a prompt): each rank channel is first balanced
+    /// ([`Self::balanced_to`]), then rounded as [`Self::quantize`] does.
+    pub fn quantize_after_training(&self, profile: &Profile) -> Result<Self> {
+        self.balanced_to(profile)?.quantize(profile)
+    }
+
+    /// The same adapter with each rank channel's scale moved between A and B (`A_r / c`, `B_r * c`,
+    /// so `B A` is kept) until both reach equally far into `profile`'s grids. A float adapter's
+    /// split is an accident of its training (the look tool's head learns large A rows against a
+    /// small B, and a prompt scales B by its weight): rounded as it comes, the smaller side keeps
+    /// few codes and the larger may clip, which left black and white a faint tint in int8.
+    pub fn balanced_to(&self, profile: &Profile) -> Result<Self> {
+        let mut out = self.clone();
+        for (layer, t) in &mut out.layers {
+            let grid = profile.lora.get(layer).ok_or_else(|| {
+                adapter_error(&self.meta.name, format!("profile {} has no LoRA quantizer for '{layer}'", profile.id))
+            })?;
+            let rank = t.b_shape.get(1).copied().unwrap_or(0);
+            let per_rank = t.a.len() / rank.max(1);
+            for r in 0..rank {
+                let a_rows = r * per_rank..(r + 1) * per_rank;
+                let a_reach = t.a[a_rows.clone()].iter().map(|&v| grid.a.reach(v)).fold(0.0, f32::max);
+                let b_reach = t.b.iter().skip(r).step_by(rank).map(|&v| grid.b.reach(v)).fold(0.0, f32::max);
+                if a_reach == 0.0 || b_reach == 0.0 {
+                    continue;
+                }
+                let c = (a_reach / b_reach).sqrt();
+                t.a[a_rows].iter_mut().for_each(|v| *v /= c);
+                t.b.iter_mut().skip(r).step_by(rank).for_each(|v| *v *= c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rounds A and B onto `profile`'s shared grids as they are (int8 codes, profile id set): what
+    /// QUAD does to a student it trained on those grids.
     pub fn quantize(&self, profile: &Profile) -> Result<Self> {
         let mut out = self.clone();
         for (layer, t) in &mut out.layers {
@@ -458,7 +494,7 @@ impl ResidentAdapter {
         let (quantized, quantized_on_load) = match (meta.precision, profile) {
             (AdapterPrecision::Int8, _) => (float.clone(), false),
             (AdapterPrecision::Float, Some(profile)) => {
-                let q = adapter.quantize(profile)?;
+                let q = adapter.quantize_after_training(profile)?;
                 let mut tensors = BTreeMap::new();
                 for (layer, t) in &q.layers {
                     tensors.insert(layer.clone(), t.kernel_tensors(device)?);
@@ -643,4 +679,48 @@ fn collect_imported(pairs: Vec<ImportedPair<'_>>, name: &str, base_model: &str, 
         layers.insert(layer, t);
     }
     Ok(Adapter { meta, layers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{random_adapter, random_model, tiny_config};
+    use crate::quant::LoraQuant;
+
+    fn largest_error(adapter: &Adapter, of: &Adapter) -> f32 {
+        adapter
+            .layers
+            .keys()
+            .flat_map(|name| adapter.delta(name).unwrap().into_iter().zip(of.delta(name).unwrap()))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// An adapter trained in float with A far over its grid beside a small B (as the look tool's
+    /// head learns) comes back inside both grids with the same B A, and rounds much closer to it.
+    #[test]
+    fn balancing_keeps_b_a_fits_the_grids_and_rounds_closer() {
+        let model = random_model(&tiny_config(), 1).unwrap();
+        let mut adapter = random_adapter(&model, "look", 3, 7, Region::Global).unwrap();
+        for t in adapter.layers.values_mut() {
+            t.a.iter_mut().for_each(|v| *v *= 40.0);
+            t.b.iter_mut().for_each(|v| *v = 0.01 * v.signum());
+        }
+        let grid = LoraQuant { a: Affine::covering(-1.0, 1.0), b: Affine::covering(-0.5, 0.5) };
+        let lora = adapter.layers.keys().map(|name| (name.clone(), grid)).collect();
+        let profile = Profile::new("test", 16, Default::default(), lora, "test").unwrap();
+        assert!(adapter.layers.values().any(|t| t.a.iter().any(|v| v.abs() > 1.0)), "the test starts over A's grid");
+
+        let balanced = adapter.balanced_to(&profile).unwrap();
+        for (name, t) in &balanced.layers {
+            let (kept, now) = (adapter.delta(name).unwrap(), balanced.delta(name).unwrap());
+            for (x, y) in kept.iter().zip(&now) {
+                assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{name}: B A changed");
+            }
+            assert!(t.a.iter().all(|&v| grid.a.reach(v) <= 1.0) && t.b.iter().all(|&v| grid.b.reach(v) <= 1.0), "{name}");
+        }
+        let rounded_as_is = largest_error(&adapter.quantize(&profile).unwrap(), &adapter);
+        let rounded_balanced = largest_error(&adapter.quantize_after_training(&profile).unwrap(), &adapter);
+        assert!(rounded_balanced < 0.2 * rounded_as_is, "balanced {rounded_balanced} against as is {rounded_as_is}");
+    }
 }

@@ -49,6 +49,14 @@ impl Affine {
     pub fn dequantize(&self, q: i8) -> f32 {
         (q as i32 - self.zero_point) as f32 * self.scale
     }
+
+    /// How far toward the grid's end on its own side `x` reaches: 1 at the last code, over 1
+    /// where it would be clipped.
+    pub fn reach(&self, x: f32) -> f32 {
+        let high = ((127 - self.zero_point) as f32 * self.scale).max(1e-12);
+        let low = ((-128 - self.zero_point) as f32 * self.scale).min(-1e-12);
+        if x > 0.0 { x / high } else { x / low }
+    }
 }
 
 /// Shared LoRA quantizers of one conv.

@@ -257,7 +257,7 @@ impl Backend for OrtBackend {
         // The graph's LoRA inputs are int8 on the shared grids: a float adapter goes on them first.
         let quantized;
         let source = if adapter.meta.precision == AdapterPrecision::Float {
-            quantized = adapter.quantize(&self.model.profile)?;
+            quantized = adapter.quantize_after_training(&self.model.profile)?;
             &quantized
         } else {
             adapter
