@@ -3,13 +3,15 @@
 //! `_prism.png` (as `prism-adapters eval` or `--example removal_probe` write them), scores the
 //! fill with the detail added at each gain: PSNR inside the mask and the sharpness
 //! ratio (gradient energy inside the mask against the clean photo's, as `peers.py` scores it).
-//! `cargo run --release -p prism-engine --example fill_detail -- DIR [--write GAIN]`; `--write`
-//! also saves `<name>_detail.png` at that gain.
+//! `cargo run --release -p prism-engine --example fill_detail -- DIR [--write GAIN] [--plate SHARE]`;
+//! `--write` also saves `<name>_detail.png` at that gain; `--plate` first moves the fill that share
+//! of the way from the harmonic guess to the thin plate (`HoleFill::toward_thin_plate`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use prism_engine::fill_detail::{DETAIL_GAIN, add_fill_detail};
+use prism_engine::hole_fill::HoleFill;
 use prism_engine::imageio::{Picture, RgbImage, load_mask, load_picture, save_picture};
 use prism_engine::job::HIDDEN;
 
@@ -61,6 +63,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(args.first().ok_or("usage: fill_detail DIR [--write GAIN]")?);
     let write: Option<f32> =
         args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).map(|g| g.parse()).transpose()?;
+    let plate: f32 =
+        args.iter().position(|a| a == "--plate").and_then(|i| args.get(i + 1)).map(|g| g.parse()).transpose()?.unwrap_or(0.0);
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with("_input.png"))
@@ -74,8 +78,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let file = |suffix: &str| PathBuf::from(format!("{stem}_{suffix}.png"));
         let photo = load_picture(input, u64::MAX)?.rgb;
         let clean = load_picture(&file("clean"), u64::MAX)?.rgb;
-        let fill = load_picture(&file("prism"), u64::MAX)?.rgb;
         let inside: Vec<bool> = load_mask(&file("mask"), u64::MAX)?.data.iter().map(|&m| m > HIDDEN).collect();
+        let fill = HoleFill::Harmonic.toward_thin_plate(&load_picture(&file("prism"), u64::MAX)?.rgb, &photo, &inside, plate);
         let clean_energy = gradient_energy(&clean, &inside).max(1e-12);
         for (total, &gain) in totals.iter_mut().zip(&GAINS) {
             let start = Instant::now();

@@ -18,7 +18,7 @@ use crate::deblur_prepass::{deconvolve, estimate_blur};
 use crate::denoise_prepass::{dct_denoise, estimate_noise};
 use crate::error::{EngineError, Result};
 use crate::fill_detail::{DETAIL_GAIN, add_fill_detail};
-use crate::hole_fill::HoleFill;
+use crate::hole_fill::{HoleFill, PLATE_SHARE};
 use crate::imageio::{Mask, RgbImage};
 use crate::mix::Mix;
 use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
@@ -149,7 +149,7 @@ pub fn run_edit(
         Region::Local => {
             let mask = job.mask.as_deref().ok_or_else(|| EngineError::Job("paint over what to remove first".into()))?;
             let detail_gain = DETAIL_GAIN * texture.unwrap_or(0.0);
-            let out = local_edit(image, view, mask, job.context, plan.alignment, detail_gain, &mut run, progress)?;
+            let out = local_edit(image, view, mask, job.context, plan.alignment, hole_fill, detail_gain, &mut run, progress)?;
             (out, 1)
         }
         Region::Global => {
@@ -308,7 +308,9 @@ pub fn add_residual(input: &Tensor, residual: &Tensor) -> Result<RgbImage> {
 type RunFn<'a> = dyn FnMut(&RgbImage, &Mask, bool) -> Result<RgbImage> + 'a;
 
 /// `view` is what the model sees of `image` (the same size); the result is pasted onto `image`.
-/// The fill takes `detail_gain` of the extrapolation's detail (`fill_detail`), at the working size.
+/// At the working size, a fill that refines the model's `hole_fill` guess moves a share of the way
+/// to the thin plate (`HoleFill::toward_thin_plate`), then takes `detail_gain` of the
+/// extrapolation's detail (`fill_detail`).
 #[allow(clippy::too_many_arguments)]
 fn local_edit(
     image: &RgbImage,
@@ -316,6 +318,7 @@ fn local_edit(
     mask: &Mask,
     context: f32,
     alignment: usize,
+    hole_fill: HoleFill,
     detail_gain: f32,
     run: &mut RunFn<'_>,
     progress: &mut dyn FnMut(usize, usize) -> bool,
@@ -342,6 +345,7 @@ fn local_edit(
     }
     let filled = run(&work, &work_mask, true)?;
     let hidden: Vec<bool> = work_mask.data.iter().map(|&m| m > HIDDEN).collect();
+    let filled = hole_fill.toward_thin_plate(&filled, &work, &hidden, PLATE_SHARE);
     let result = add_fill_detail(&filled, &work, &hidden, detail_gain).resized(cw, ch);
     progress(1, 1);
     // The fill goes exactly where the model was asked to fill (the pixels it did not see) and
@@ -505,7 +509,8 @@ mod tests {
             Ok(RgbImage { width: input.width, height: input.height, data: vec![0.5; input.data.len()] })
         };
         for gain in [0.0, DETAIL_GAIN] {
-            let out = local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 8, gain, &mut run, &mut |_, _| true).unwrap();
+            let out =
+                local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 8, HoleFill::Blank, gain, &mut run, &mut |_, _| true).unwrap();
             let mut inside = Vec::new();
             for (pixel, &m) in mask.data.iter().enumerate() {
                 let (a, b) = (&image.data[pixel * 3..pixel * 3 + 3], &out.data[pixel * 3..pixel * 3 + 3]);
@@ -541,7 +546,9 @@ mod tests {
             seen.push((input.width, input.height, input_mask.bounding_box()));
             Ok(RgbImage { width: input.width, height: input.height, data: vec![0.75; input.data.len()] })
         };
-        let out = local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 32, DETAIL_GAIN, &mut run, &mut |_, _| true).unwrap();
+        let out =
+            local_edit(&image, &image, &mask, DEFAULT_CONTEXT, 32, HoleFill::Blank, DETAIL_GAIN, &mut run, &mut |_, _| true)
+                .unwrap();
         let [(ww, wh, hole)] = seen[..] else { panic!("one model run, got {seen:?}") };
         assert!(ww <= TILE && wh <= TILE && ww % 32 == 0 && wh % 32 == 0, "working size {ww}x{wh}");
         assert!(ww.max(wh) > TILE / 2, "the working size uses the model's resolution: {ww}x{wh}");
