@@ -15,7 +15,7 @@ use crate::conv::oihw_to_kernel;
 use crate::error::{EngineError, Result};
 use crate::learned_doubling::DoublingFilters;
 use crate::photo_fit::PhotoFit;
-use crate::quant::{Affine, Profile};
+use crate::quant::{Affine, LoraQuant, Profile};
 use crate::settings::ToolSetting;
 use crate::tensorfile::{ElementType, RawTensor, TensorFile};
 use crate::unet::{LoraLayer, LoraSet, Unet};
@@ -217,6 +217,14 @@ impl Adapter {
         Ok(())
     }
 
+    /// `profile`'s shared grids for this adapter's `layer`.
+    fn grid_on<'p>(&self, profile: &'p Profile, layer: &str) -> Result<&'p LoraQuant> {
+        profile
+            .lora
+            .get(layer)
+            .ok_or_else(|| adapter_error(&self.meta.name, format!("profile {} has no LoRA quantizer for '{layer}'", profile.id)))
+    }
+
     /// Post-training quantization of an adapter trained without the profile's grids (a float file a
     /// user installs, a look made from a prompt): each rank channel is first balanced
     /// ([`Self::balanced_to`]), then rounded as [`Self::quantize`] does.
@@ -232,9 +240,7 @@ impl Adapter {
     pub fn balanced_to(&self, profile: &Profile) -> Result<Self> {
         let mut out = self.clone();
         for (layer, t) in &mut out.layers {
-            let grid = profile.lora.get(layer).ok_or_else(|| {
-                adapter_error(&self.meta.name, format!("profile {} has no LoRA quantizer for '{layer}'", profile.id))
-            })?;
+            let grid = self.grid_on(profile, layer)?;
             let rank = t.b_shape.get(1).copied().unwrap_or(0);
             let per_rank = t.a.len() / rank.max(1);
             for r in 0..rank {
@@ -257,9 +263,7 @@ impl Adapter {
     pub fn quantize(&self, profile: &Profile) -> Result<Self> {
         let mut out = self.clone();
         for (layer, t) in &mut out.layers {
-            let q = profile.lora.get(layer).ok_or_else(|| {
-                adapter_error(&self.meta.name, format!("profile {} has no LoRA quantizer for '{layer}'", profile.id))
-            })?;
+            let q = self.grid_on(profile, layer)?;
             let qa: Vec<i8> = t.a.iter().map(|&v| q.a.quantize(v)).collect();
             let qb: Vec<i8> = t.b.iter().map(|&v| q.b.quantize(v)).collect();
             t.a = qa.iter().map(|&c| q.a.dequantize(c)).collect();
@@ -283,9 +287,7 @@ impl Adapter {
         let mut out = self.clone();
         for (layer, t) in &mut out.layers {
             let Some((qa, qb)) = &t.codes else { continue };
-            let q = profile.lora.get(layer).ok_or_else(|| {
-                adapter_error(&self.meta.name, format!("profile {} has no LoRA quantizer for '{layer}'", profile.id))
-            })?;
+            let q = self.grid_on(profile, layer)?;
             t.a = qa.iter().map(|&c| q.a.dequantize(c)).collect();
             t.b = qb.iter().map(|&c| q.b.dequantize(c)).collect();
             t.codes = None;
@@ -685,7 +687,6 @@ fn collect_imported(pairs: Vec<ImportedPair<'_>>, name: &str, base_model: &str, 
 mod tests {
     use super::*;
     use crate::fixtures::{random_adapter, random_model, tiny_config};
-    use crate::quant::LoraQuant;
 
     fn largest_error(adapter: &Adapter, of: &Adapter) -> f32 {
         adapter
