@@ -27,15 +27,16 @@ use crate::train::{Batch, Run, RunSettings, TrainingSet};
 /// The basis carries LoRA on every conv: a look changes colour everywhere in the network's path.
 const PLACEMENT: LoraPlacement = LoraPlacement::EVERY_CONV;
 
-/// Looks drawn this many times as often as the others: the ones the tool got wrong most after
-/// 13000 uniform steps (sepia came out olive-grey, black and white kept some colour, darker
-/// brightened), measured on the phrasings it was trained on.
-const FOCUS: [(Look, usize); 3] = [(Look::Sepia, 3), (Look::BlackAndWhite, 3), (Look::Darker, 3)];
+/// Looks drawn this many times as often as the others unless a run names its own
+/// (`train-look --focus`): the ones the shipped tool got wrong most after 13000 uniform steps
+/// (sepia came out olive-grey, black and white kept some colour, darker brightened), measured on
+/// the phrasings it was trained on.
+pub const FOCUS: [(Look, usize); 3] = [(Look::Sepia, 3), (Look::BlackAndWhite, 3), (Look::Darker, 3)];
 
-/// Indices of `requests`, each repeated by its looks' focus: what a batch draws from.
-fn draw_list(requests: &[LookRequest]) -> Vec<usize> {
+/// Indices of `requests`, each repeated by its looks' `focus`: what a batch draws from.
+fn draw_list(requests: &[LookRequest], focus: &[(Look, usize)]) -> Vec<usize> {
     let times =
-        |r: &LookRequest| r.looks.iter().filter_map(|l| FOCUS.iter().find(|(f, _)| f == l).map(|(_, n)| *n)).max().unwrap_or(1);
+        |r: &LookRequest| r.looks.iter().filter_map(|l| focus.iter().find(|(f, _)| f == l).map(|(_, n)| *n)).max().unwrap_or(1);
     requests.iter().enumerate().flat_map(|(i, r)| std::iter::repeat_n(i, times(r))).collect()
 }
 
@@ -195,7 +196,7 @@ fn shipped_look(assets: &Path, base: &Unet) -> Result<Vec<Tensor>> {
 /// Trains (or resumes) the look tool on the model in `assets` and writes its files there. With
 /// `only`, the whole basis learns that one look's single phrasings (its own checkpoint): what the
 /// basis can reach for a look when it need not share its rank, for experiments in a scratch
-/// `assets`.
+/// `assets`. Requests with a look of `focus` are drawn that many times as often.
 pub fn train_look(
     data_dir: &Path,
     assets: &Path,
@@ -203,6 +204,7 @@ pub fn train_look(
     fresh: bool,
     start: LookStart,
     only: Option<Look>,
+    focus: &[(Look, usize)],
 ) -> Result<PathBuf> {
     let set = TrainingSet::load(data_dir)?;
     let model = Model::load(assets)?;
@@ -234,7 +236,7 @@ pub fn train_look(
     let validation_crops: Vec<RgbImage> = (0..16).map(|_| set.random_crop(crop, &mut fixed)).collect();
     let validation_picks: Vec<usize> = (0..16).map(|i| i * book.requests.len() / 16).collect();
     let validation = book.batch(&validation_crops, &validation_picks)?;
-    let draws = draw_list(&book.requests);
+    let draws = draw_list(&book.requests, focus);
     run.train(
         "look",
         settings,

@@ -104,6 +104,10 @@ enum Command {
         /// one (after `open-head`, to teach it the new path).
         #[arg(long)]
         from_shipped: bool,
+        /// Draw requests with this look this many times as often, e.g. `--focus green-tint=3`
+        /// (repeat for more looks); without it, the looks of `look_tool::FOCUS`.
+        #[arg(long, value_parser = parse_focus)]
+        focus: Vec<(prism_adapters::looks::Look, usize)>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -351,6 +355,17 @@ fn parse_tasks(list: &str) -> Result<Vec<Task>> {
         .collect()
 }
 
+/// `LOOK=N`: a look and how many times as often its requests are drawn.
+fn parse_focus(text: &str) -> std::result::Result<(prism_adapters::looks::Look, usize), String> {
+    let (look, times) = text.split_once('=').ok_or_else(|| format!("'{text}' is not LOOK=N"))?;
+    let look = <prism_adapters::looks::Look as clap::ValueEnum>::from_str(look.trim(), true)?;
+    let times = times.trim().parse::<usize>().map_err(|e| format!("'{times}' is not a count: {e}"))?;
+    if times == 0 {
+        return Err(format!("{} drawn 0 times would never be trained; leave it out instead", text));
+    }
+    Ok((look, times))
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data { action: DataAction::Fetch { photos } } => {
@@ -387,10 +402,11 @@ fn run(cli: Cli) -> Result<()> {
                 println!("the export is now the run's base; {stamped} of its teachers stamped with the export's hash");
             }
         }
-        Command::TrainLook { assets, only, from_shipped, run } => {
-            use prism_adapters::look_tool::{LookStart, train_look};
+        Command::TrainLook { assets, only, from_shipped, focus, run } => {
+            use prism_adapters::look_tool::{FOCUS, LookStart, train_look};
             let start = if from_shipped { LookStart::Shipped } else { LookStart::Random };
-            let dir = train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, start, only)?;
+            let focus = if focus.is_empty() { FOCUS.to_vec() } else { focus };
+            let dir = train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, start, only, &focus)?;
             println!("look tool written to {}", dir.display());
         }
         Command::WidenLook { assets, steps, lr } => {
