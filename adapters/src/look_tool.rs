@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor, Var};
 use prism_engine::adapter::{Adapter, AdapterMeta, float_meta};
 use prism_engine::graph::LoraPlacement;
@@ -14,7 +14,7 @@ use prism_engine::model::Model;
 use prism_engine::tensorfile::{RawTensor, TensorFile};
 use prism_engine::unet::{FloatActivations, LoraLayer, LoraSet, Unet};
 use prism_text::SentenceEncoder;
-use prism_text::look::{BASIS, BASIS_FILE, BASIS_RANK, LOOKS_DIR, MIXER_FILE, MIXER_HIDDEN, MIXER_TENSORS, Mixer};
+use prism_text::look::{BASIS_CHANNELS, BASIS_FILE, LOOKS_DIR, MIXER_FILE, MIXER_HIDDEN, MIXER_TENSORS, Mixer, direction_rank};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -134,7 +134,7 @@ impl Phrasebook {
 /// The base's output for each example with the basis weighted by that example's condition.
 pub fn conditioned_forward(base: &Unet, basis: &[(Tensor, Tensor)], mixer: &Mixer, batch: &Batch) -> Result<Tensor> {
     let condition = batch.condition.as_ref().context("a look batch carries its prompts' embeddings")?;
-    let scales = mixer.rank_scales(condition)?;
+    let scales = mixer.rank_scales(condition, BASIS_CHANNELS)?;
     let mut outputs = Vec::with_capacity(batch.input.dim(0)?);
     for i in 0..batch.input.dim(0)? {
         let rank_scale = scales.get(i)?;
@@ -165,8 +165,14 @@ pub fn mixer_init(dim: usize, outputs: usize, seed: u64) -> Result<Vec<Tensor>> 
 }
 
 fn mixer_of(vars: &[Var]) -> Mixer {
-    let tail = &vars[vars.len() - 4..];
-    Mixer::from_tensors(std::array::from_fn(|i| tail[i].as_tensor().clone()))
+    let tail: Vec<Tensor> = vars[vars.len() - 4..].iter().map(|v| v.as_tensor().clone()).collect();
+    mixer_of_tensors(&tail)
+}
+
+/// The mixer of the last four of `tensors` (the mixer's, in `MIXER_TENSORS` order).
+fn mixer_of_tensors(tensors: &[Tensor]) -> Mixer {
+    let tail = &tensors[tensors.len() - 4..];
+    Mixer::from_tensors(std::array::from_fn(|i| tail[i].clone()))
 }
 
 /// Where a look run starts when it has no checkpoint.
@@ -179,8 +185,9 @@ pub enum LookStart {
     Shipped,
 }
 
-/// The basis (as A, B pairs of `base`'s placed convs) and mixer tensors of the look tool in `assets`.
-fn shipped_look(assets: &Path, base: &Unet) -> Result<Vec<Tensor>> {
+/// The basis (as A, B pairs of `base`'s placed convs) and mixer tensors of the look tool in
+/// `assets`, whose mixer must weight `directions`.
+fn shipped_look(assets: &Path, base: &Unet, directions: usize) -> Result<Vec<Tensor>> {
     let dir = looks_dir(assets);
     let basis = Adapter::read(&dir.join(BASIS_FILE))?;
     let trained = trained_from_basis(base, adapter_pairs(base, &basis)?)?;
@@ -190,13 +197,20 @@ fn shipped_look(assets: &Path, base: &Unet) -> Result<Vec<Tensor>> {
         let raw = mixer.tensors.get(name).with_context(|| format!("the look mixer has no '{name}'"))?;
         init.push(Tensor::from_vec(raw.to_f32(), raw.shape.as_slice(), &Device::Cpu)?);
     }
+    let shipped = mixer_of_tensors(&init).directions()?;
+    if shipped != directions {
+        bail!("the look tool in {} weights {shipped} directions, not {directions}: start it from random weights", dir.display());
+    }
     Ok(init)
 }
 
 /// Trains (or resumes) the look tool on the model in `assets` and writes its files there. With
 /// `only`, the whole basis learns that one look's single phrasings (its own checkpoint): what the
 /// basis can reach for a look when it need not share its rank, for experiments in a scratch
-/// `assets`. Requests with a look of `focus` are drawn that many times as often.
+/// `assets`. Requests with a look of `focus` are drawn that many times as often. The basis's rank
+/// is shared by `directions` (each of rank `BASIS_CHANNELS / directions`); a run from the shipped
+/// tool keeps its count.
+#[allow(clippy::too_many_arguments)]
 pub fn train_look(
     data_dir: &Path,
     assets: &Path,
@@ -205,7 +219,9 @@ pub fn train_look(
     start: LookStart,
     only: Option<Look>,
     focus: &[(Look, usize)],
+    directions: usize,
 ) -> Result<PathBuf> {
+    let rank = direction_rank(BASIS_CHANNELS, directions)?;
     let set = TrainingSet::load(data_dir)?;
     let model = Model::load(assets)?;
     let base = &model.float;
@@ -223,13 +239,13 @@ pub fn train_look(
     let lora_vars = 2 * placed_convs(base, PLACEMENT).count();
     let init = match start {
         LookStart::Random => {
-            let mut init = init_lora(base, BASIS * BASIS_RANK, settings.seed, PLACEMENT)?;
-            init.extend(mixer_init(dim, BASIS, settings.seed + 1)?);
+            let mut init = init_lora(base, BASIS_CHANNELS, settings.seed, PLACEMENT)?;
+            init.extend(mixer_init(dim, directions, settings.seed + 1)?);
             init
         }
-        LookStart::Shipped => shipped_look(assets, base)?,
+        LookStart::Shipped => shipped_look(assets, base, directions)?,
     };
-    let info = serde_json::json!({ "kind": "look", "base_model": model.hash, "basis": BASIS, "rank": BASIS_RANK });
+    let info = serde_json::json!({ "kind": "look", "base_model": model.hash, "basis": directions, "rank": rank });
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let crop = settings.crop;
     let mut fixed = StdRng::seed_from_u64(0x100c);
@@ -278,7 +294,7 @@ pub fn look_meta(base_hash: &str) -> AdapterMeta {
         description: "Colour grading and tone from the words you type: warmer or cooler, a tint, contrast, saturation, black and white, sepia, faded film, teal and orange, a soft glow, golden hour, moody, and pairs of them.".into(),
         example_prompts: example_prompts.iter().map(|s| s.to_string()).collect(),
         created_by: format!("prism-adapters {}", env!("CARGO_PKG_VERSION")),
-        ..float_meta("look", base_hash, BASIS * BASIS_RANK, 1.0)
+        ..float_meta("look", base_hash, BASIS_CHANNELS, 1.0)
     }
 }
 
@@ -296,8 +312,9 @@ fn write_look(assets: &Path, model: &Model, lora: &[Var], mixer_vars: &[Var]) ->
         file.tensors.insert(name.to_string(), RawTensor::from_f32(tensor.dims().to_vec(), &tensor.flatten_all()?.to_vec1()?));
     }
     file.metadata.insert("format".into(), "prism-look-mixer".into());
-    file.metadata.insert("basis".into(), BASIS.to_string());
-    file.metadata.insert("basis_rank".into(), BASIS_RANK.to_string());
+    let directions = mixer_of(mixer_vars).directions()?;
+    file.metadata.insert("basis".into(), directions.to_string());
+    file.metadata.insert("basis_rank".into(), direction_rank(BASIS_CHANNELS, directions)?.to_string());
     file.metadata.insert("base_model".into(), model.hash.clone());
     let path = dir.join(MIXER_FILE);
     file.write(&path)?;

@@ -108,6 +108,10 @@ enum Command {
         /// (repeat for more looks); without it, the looks of `look_tool::FOCUS`.
         #[arg(long, value_parser = parse_focus)]
         focus: Vec<(prism_adapters::looks::Look, usize)>,
+        /// How many directions share the basis's rank (32): 8 of rank 4 (the shipped tool), or
+        /// e.g. 16 of rank 2.
+        #[arg(long, default_value_t = prism_text::look::BASIS)]
+        directions: usize,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -402,11 +406,11 @@ fn run(cli: Cli) -> Result<()> {
                 println!("the export is now the run's base; {stamped} of its teachers stamped with the export's hash");
             }
         }
-        Command::TrainLook { assets, only, from_shipped, focus, run } => {
+        Command::TrainLook { assets, only, from_shipped, focus, directions, run } => {
             use prism_adapters::look_tool::{FOCUS, LookStart, train_look};
             let start = if from_shipped { LookStart::Shipped } else { LookStart::Random };
             let focus = if focus.is_empty() { FOCUS.to_vec() } else { focus };
-            let dir = train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, start, only, &focus)?;
+            let dir = train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, start, only, &focus, directions)?;
             println!("look tool written to {}", dir.display());
         }
         Command::WidenLook { assets, steps, lr } => {

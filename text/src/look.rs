@@ -17,9 +17,13 @@ use prism_engine::tensorfile::TensorFile;
 use crate::encoder::Embedding;
 use crate::error::{Result, TextError};
 
-/// Directions in the basis, and the rank of each: the made adapter's rank is their product.
+/// Directions in the basis, and the rank of each: the made adapter's rank is their product. A
+/// look tool may divide the same rank into another number of directions (its mixer's outputs say
+/// how many: `train-look --directions`); these are the shipped tool's.
 pub const BASIS: usize = 8;
 pub const BASIS_RANK: usize = 4;
+/// The basis's rank, whatever its directions: the model's maximum.
+pub const BASIS_CHANNELS: usize = BASIS * BASIS_RANK;
 /// Width of the mixer's hidden layer.
 pub const MIXER_HIDDEN: usize = 64;
 /// Names of the mixer's tensors, in the order `Mixer::from_tensors` takes them.
@@ -53,12 +57,26 @@ impl Mixer {
         Ok(hidden.matmul(&self.w2)?.broadcast_add(&self.b2)?)
     }
 
-    /// Each direction's weight repeated over its rank channels: `[N, basis * rank]`.
-    pub fn rank_scales(&self, embeddings: &Tensor) -> Result<Tensor> {
+    /// How many basis directions it weights.
+    pub fn directions(&self) -> Result<usize> {
+        Ok(self.b2.dim(0)?)
+    }
+
+    /// Each direction's weight repeated over its share of the basis's `channels`: `[N, channels]`.
+    pub fn rank_scales(&self, embeddings: &Tensor, channels: usize) -> Result<Tensor> {
         let weights = self.weights(embeddings)?;
         let (n, basis) = weights.dims2()?;
-        Ok(weights.unsqueeze(D::Minus1)?.broadcast_as((n, basis, BASIS_RANK))?.reshape((n, basis * BASIS_RANK))?)
+        let rank = direction_rank(channels, basis)?;
+        Ok(weights.unsqueeze(D::Minus1)?.broadcast_as((n, basis, rank))?.reshape((n, channels))?)
     }
+}
+
+/// The rank of each of `directions` that share a basis of rank `channels`.
+pub fn direction_rank(channels: usize, directions: usize) -> Result<usize> {
+    if directions == 0 || !channels.is_multiple_of(directions) {
+        return Err(TextError::Prompt(format!("a look basis of rank {channels} cannot be split into {directions} directions")));
+    }
+    Ok(channels / directions)
 }
 
 /// How a prompt's embedding becomes direction weights.
@@ -132,18 +150,27 @@ impl LookMaker {
             }
             Ok(Mixer::from_tensors([w1, b1, w2, b2]))
         };
-        if basis.meta.rank != BASIS * BASIS_RANK {
-            return Err(fail(format!("the look basis has rank {}, not {}", basis.meta.rank, BASIS * BASIS_RANK)));
+        // The directions are what the reading weights: the reader's looks' width, or the mixer's outputs.
+        let directions = match (file.tensors.get(READER_LOOKS), file.tensors.get(MIXER_TENSORS[3])) {
+            (Some(looks), _) => looks.shape.get(1).copied().unwrap_or(0),
+            (None, Some(b2)) => b2.shape.first().copied().unwrap_or(0),
+            (None, None) => return Err(fail(format!("the look mixer has no '{}'", MIXER_TENSORS[3]))),
+        };
+        if directions == 0 || !basis.meta.rank.is_multiple_of(directions) {
+            return Err(fail(format!(
+                "the look basis has rank {}, which {directions} directions do not divide",
+                basis.meta.rank
+            )));
         }
         let reading = match file.tensors.get(READER_LOOKS) {
-            None => Reading::Mixer(network(MIXER_TENSORS, BASIS)?),
+            None => Reading::Mixer(network(MIXER_TENSORS, directions)?),
             Some(raw) => {
                 let names: Vec<String> =
                     file.metadata.get(READER_NAMES).map(|n| n.split(',').map(str::to_string).collect()).unwrap_or_default();
-                if raw.shape != [names.len(), BASIS] {
+                if raw.shape != [names.len(), directions] {
                     return Err(fail(format!("the reader's looks are {:?} for {} names", raw.shape, names.len())));
                 }
-                let looks = Tensor::from_vec(raw.to_f32(), (names.len(), BASIS), &Device::Cpu)?;
+                let looks = Tensor::from_vec(raw.to_f32(), (names.len(), directions), &Device::Cpu)?;
                 Reading::Looks { classifier: network(READER_TENSORS, names.len())?, looks, names }
             }
         };
@@ -157,7 +184,9 @@ impl LookMaker {
 
     /// The adapter `embedding` asks for: the basis with each direction's B scaled by its weight.
     pub fn make(&self, embedding: &Embedding) -> Result<Adapter> {
-        let scales = self.weights(embedding)?.into_iter().flat_map(|w| [w; BASIS_RANK]).collect::<Vec<f32>>();
+        let weights = self.weights(embedding)?;
+        let rank = direction_rank(self.basis.meta.rank, weights.len())?;
+        let scales = weights.into_iter().flat_map(|w| std::iter::repeat_n(w, rank)).collect::<Vec<f32>>();
         let mut adapter = self.basis.clone();
         for layer in adapter.layers.values_mut() {
             let rank = layer.b_shape.get(1).copied().unwrap_or(0);
@@ -199,10 +228,11 @@ mod tests {
 
     /// A look tool on a tiny model, for 2-dimensional "embeddings": a mixer that gives every
     /// direction weight 0.5, and a reader over two looks (`warmer` for [1, 0], `cooler` for
-    /// [0, 1]) whose weights are `looks` (two rows of `BASIS`).
+    /// [0, 1]) whose weights are `looks` (two rows, one weight per direction).
     fn look_dir(dir: &Path, names: &str, looks: &[f32]) -> Adapter {
+        let directions = looks.len() / 2;
         let model = random_model(&tiny_config(), 1).unwrap();
-        let basis = random_adapter(&model, LOOK_TASK, BASIS * BASIS_RANK, 2, Region::Global).unwrap();
+        let basis = random_adapter(&model, LOOK_TASK, BASIS_CHANNELS, 2, Region::Global).unwrap();
         std::fs::create_dir_all(dir.join(LOOKS_DIR)).unwrap();
         basis.write(&dir.join(LOOKS_DIR).join(BASIS_FILE)).unwrap();
         let mut file = TensorFile::default();
@@ -211,14 +241,14 @@ mod tests {
         };
         put("mixer.w1", vec![2, 2], vec![0.0; 4]);
         put("mixer.b1", vec![2], vec![0.0; 2]);
-        put("mixer.w2", vec![2, BASIS], vec![0.0; 2 * BASIS]);
-        put("mixer.b2", vec![BASIS], vec![0.5; BASIS]);
+        put("mixer.w2", vec![2, directions], vec![0.0; 2 * directions]);
+        put("mixer.b2", vec![directions], vec![0.5; directions]);
         // Sharp enough that [1, 0] reads as the first look with probability ~1.
         put("reader.w1", vec![2, 2], vec![20.0, 0.0, 0.0, 20.0]);
         put("reader.b1", vec![2], vec![0.0; 2]);
         put("reader.w2", vec![2, 2], vec![1.0, 0.0, 0.0, 1.0]);
         put("reader.b2", vec![2], vec![0.0; 2]);
-        put(READER_LOOKS, vec![2, BASIS], looks.to_vec());
+        put(READER_LOOKS, vec![2, directions], looks.to_vec());
         file.metadata.insert(READER_NAMES.into(), names.into());
         file.write(&dir.join(LOOKS_DIR).join(MIXER_FILE)).unwrap();
         basis
@@ -226,33 +256,42 @@ mod tests {
 
     #[test]
     fn a_reader_makes_the_look_it_reads_and_says_what_it_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let looks: Vec<f32> = (0..2 * BASIS).map(|i| i as f32 * 0.1 - 0.5).collect();
-        let basis = look_dir(dir.path(), "warmer,cooler", &looks);
-        let maker = LookMaker::load(dir.path()).unwrap().unwrap();
-        let warm = Embedding(vec![1.0, 0.0]);
-        let weights = maker.weights(&warm).unwrap();
-        for (got, want) in weights.iter().zip(&looks[..BASIS]) {
-            assert!((got - want).abs() < 1e-4, "{weights:?} is not the first look's row {:?}", &looks[..BASIS]);
-        }
-        let read = maker.read_as(&warm, 0.1).unwrap();
-        assert_eq!(read.len(), 1);
-        assert_eq!(read[0].0, "warmer");
-        assert!(read[0].1 > 0.999);
-        // The made adapter is the basis with each direction's B columns scaled by its weight.
-        let made = maker.make(&warm).unwrap();
-        let (name, layer) = made.layers.iter().next().unwrap();
-        let rank = BASIS * BASIS_RANK;
-        for (row, original) in layer.b.chunks(rank).zip(basis.layers[name].b.chunks(rank)) {
-            for (j, (value, before)) in row.iter().zip(original).enumerate() {
-                assert!((value - before * weights[j / BASIS_RANK]).abs() < 1e-6);
+        // The shipped tool's 8 directions of rank 4, and the same rank as 16 directions of 2.
+        for directions in [BASIS, 2 * BASIS] {
+            let dir = tempfile::tempdir().unwrap();
+            let looks: Vec<f32> = (0..2 * directions).map(|i| i as f32 * 0.05 - 0.5).collect();
+            let basis = look_dir(dir.path(), "warmer,cooler", &looks);
+            let maker = LookMaker::load(dir.path()).unwrap().unwrap();
+            let warm = Embedding(vec![1.0, 0.0]);
+            let weights = maker.weights(&warm).unwrap();
+            assert_eq!(weights.len(), directions);
+            for (got, want) in weights.iter().zip(&looks[..directions]) {
+                assert!((got - want).abs() < 1e-4, "{weights:?} is not the first look's row {:?}", &looks[..directions]);
+            }
+            let read = maker.read_as(&warm, 0.1).unwrap();
+            assert_eq!(read.len(), 1);
+            assert_eq!(read[0].0, "warmer");
+            assert!(read[0].1 > 0.999);
+            // The made adapter is the basis with each direction's B columns scaled by its weight.
+            let made = maker.make(&warm).unwrap();
+            let (name, layer) = made.layers.iter().next().unwrap();
+            let rank_per_direction = BASIS_CHANNELS / directions;
+            for (row, original) in layer.b.chunks(BASIS_CHANNELS).zip(basis.layers[name].b.chunks(BASIS_CHANNELS)) {
+                for (j, (value, before)) in row.iter().zip(original).enumerate() {
+                    assert!((value - before * weights[j / rank_per_direction]).abs() < 1e-6);
+                }
+            }
+            // Halfway between the two looks, the weights are halfway between their rows.
+            let both = maker.weights(&Embedding(vec![1.0, 1.0])).unwrap();
+            for (i, w) in both.iter().enumerate() {
+                assert!((w - 0.5 * (looks[i] + looks[directions + i])).abs() < 1e-4);
             }
         }
-        // Halfway between the two looks, the weights are halfway between their rows.
-        let both = maker.weights(&Embedding(vec![1.0, 1.0])).unwrap();
-        for (i, w) in both.iter().enumerate() {
-            assert!((w - 0.5 * (looks[i] + looks[BASIS + i])).abs() < 1e-4);
-        }
+        // Directions that do not divide the basis's rank are refused when the tool is read.
+        let dir = tempfile::tempdir().unwrap();
+        look_dir(dir.path(), "warmer,cooler", &[0.0; 2 * 5]);
+        let error = LookMaker::load(dir.path()).err().expect("5 directions of a rank-32 basis loaded").to_string();
+        assert!(error.contains("5 directions"), "{error}");
     }
 
     #[test]
