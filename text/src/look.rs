@@ -156,12 +156,7 @@ impl LookMaker {
             (None, Some(b2)) => b2.shape.first().copied().unwrap_or(0),
             (None, None) => return Err(fail(format!("the look mixer has no '{}'", MIXER_TENSORS[3]))),
         };
-        if directions == 0 || !basis.meta.rank.is_multiple_of(directions) {
-            return Err(fail(format!(
-                "the look basis has rank {}, which {directions} directions do not divide",
-                basis.meta.rank
-            )));
-        }
+        direction_rank(basis.meta.rank, directions).map_err(|e| fail(e.to_string()))?;
         let reading = match file.tensors.get(READER_LOOKS) {
             None => Reading::Mixer(network(MIXER_TENSORS, directions)?),
             Some(raw) => {
