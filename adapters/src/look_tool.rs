@@ -204,23 +204,32 @@ fn shipped_look(assets: &Path, base: &Unet, directions: usize) -> Result<Vec<Ten
     Ok(init)
 }
 
-/// Trains (or resumes) the look tool on the model in `assets` and writes its files there. With
-/// `only`, the whole basis learns that one look's single phrasings (its own checkpoint): what the
-/// basis can reach for a look when it need not share its rank, for experiments in a scratch
-/// `assets`. Requests with a look of `focus` are drawn that many times as often. The basis's rank
-/// is shared by `directions` (each of rank `BASIS_CHANNELS / directions`); a run from the shipped
-/// tool keeps its count.
-#[allow(clippy::too_many_arguments)]
+/// What a look run trains, beside its schedule.
+#[derive(Clone, Debug)]
+pub struct LookPlan {
+    /// The whole basis learns this one look's single phrasings (its own checkpoint): what the
+    /// basis can reach for a look when it need not share its rank, for experiments in a scratch
+    /// `assets`.
+    pub only: Option<Look>,
+    /// Requests with one of these looks are drawn that many times as often.
+    pub focus: Vec<(Look, usize)>,
+    /// How many directions share the basis's rank (each of rank `BASIS_CHANNELS / directions`); a
+    /// run from the shipped tool keeps its count.
+    pub directions: usize,
+}
+
+/// Trains (or resumes) the look tool on the model in `assets`, as `plan` says, and writes its
+/// files there.
 pub fn train_look(
     data_dir: &Path,
     assets: &Path,
     settings: &RunSettings,
     fresh: bool,
     start: LookStart,
-    only: Option<Look>,
-    focus: &[(Look, usize)],
-    directions: usize,
+    plan: &LookPlan,
 ) -> Result<PathBuf> {
+    let LookPlan { only, focus, directions } = plan;
+    let (only, directions) = (*only, *directions);
     let rank = direction_rank(BASIS_CHANNELS, directions)?;
     let set = TrainingSet::load(data_dir)?;
     let model = Model::load(assets)?;

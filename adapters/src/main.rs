@@ -407,10 +407,11 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::TrainLook { assets, only, from_shipped, focus, directions, run } => {
-            use prism_adapters::look_tool::{FOCUS, LookStart, train_look};
+            use prism_adapters::look_tool::{FOCUS, LookPlan, LookStart, train_look};
             let start = if from_shipped { LookStart::Shipped } else { LookStart::Random };
             let focus = if focus.is_empty() { FOCUS.to_vec() } else { focus };
-            let dir = train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, start, only, &focus, directions)?;
+            let plan = LookPlan { only, focus, directions };
+            let dir = train_look(&cli.data, &assets, &run.settings(1e-3, 0.0), run.fresh, start, &plan)?;
             println!("look tool written to {}", dir.display());
         }
         Command::WidenLook { assets, steps, lr } => {
