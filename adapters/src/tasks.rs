@@ -3,7 +3,7 @@
 //! the fixed settings the quality table names.
 
 use prism_engine::adapter::Region;
-use prism_engine::deblur_prepass::{deconvolve, estimate_blur};
+use prism_engine::deblur_prepass::SharpenPass;
 use prism_engine::denoise_prepass::{dct_denoise, estimate_noise};
 use prism_engine::imageio::{Mask, RgbImage};
 use prism_engine::photo_fit::PhotoFit;
@@ -252,8 +252,8 @@ pub struct Stamp {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SharpenInput {
-    /// The file deconvolved at the blur size the engine reads from it (`estimate_blur`): what the
-    /// editor feeds the model.
+    /// The file through the pass the engine chooses from it (`SharpenPass`: deconvolved at the
+    /// blur size it reads, or unsharp-masked when shaken): what the editor feeds the model.
     #[default]
     Deconvolved,
     /// The blurred file itself: a blind first round, since from nothing a rank-4 adapter on the
@@ -305,20 +305,20 @@ pub fn degrade_with(task: Task, sharpen_input: SharpenInput, target: &RgbImage, 
         }
         Task::Sharpen => {
             // Soft focus (a Gaussian of sigma 0.6-3 px) or camera shake (a line 3-13 px long), and
-            // the blur size the engine reads from the whole photo (a crop has too few edges to read
-            // as the photo does): a Gaussian's own, give or take 15% (on the held-out photos blurred
-            // at 2 px it reads 1.94 +- 0.23); a shake's least blurred direction, 0.3-0.9 px (on the
-            // held-out photos shaken 5 and 9 px, 0.40 and 0.72 on average in a prototype).
-            let (blurred, size) = if rng.random_bool(0.6) {
+            // the pass the engine chooses from the whole photo (a crop has too few edges to read
+            // as the photo does): a Gaussian deconvolved at its own size, give or take 15% (on the
+            // held-out photos blurred at 2 px it reads 1.94 +- 0.23); a shake unsharp-masked, as
+            // the engine does a photo it reads as shaken (`SharpenPass`).
+            let (blurred, pass) = if rng.random_bool(0.6) {
                 let sigma = rng.random_range(0.6..3.0);
-                (gaussian_blur(target, sigma), sigma * rng.random_range(0.85..1.18))
+                (gaussian_blur(target, sigma), SharpenPass::Deconvolve(sigma * rng.random_range(0.85..1.18)))
             } else {
                 let angle = rng.random_range(0.0..std::f32::consts::PI);
-                (motion_blur(target, rng.random_range(3.0..13.0), angle), rng.random_range(0.3..0.9))
+                (motion_blur(target, rng.random_range(3.0..13.0), angle), SharpenPass::Unsharp(DEFAULT_BLUR_SIZE))
             };
             let file = quantize8(&blurred);
             match sharpen_input {
-                SharpenInput::Deconvolved => global(deconvolve(&file, size), rng),
+                SharpenInput::Deconvolved => global(pass.apply(&file), rng),
                 SharpenInput::Blurred => global(file, rng),
             }
         }
@@ -393,7 +393,7 @@ pub fn as_model_sees(task: Task, mut example: Example) -> Example {
     match task.setting() {
         Some(ToolSetting::Exposure) => example.input = expose(&example.input, auto_exposure(&example.input)),
         Some(ToolSetting::BlurSize) => example.input = unsharp(&example.input, DEFAULT_BLUR_SIZE),
-        Some(ToolSetting::DeblurSize) => example.input = deconvolve(&example.input, estimate_blur(&example.input)),
+        Some(ToolSetting::DeblurSize) => example.input = SharpenPass::for_photo(&example.input, None).apply(&example.input),
         Some(ToolSetting::NoiseLevel) => example.input = denoise_prepass(&example.input),
         None => {}
     }
@@ -685,9 +685,9 @@ mod tests {
             let ratio = mean(&night.input) / mean(&clean);
             assert!((0.4..1.4).contains(&ratio), "lowlight input at {ratio} of the clean brightness");
         }
-        // Sharpen's input is deconvolved: not the blurred file, and at least as steep (a shake is
-        // deconvolved only by its least blurred direction's size, which steepens it little). Asked
-        // for the blurred file, it stays within the step's two levels.
+        // Sharpen's input is sharpened: not the blurred file, and at least as steep (deconvolved, or
+        // unsharp-masked for a shake). Asked for the blurred file, it stays within the step's two
+        // levels.
         let step = RgbImage {
             width: 64,
             height: 64,
@@ -705,7 +705,7 @@ mod tests {
             };
             assert!(
                 ex.input != blurred.input && steepest(&ex.input) >= steepest(&blurred.input),
-                "seed {seed}: the sharpen input was not deconvolved (steepest step {} against the blurred file's {})",
+                "seed {seed}: the sharpen input was not sharpened (steepest step {} against the blurred file's {})",
                 steepest(&ex.input),
                 steepest(&blurred.input)
             );

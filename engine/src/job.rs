@@ -14,14 +14,14 @@ use candle_core::{Device, Tensor};
 
 use crate::adapter::Region;
 use crate::backends::{AdapterBank, Backend, BackendKind, MemoryReport, Precision};
-use crate::deblur_prepass::{deconvolve, estimate_blur};
+use crate::deblur_prepass::SharpenPass;
 use crate::denoise_prepass::{dct_denoise, estimate_noise};
 use crate::error::{EngineError, Result};
 use crate::fill_detail::{DETAIL_GAIN, add_fill_detail};
 use crate::hole_fill::{HoleFill, PLATE_SHARE};
 use crate::imageio::{Mask, RgbImage};
 use crate::mix::Mix;
-use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose, unsharp};
+use crate::settings::{DEFAULT_BLUR_SIZE, ToolSetting, auto_exposure, expose};
 use crate::upscale_prepass::Upsampling;
 
 pub type JobId = u64;
@@ -51,8 +51,8 @@ pub struct EditJob {
     /// None: estimated from the image (`auto_exposure`). Other tools ignore it.
     pub exposure: Option<f32>,
     /// The blur size, in pixels, for tools that take it (`ToolSetting::BlurSize`, `DeblurSize`);
-    /// None: the default, or the size read from the image (`estimate_blur`) for a deblurring
-    /// tool. Other tools ignore it.
+    /// None: the default, or the size read from the image for a deblurring tool (`SharpenPass`:
+    /// a photo read as shaken is unsharp-masked at the default). Other tools ignore it.
     pub blur_size: Option<f32>,
     /// The noise level, in 8-bit levels, for tools that take it (`ToolSetting::NoiseLevel`); None:
     /// estimated from the image (`estimate_noise`). Other tools ignore it.
@@ -114,11 +114,12 @@ pub fn run_edit(
     // The model's view of the photo: the tools' settings folded in (the result is pasted onto the
     // photo itself).
     let exposure = plan.exposure.then(|| job.exposure.unwrap_or_else(|| auto_exposure(&job.image)));
-    let blur_size = match plan.blur {
-        Some(ToolSetting::DeblurSize) => Some(job.blur_size.unwrap_or_else(|| estimate_blur(&job.image))),
-        Some(_) => Some(job.blur_size.unwrap_or(DEFAULT_BLUR_SIZE)),
+    let sharpen = match plan.blur {
+        Some(ToolSetting::DeblurSize) => Some(SharpenPass::for_photo(&job.image, job.blur_size)),
+        Some(_) => Some(SharpenPass::Unsharp(job.blur_size.unwrap_or(DEFAULT_BLUR_SIZE))),
         None => None,
     };
+    let blur_size = sharpen.map(SharpenPass::size);
     let noise_level = plan.noise_level.then(|| job.noise_level.unwrap_or_else(|| estimate_noise(&job.image) * 255.0));
     let mut view = None;
     if let Some(level) = noise_level {
@@ -128,9 +129,8 @@ pub fn run_edit(
         // Shrunk first when a tool of the mix takes a noise level: brightening scales the grain.
         view = Some(expose(view.as_ref().unwrap_or(&job.image), stops));
     }
-    if let Some(sigma) = blur_size {
-        let photo = view.as_ref().unwrap_or(&job.image);
-        view = Some(if plan.blur == Some(ToolSetting::DeblurSize) { deconvolve(photo, sigma) } else { unsharp(photo, sigma) });
+    if let Some(pass) = sharpen {
+        view = Some(pass.apply(view.as_ref().unwrap_or(&job.image)));
     }
     let hole_fill = backend.config().hole_fill;
     let mut run = |input: &RgbImage, mask: &Mask, hide_masked: bool| -> Result<RgbImage> {
