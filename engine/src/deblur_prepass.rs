@@ -327,37 +327,8 @@ fn gradient(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::shapes_photo;
     use crate::settings::gaussian_blur;
-
-    /// Discs and bars of several sizes and brightnesses on a mid-grey ground, each pixel the mean
-    /// of 4x4 samples (as a camera's pixel integrates light): edges in every direction, apart
-    /// enough that each reads on its own.
-    fn shapes(w: usize, h: usize) -> RgbImage {
-        let colour = |x: f32, y: f32| -> [f32; 3] {
-            let (cx, cy) = (x.rem_euclid(48.0) - 24.0, y.rem_euclid(48.0) - 24.0);
-            let cell = ((x / 48.0) as usize + 3 * (y / 48.0) as usize) % 4;
-            let inside = match cell {
-                0 => cx * cx + cy * cy < 14.0 * 14.0,
-                1 => cx.abs() < 6.0,
-                2 => cy.abs() < 9.0 && cx.abs() < 16.0,
-                _ => (cx + cy).abs() < 10.0 && (cx - cy).abs() < 20.0,
-            };
-            let level = [0.9, 0.1, 0.7, 0.25][cell];
-            if inside { [level, level * 0.8, 1.0 - level] } else { [0.45; 3] }
-        };
-        let mut image = RgbImage::new(w, h);
-        for y in 0..h {
-            for x in 0..w {
-                let mut sum = [0f32; 3];
-                for (i, j) in (0..16).map(|k| (k % 4, k / 4)) {
-                    let c = colour(x as f32 + (i as f32 + 0.5) / 4.0, y as f32 + (j as f32 + 0.5) / 4.0);
-                    sum.iter_mut().zip(c).for_each(|(s, v)| *s += v / 16.0);
-                }
-                image.data[(y * w + x) * 3..][..3].copy_from_slice(&sum);
-            }
-        }
-        image
-    }
 
     fn quantized(image: &RgbImage) -> RgbImage {
         RgbImage { data: image.data.iter().map(|v| (v * 255.0).round() / 255.0).collect(), ..image.clone() }
@@ -369,7 +340,7 @@ mod tests {
 
     #[test]
     fn the_blur_size_is_read_from_the_edges() {
-        let sharp = shapes(480, 384);
+        let sharp = shapes_photo(480, 384);
         for sigma in [1.0f32, 2.0, 3.0] {
             let read = estimate_blur(&quantized(&gaussian_blur(&sharp, sigma)));
             assert!((read / sigma - 1.0).abs() < 0.12, "blurred at {sigma}, read {read}");
@@ -409,7 +380,7 @@ mod tests {
 
     #[test]
     fn deconvolution_undoes_most_of_a_blur_and_keeps_a_flat_photo() {
-        let sharp = shapes(200, 150);
+        let sharp = shapes_photo(200, 150);
         let blurred = quantized(&gaussian_blur(&sharp, 2.0));
         let restored = deconvolve(&blurred, 2.0);
         let (before, after) = (error(&blurred, &sharp), error(&restored, &sharp));
@@ -428,7 +399,7 @@ mod tests {
     #[test]
     fn a_noisy_photo_is_deconvolved_more_gently() {
         // Grain the regularization does not account for is multiplied many times over.
-        let sharp = shapes(160, 160);
+        let sharp = shapes_photo(160, 160);
         let mut grainy = gaussian_blur(&sharp, 2.0);
         let mut state = 7u32;
         for v in &mut grainy.data {

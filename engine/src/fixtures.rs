@@ -66,6 +66,36 @@ pub fn random_placed_adapter(
     Ok(Adapter { meta, layers })
 }
 
+/// Discs and bars of several sizes and brightnesses on a mid-grey ground, each pixel the mean of
+/// 4x4 samples (as a camera's pixel integrates light): edges in every direction, apart enough that
+/// each reads on its own (`deblur_prepass` reads a blur's size and shape from them).
+pub fn shapes_photo(w: usize, h: usize) -> RgbImage {
+    let colour = |x: f32, y: f32| -> [f32; 3] {
+        let (cx, cy) = (x.rem_euclid(48.0) - 24.0, y.rem_euclid(48.0) - 24.0);
+        let cell = ((x / 48.0) as usize + 3 * (y / 48.0) as usize) % 4;
+        let inside = match cell {
+            0 => cx * cx + cy * cy < 14.0 * 14.0,
+            1 => cx.abs() < 6.0,
+            2 => cy.abs() < 9.0 && cx.abs() < 16.0,
+            _ => (cx + cy).abs() < 10.0 && (cx - cy).abs() < 20.0,
+        };
+        let level = [0.9, 0.1, 0.7, 0.25][cell];
+        if inside { [level, level * 0.8, 1.0 - level] } else { [0.45; 3] }
+    };
+    let mut image = RgbImage::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = [0f32; 3];
+            for (i, j) in (0..16).map(|k| (k % 4, k / 4)) {
+                let c = colour(x as f32 + (i as f32 + 0.5) / 4.0, y as f32 + (j as f32 + 0.5) / 4.0);
+                sum.iter_mut().zip(c).for_each(|(s, v)| *s += v / 16.0);
+            }
+            image.data[(y * w + x) * 3..][..3].copy_from_slice(&sum);
+        }
+    }
+    image
+}
+
 /// A smooth synthetic photo (gradients, discs and a little texture) with values in [0, 1].
 pub fn synthetic_photo(width: usize, height: usize, seed: u64) -> RgbImage {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

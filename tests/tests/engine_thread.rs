@@ -10,7 +10,7 @@ use candle_core::Tensor;
 use prism_engine::adapter::Adapter;
 use prism_engine::backends::{AdapterInfo, Backend, BackendKind, MemoryReport, Precision, Provider, ReferenceBackend};
 use prism_engine::engine::{Command, EngineHandle, Event};
-use prism_engine::fixtures::{synthetic_photo, write_tiny_model_dir};
+use prism_engine::fixtures::{shapes_photo, synthetic_photo, write_tiny_model_dir};
 use prism_engine::imageio::Mask;
 use prism_engine::job::EditJob;
 use prism_engine::mix::Mix;
@@ -308,12 +308,13 @@ fn a_noise_level_tool_sees_the_photo_shrunk_at_the_level() {
 }
 
 /// A deblurring tool sees the photo deconvolved: at the blur size read from the photo when the job
-/// gives none, at the job's otherwise; an unsharp-masking tool keeps its default; a size out of
+/// gives none, at the job's otherwise; a photo with too few edges to read the blur's shape is
+/// unsharp-masked at the default instead; an unsharp-masking tool keeps its default; a size out of
 /// range is refused.
 #[test]
 fn a_deblur_tool_sees_the_photo_deconvolved_at_the_size_read() {
     use prism_engine::adapter::Region;
-    use prism_engine::deblur_prepass::estimate_blur;
+    use prism_engine::deblur_prepass::{BlurShape, read_blur};
     use prism_engine::fixtures::random_adapter;
     use prism_engine::job::run_edit;
     use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, gaussian_blur};
@@ -326,9 +327,19 @@ fn a_deblur_tool_sees_the_photo_deconvolved_at_the_size_read() {
     let mut soften = random_adapter(&model.float, "soften", 4, 11, Region::Global).unwrap();
     soften.meta.setting = Some(ToolSetting::BlurSize);
     backend.install(&soften).unwrap();
-    let blurred = gaussian_blur(&synthetic_photo(96, 64, 5), 2.0);
-    let read = estimate_blur(&blurred);
-    let mut job = EditJob { image: Arc::new(blurred), ..job(1, 96, 64, None, "deblur") };
+    let small = gaussian_blur(&synthetic_photo(96, 64, 5), 2.0);
+    assert_eq!(read_blur(&small).shape, BlurShape::Unread);
+    let job_on = |image: prism_engine::imageio::RgbImage| {
+        let (width, height) = (image.width, image.height);
+        EditJob { image: Arc::new(image), ..job(1, width, height, None, "deblur") }
+    };
+    let (_, stats) = run_edit(&mut backend, &job_on(small), &mut |_, _| true).unwrap();
+    assert_eq!(stats.blur_size, Some(DEFAULT_BLUR_SIZE));
+    let blurred = gaussian_blur(&shapes_photo(480, 384), 2.0);
+    let reading = read_blur(&blurred);
+    assert_eq!(reading.shape, BlurShape::Even);
+    let read = reading.size;
+    let mut job = job_on(blurred);
     let (at_read, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
     assert_eq!(stats.blur_size, Some(read));
     job.blur_size = Some(read + 1.0);
