@@ -89,8 +89,8 @@ pub struct JobStats {
     pub memory: MemoryReport,
     /// Stops the input was brightened by, for tools that take an exposure.
     pub exposure: Option<f32>,
-    /// The blur size the input was unsharp-masked or deconvolved at, for tools that take one.
-    pub blur_size: Option<f32>,
+    /// How the input was sharpened first, and at what blur size, for tools that take one.
+    pub sharpen: Option<SharpenPass>,
     /// The noise level (8-bit levels) the input was shrunk at, for tools that take one.
     pub noise_level: Option<f32>,
     /// The texture a removal's fill took (`EditJob::texture`), on a model whose fill takes any.
@@ -119,7 +119,6 @@ pub fn run_edit(
         Some(_) => Some(SharpenPass::Unsharp(job.blur_size.unwrap_or(DEFAULT_BLUR_SIZE))),
         None => None,
     };
-    let blur_size = sharpen.map(SharpenPass::size);
     let noise_level = plan.noise_level.then(|| job.noise_level.unwrap_or_else(|| estimate_noise(&job.image) * 255.0));
     let mut view = None;
     if let Some(level) = noise_level {
@@ -166,7 +165,7 @@ pub fn run_edit(
         tiles,
         memory: backend.memory(),
         exposure,
-        blur_size,
+        sharpen,
         noise_level,
         texture,
     };

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backends::{BackendKind, Precision};
+use crate::deblur_prepass::SharpenPass;
 use crate::job::JobStats;
 use crate::mix::Mix;
 use crate::model::Model;
@@ -24,9 +25,12 @@ pub struct EditRecord {
     /// Stops the input was brightened by (tools that take an exposure).
     #[serde(default)]
     pub exposure: Option<f32>,
-    /// The blur size the input was unsharp-masked at (tools that take one).
+    /// The blur size the input was sharpened at (tools that take one).
     #[serde(default)]
     pub blur_size: Option<f32>,
+    /// Whether that was a deconvolution (else an unsharp mask: `SharpenPass`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deconvolved: bool,
     /// The noise level the input was shrunk at, in 8-bit levels (tools that take one).
     #[serde(default)]
     pub noise_level: Option<f32>,
@@ -70,7 +74,8 @@ impl EditRecord {
             device: stats.device.clone(),
             precision: stats.precision,
             exposure: stats.exposure,
-            blur_size: stats.blur_size,
+            blur_size: stats.sharpen.map(SharpenPass::size),
+            deconvolved: matches!(stats.sharpen, Some(SharpenPass::Deconvolve(_))),
             noise_level: stats.noise_level,
             texture: stats.texture,
             model: model.hash.clone(),
@@ -109,6 +114,7 @@ pub fn file_entries(history: &[EditRecord]) -> Vec<(String, String)> {
     }
     if let Some(sigma) = last.blur_size {
         entries.push(("prism:blur_size", format!("{sigma:.2}")));
+        entries.push(("prism:sharpened_by", if last.deconvolved { "deconvolution" } else { "unsharp mask" }.to_string()));
     }
     if let Some(level) = last.noise_level {
         entries.push(("prism:noise_level", format!("{level:.1}")));
@@ -138,6 +144,7 @@ mod tests {
             precision: Precision::Int8,
             exposure,
             blur_size: None,
+            deconvolved: false,
             noise_level: None,
             texture: None,
             model: "m".into(),
@@ -168,6 +175,12 @@ mod tests {
         let textured = EditRecord { texture: Some(0.5), ..record(None) };
         let entries = file_entries(&[textured]);
         assert!(entries.iter().any(|(k, v)| k == "prism:texture" && v == "0.50"), "{entries:?}");
+        let deblurred = [EditRecord { blur_size: Some(1.94), deconvolved: true, ..record(None) }];
+        let entries = file_entries(&deblurred);
+        let has = |key: &str, value: &str| entries.iter().any(|(k, v)| k == key && v == value);
+        assert!(has("prism:blur_size", "1.94") && has("prism:sharpened_by", "deconvolution"), "{entries:?}");
+        let saved: Vec<EditRecord> = serde_json::from_str(&serde_json::to_string(&deblurred).unwrap()).unwrap();
+        assert_eq!(saved, deblurred);
     }
 
     #[test]

@@ -314,7 +314,7 @@ fn a_noise_level_tool_sees_the_photo_shrunk_at_the_level() {
 #[test]
 fn a_deblur_tool_sees_the_photo_deconvolved_at_the_size_read() {
     use prism_engine::adapter::Region;
-    use prism_engine::deblur_prepass::{BlurShape, read_blur};
+    use prism_engine::deblur_prepass::{BlurShape, SharpenPass, read_blur};
     use prism_engine::fixtures::random_adapter;
     use prism_engine::job::run_edit;
     use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting, gaussian_blur};
@@ -334,23 +334,23 @@ fn a_deblur_tool_sees_the_photo_deconvolved_at_the_size_read() {
         EditJob { image: Arc::new(image), ..job(1, width, height, None, "deblur") }
     };
     let (_, stats) = run_edit(&mut backend, &job_on(small), &mut |_, _| true).unwrap();
-    assert_eq!(stats.blur_size, Some(DEFAULT_BLUR_SIZE));
+    assert_eq!(stats.sharpen, Some(SharpenPass::Unsharp(DEFAULT_BLUR_SIZE)));
     let blurred = gaussian_blur(&shapes_photo(480, 384), 2.0);
     let reading = read_blur(&blurred);
     assert_eq!(reading.shape, BlurShape::Even);
     let read = reading.size;
     let mut job = job_on(blurred);
     let (at_read, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
-    assert_eq!(stats.blur_size, Some(read));
+    assert_eq!(stats.sharpen, Some(SharpenPass::Deconvolve(read)));
     job.blur_size = Some(read + 1.0);
     let (at_given, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
-    assert_eq!(stats.blur_size, Some(read + 1.0));
+    assert_eq!(stats.sharpen, Some(SharpenPass::Deconvolve(read + 1.0)));
     assert!(at_read.data != at_given.data, "the size changes what the model sees");
     // The same weights as an unsharp-masking tool: its default size, and another view.
     job.mix = Mix::single("soften");
     job.blur_size = None;
     let (unsharp_masked, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
-    assert_eq!(stats.blur_size, Some(DEFAULT_BLUR_SIZE));
+    assert_eq!(stats.sharpen, Some(SharpenPass::Unsharp(DEFAULT_BLUR_SIZE)));
     job.mix = Mix::single("deblur");
     job.blur_size = Some(DEFAULT_BLUR_SIZE);
     assert!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().0.data != unsharp_masked.data);

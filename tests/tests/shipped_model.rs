@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use prism_engine::adapter::{AdapterPrecision, Region};
 use prism_engine::backends::{Backend, Precision, ReferenceBackend};
+use prism_engine::deblur_prepass::SharpenPass;
 use prism_engine::imageio::{Mask, RgbImage, load_picture};
 use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::Model;
@@ -168,11 +169,11 @@ fn sharpen_takes_the_blur_size() {
         RgbImage { data: gaussian_blur(&clean, 2.0).data.iter().map(|v| (v * 255.0).round() / 255.0).collect(), ..clean.clone() };
     let mut job = EditJob { blur_size: Some(2.0), ..job("sharpen", &blurred) };
     let (sharp, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
-    assert_eq!(stats.blur_size, Some(2.0));
+    assert_eq!(stats.sharpen, Some(SharpenPass::Unsharp(2.0)), "the shipped sharpen unsharp-masks");
     let (before, after) = (psnr(&blurred, &clean, None), psnr(&sharp, &clean, None));
     assert!(after > before + 1.0, "sharpen: {before:.2} dB in, {after:.2} dB out");
     job.blur_size = None;
-    assert_eq!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().1.blur_size, Some(DEFAULT_BLUR_SIZE));
+    assert_eq!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().1.sharpen, Some(SharpenPass::Unsharp(DEFAULT_BLUR_SIZE)));
     job.blur_size = Some(0.0);
     assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "a blur size of 0 is refused");
 }

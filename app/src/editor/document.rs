@@ -211,6 +211,7 @@ pub(crate) mod tests_support {
             precision: prism_engine::backends::Precision::Int8,
             exposure: None,
             blur_size: None,
+            deconvolved: false,
             noise_level: None,
             texture: None,
             model: String::new(),

@@ -34,7 +34,8 @@ pub fn history_ui(ui: &mut egui::Ui, document: Option<&Document>) -> Option<Acti
                         hover.push_str(&format!("\nexposure {stops:+.2} stops"));
                     }
                     if let Some(sigma) = r.blur_size {
-                        hover.push_str(&format!("\nblur size {sigma:.2} px"));
+                        let pass = if r.deconvolved { "deconvolved" } else { "unsharp-masked" };
+                        hover.push_str(&format!("\nblur size {sigma:.2} px, {pass}"));
                     }
                     if let Some(level) = r.noise_level {
                         hover.push_str(&format!("\nnoise level {level:.1} of 255"));
