@@ -4,7 +4,7 @@ Usage: python3 peers.py EVAL_DIR RESULTS_JSON
 
 EVAL_DIR/<task>/<photo>_{clean,input,mask,prism,prism_float}.png are written by
 `prism-adapters eval` (for `remove`, each photo twice: brush strokes, and `<photo>-object`, a
-pasted cut-out to take out). Each peer's parameters are tuned on the whole held-out set (the best
+pasted cut-out to take out; `sharpen-shaken` is sharpen at its default on camera shake). Each peer's parameters are tuned on the whole held-out set (the best
 setting of a grid, reported), so the peer is as strong as a user tweaking one slider could make it.
 Peers: OpenCV's classical methods (and contrib's FSR inpainting and DCT denoising, and scikit-image's
 Wiener deconvolution for sharpening), and the learned ones that ship
@@ -159,7 +159,7 @@ def peer_grid(task):
         if installed("pyoidn"):
             peers.append(("Intel OIDN", "quality high", lambda x, m, s: oidn_denoise(x)))
         return peers
-    if task == "sharpen":
+    if task in ("sharpen", "sharpen-shaken"):
         return [
             ("unsharp mask", f"sigma={sg} amount={am}", lambda x, m, s, sg=sg, am=am: unsharp(x, sg, am))
             for sg in (1.0, 2.0, 3.0)

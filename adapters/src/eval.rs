@@ -22,13 +22,42 @@ use rand::rngs::StdRng;
 use serde::Deserialize;
 
 use crate::data::{Credit, Split, read_credits, read_named_images, read_stamps};
-use crate::tasks::{ALL_TASKS, Example, RemovalMask, Task, degrade_for_eval, psnr, removals_for_eval};
+use crate::tasks::{ALL_TASKS, Example, RemovalMask, Task, degrade_for_eval, psnr, removals_for_eval, shaken_for_eval};
 
 /// Side of the centre crop each held-out photo is evaluated on.
 pub const EVAL_CROP: usize = 512;
 
 /// Held-out photos shipped as samples (public domain / CC0).
 const SAMPLES: [&str; 4] = ["astronaut", "coffee", "chelsea", "citrus-fruits"];
+
+/// One held-out set the eval scores: a tool's own, or sharpen's on camera shake, which runs at
+/// the tool's default only (a shake's size is nothing a user would type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EvalSet {
+    Tool(Task),
+    SharpenShaken,
+}
+
+impl EvalSet {
+    fn all() -> impl Iterator<Item = EvalSet> {
+        ALL_TASKS.into_iter().map(EvalSet::Tool).chain([EvalSet::SharpenShaken])
+    }
+
+    fn task(self) -> Task {
+        match self {
+            EvalSet::Tool(task) => task,
+            EvalSet::SharpenShaken => Task::Sharpen,
+        }
+    }
+
+    /// The folder under `data/eval` and the task name `peers.py` reports.
+    fn folder(self) -> String {
+        match self {
+            EvalSet::Tool(task) => task.id().to_string(),
+            EvalSet::SharpenShaken => "sharpen-shaken".to_string(),
+        }
+    }
+}
 
 /// One method's mean scores on one tool's task, as `peers.py` reports them.
 #[derive(Clone, Debug, Deserialize)]
@@ -67,10 +96,11 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
     let photos = read_named_images(&data_dir.join("photos/heldout"))?;
     let stamps = read_stamps(&data_dir.join("stamps"))?;
     let out_dir = data_dir.join("eval");
-    let bar = indicatif::ProgressBar::new(((ALL_TASKS.len() + 1) * photos.len()) as u64);
+    let bar = indicatif::ProgressBar::new((EvalSet::all().count() + 1) as u64 * photos.len() as u64);
     let mut by_hand = BTreeMap::new();
-    for task in ALL_TASKS {
-        let dir = out_dir.join(task.id());
+    for set in EvalSet::all() {
+        let task = set.task();
+        let dir = out_dir.join(set.folder());
         std::fs::create_dir_all(&dir)?;
         let mut examples = Vec::new();
         for (i, (name, photo)) in photos.iter().enumerate() {
@@ -88,6 +118,8 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
                         RemovalMask::Object => (format!("{name}-object"), example),
                     })
                     .collect()
+            } else if set == EvalSet::SharpenShaken {
+                vec![(name.clone(), shaken_for_eval(&clean, &mut StdRng::seed_from_u64(seed)))]
             } else {
                 vec![(name.clone(), degrade_for_eval(task, &clean, &mut StdRng::seed_from_u64(seed)))]
             };
@@ -100,8 +132,8 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
         }
         // A tool that takes a setting runs as the user would set it, chosen over the held-out set
         // as the peer's parameters are; the tool's default (the estimated exposure, the default blur
-        // size) is scored beside it.
-        let setting = match task.setting() {
+        // size) is scored beside it. Sharpen on shakes runs at its default only.
+        let setting = match task.setting().filter(|_| set != EvalSet::SharpenShaken) {
             Some(setting) => {
                 let value = setting_by_hand(&mut backend, task, setting, &examples)?;
                 by_hand.insert(task.id().to_string(), (setting, value));

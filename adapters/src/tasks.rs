@@ -362,6 +362,15 @@ pub fn degrade_for_eval(task: Task, target: &RgbImage, rng: &mut StdRng) -> Exam
     }
 }
 
+/// A held-out camera shake for sharpen (the tool's description promises it; its own held-out set
+/// is blurred at 2 px): `target` moved 4-10 px along a line at any angle during the exposure.
+pub fn shaken_for_eval(target: &RgbImage, rng: &mut StdRng) -> Example {
+    let (length, angle) = (rng.random_range(4.0..10.0), rng.random_range(0.0..std::f32::consts::PI));
+    let full = Mask::filled(target.width, target.height, 1.0);
+    let input = quantize8(&motion_blur(target, length, angle));
+    Example { input, mask: full.clone(), hide_masked: false, target: target.clone(), loss_mask: full }
+}
+
 /// A held-out removal of an object: one of `stamps` (cut-outs, never a held-out photo) pasted into
 /// `target` at 15-40% of the crop's side, the mask its outline; the answer is `target` without it.
 pub fn object_removal_for_eval(target: &RgbImage, stamps: &[Stamp], rng: &mut StdRng) -> Example {
