@@ -14,7 +14,7 @@ use anyhow::{Context, Result, ensure};
 use candle_core::{D, Device, Tensor, Var};
 use prism_engine::tensorfile::{RawTensor, TensorFile};
 use prism_text::SentenceEncoder;
-use prism_text::look::{BASIS, MIXER_FILE, MIXER_TENSORS, Mixer, READER_LOOKS, READER_NAMES, READER_TENSORS};
+use prism_text::look::{MIXER_FILE, MIXER_TENSORS, Mixer, READER_LOOKS, READER_NAMES, READER_TENSORS};
 
 use crate::look_tool::mixer_init;
 use crate::looks::{Look, LookRequest, requests};
@@ -89,7 +89,13 @@ pub fn widen_look(assets: &Path, steps: usize, lr: f64) -> Result<WidenReport> {
     let targets = look_targets(&trained, &mixer.weights(&embed(&encoder, &trained)?)?.to_vec2::<f32>()?);
     let names: Vec<String> = targets.keys().cloned().collect();
     let looks: Vec<f32> = targets.values().flatten().copied().collect();
-    ensure!(looks.len() == names.len() * BASIS, "the look mixer gives {} weights for {} looks", looks.len(), names.len());
+    let directions = mixer.directions()?;
+    ensure!(
+        looks.len() == names.len() * directions,
+        "the look mixer gives {} weights for {} looks of {directions} directions",
+        looks.len(),
+        names.len()
+    );
 
     let mut taught = trained.clone();
     taught.extend(requests(Look::more_phrasings));
@@ -125,7 +131,7 @@ pub fn widen_look(assets: &Path, steps: usize, lr: f64) -> Result<WidenReport> {
         let tensor = var.as_tensor();
         file.tensors.insert(name.to_string(), RawTensor::from_f32(tensor.dims().to_vec(), &tensor.flatten_all()?.to_vec1()?));
     }
-    file.tensors.insert(READER_LOOKS.into(), RawTensor::from_f32(vec![names.len(), BASIS], &looks));
+    file.tensors.insert(READER_LOOKS.into(), RawTensor::from_f32(vec![names.len(), directions], &looks));
     file.metadata.insert(READER_NAMES.into(), names.join(","));
     file.metadata.insert("reader_phrasings".into(), taught.len().to_string());
     file.write(&path)?;
