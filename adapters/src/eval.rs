@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use serde::Deserialize;
 
 use crate::data::{Credit, Split, read_credits, read_named_images, read_stamps};
-use crate::tasks::{ALL_TASKS, Example, RemovalMask, Task, degrade_for_eval, psnr, removals_for_eval, shaken_for_eval};
+use crate::tasks::{ALL_TASKS, Example, RemovalMask, Stamp, Task, degrade_for_eval, psnr, removals_for_eval, shaken_for_eval};
 
 /// Side of the centre crop each held-out photo is evaluated on.
 pub const EVAL_CROP: usize = 512;
@@ -55,6 +55,23 @@ impl EvalSet {
         match self {
             EvalSet::Tool(task) => task.id().to_string(),
             EvalSet::SharpenShaken => "sharpen-shaken".to_string(),
+        }
+    }
+
+    /// The held-out cases of one photo's crop, each with its name, from one seed.
+    fn cases(self, name: &str, clean: &RgbImage, stamps: &[Stamp], seed: u64) -> Vec<(String, Example)> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        match self {
+            // Removal is scored on brush strokes and on objects: a pasted cut-out to take out.
+            EvalSet::Tool(Task::Remove) => removals_for_eval(clean, stamps, seed)
+                .into_iter()
+                .map(|(kind, example)| match kind {
+                    RemovalMask::Strokes => (name.to_string(), example),
+                    RemovalMask::Object => (format!("{name}-object"), example),
+                })
+                .collect(),
+            EvalSet::Tool(task) => vec![(name.to_string(), degrade_for_eval(task, clean, &mut rng))],
+            EvalSet::SharpenShaken => vec![(name.to_string(), shaken_for_eval(clean, &mut rng))],
         }
     }
 }
@@ -108,22 +125,7 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
             let side_h = EVAL_CROP.min(photo.height) / 2 * 2;
             let clean =
                 photo.crop_clamped(((photo.width - side_w) / 2) as isize, ((photo.height - side_h) / 2) as isize, side_w, side_h);
-            let seed = 1000 + i as u64;
-            let cases = if task == Task::Remove {
-                // Removal is scored on brush strokes and on objects: a pasted cut-out to take out.
-                removals_for_eval(&clean, &stamps, seed)
-                    .into_iter()
-                    .map(|(kind, example)| match kind {
-                        RemovalMask::Strokes => (name.clone(), example),
-                        RemovalMask::Object => (format!("{name}-object"), example),
-                    })
-                    .collect()
-            } else if set == EvalSet::SharpenShaken {
-                vec![(name.clone(), shaken_for_eval(&clean, &mut StdRng::seed_from_u64(seed)))]
-            } else {
-                vec![(name.clone(), degrade_for_eval(task, &clean, &mut StdRng::seed_from_u64(seed)))]
-            };
-            for (case, example) in cases {
+            for (case, example) in set.cases(name, &clean, &stamps, 1000 + i as u64) {
                 save(&dir.join(format!("{case}_clean.png")), &clean)?;
                 save(&dir.join(format!("{case}_input.png")), &example.input)?;
                 save_mask(&dir.join(format!("{case}_mask.png")), &example.mask)?;

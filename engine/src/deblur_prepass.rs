@@ -1,7 +1,7 @@
 //! The classical first pass of the sharpen tool: the photo deconvolved by a Gaussian blur of the
 //! size the user gives or the engine reads from the photo (`estimate_blur`), or unsharp-masked when
-//! it reads as shaken or its edges are too few to tell (`SharpenPass`), which the adapter then refines (as denoise's input is shrunk
-//! first, `denoise_prepass`).
+//! it reads as shaken or its edges are too few to tell (`SharpenPass`), which the adapter then
+//! refines (as denoise's input is shrunk first, `denoise_prepass`).
 //!
 //! The deconvolution is a regularized inverse filter in the Fourier domain: each frequency is
 //! divided by the blur's response `H` as `H / (H^2 + lambda * L)`, where `L` is the discrete
@@ -370,7 +370,7 @@ mod tests {
             "shaken: read {read:?}; blurred every way: {isotropic:?}"
         );
         // The sharpen pass unsharp-masks the shake and deconvolves the Gaussian, or the size given.
-        assert_eq!(SharpenPass::for_photo(&shaken, None), SharpenPass::Unsharp(crate::settings::DEFAULT_BLUR_SIZE));
+        assert_eq!(SharpenPass::for_photo(&shaken, None), SharpenPass::Unsharp(DEFAULT_BLUR_SIZE));
         assert_eq!(SharpenPass::for_photo(&blurred, None), SharpenPass::Deconvolve(isotropic.size));
         assert_eq!(SharpenPass::for_photo(&shaken, Some(1.2)), SharpenPass::Deconvolve(1.2));
         let flat = RgbImage { width: 64, height: 64, data: vec![0.5; 64 * 64 * 3] };
