@@ -1,7 +1,7 @@
 //! A model directory: the float base, its int8 twin, the shared profile and the shipped adapters.
 //!
 //! ```text
-//! DIR/base.safetensors        float prism-unet (config + hash in metadata)
+//! DIR/base.safetensors        float prism-unet, f16 when that loses nothing (config + hash in metadata)
 //! DIR/base-int8.safetensors   int8 weights + per-channel scales, naming the float hash
 //! DIR/profile.json            the shared quantization profile (id = hash of its content)
 //! DIR/adapters/*.prism-lora   the tools (int8, on the profile)
@@ -69,7 +69,7 @@ impl Model {
     /// Writes base, int8 base and profile into `dir`.
     pub fn save(dir: &Path, float: &Unet, profile: &Profile) -> Result<Self> {
         std::fs::create_dir_all(dir.join(ADAPTERS_DIR)).map_err(|e| EngineError::io(dir, e))?;
-        float.to_file()?.write(&dir.join(BASE_FILE))?;
+        float.to_smallest_file()?.write(&dir.join(BASE_FILE))?;
         int8_model_file(float)?.write(&dir.join(INT8_FILE))?;
         write_atomically(&dir.join(PROFILE_FILE), profile.to_json().as_bytes())?;
         Ok(Self {

@@ -246,6 +246,13 @@ impl Unet {
         Ok(file)
     }
 
+    /// The file a model directory keeps: f16 when that loses nothing (every value is an f16, as in
+    /// a base trained from its f16 export), half the bytes of f32 for the same hash; f32 otherwise.
+    pub fn to_smallest_file(&self) -> Result<TensorFile> {
+        let half = self.to_half_file()?;
+        if half.meta("hash") == Some(self.content_hash()?.as_str()) { Ok(half) } else { self.to_file() }
+    }
+
     /// Loads a float model written by [`Unet::to_file`] (f32) or [`Unet::to_half_file`] (f16),
     /// checking its stored hash.
     pub fn from_file(file: &TensorFile, device: &Device) -> Result<Self> {
@@ -354,6 +361,7 @@ pub fn upsample_nearest2(x: &Tensor) -> candle_core::Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensorfile::ElementType;
 
     pub(crate) fn tiny_config() -> UnetConfig {
         UnetConfig::new(vec![8, 12], vec![1, 1], 4).unwrap()
@@ -457,6 +465,18 @@ mod tests {
             let size: f32 = t.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
             assert!(diff <= size * 1e-3, "{name}: rounded by {diff} of {size}");
         }
+    }
+
+    #[test]
+    fn a_model_is_kept_at_f16_only_when_that_loses_nothing() {
+        let config = tiny_config();
+        let model = Unet::new(&config, &Unet::random_tensors(&config, 4, &Device::Cpu).unwrap()).unwrap();
+        let dtype = |f: &TensorFile| f.tensors.values().next().unwrap().dtype;
+        assert_eq!(dtype(&model.to_smallest_file().unwrap()), ElementType::F32, "random f32 weights are no f16");
+        let rounded = Unet::from_file(&model.to_half_file().unwrap(), &Device::Cpu).unwrap();
+        let kept = rounded.to_smallest_file().unwrap();
+        assert_eq!(dtype(&kept), ElementType::F16);
+        assert_eq!(Unet::from_file(&kept, &Device::Cpu).unwrap().content_hash().unwrap(), rounded.content_hash().unwrap());
     }
 
     #[test]
