@@ -50,16 +50,16 @@ enum Command {
         /// is learned) or uniform (plain L1, dominated by removal and low light).
         #[arg(long, value_enum, default_value_t = Weighting::Relative)]
         weighting: Weighting,
-        /// Channels per level (comma-separated); the shipped model's by default. The recipe's
-        /// first stages train a narrower model and `grow` it.
+        /// Channels per level (comma-separated); the shipped model's by default.
         #[arg(long, value_delimiter = ',')]
         channels: Option<Vec<usize>>,
         /// Residual blocks per level (comma-separated), one per --channels level; with it the
         /// model may have more or fewer levels than the shipped one.
         #[arg(long, value_delimiter = ',', requires = "channels")]
         blocks: Option<Vec<usize>>,
-        /// What the model sees where it fills: blank (the shipped model) or a smooth push-pull
-        /// guess from the surroundings that it refines (model v2). Recorded in the model's config.
+        /// What the model sees where it fills: blank (the model v2 replaced) or a smooth guess from
+        /// the surroundings that it refines (the shipped model v2: harmonic). Recorded in the
+        /// model's config.
         #[arg(long, value_enum, default_value_t = HoleFill::Blank)]
         hole_fill: HoleFill,
         #[command(flatten)]

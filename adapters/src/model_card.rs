@@ -1,5 +1,5 @@
 //! `MODEL_CARD.md`: the fixed text lives in `adapters/templates/` as markdown, the numbers are
-//! filled in from what `eval` measured, the training runs' summaries and the QUAD report.
+//! filled in from what `eval` measured and the QUAD report.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,13 +10,11 @@ use anyhow::{Context, Result, bail};
 use prism_engine::adapter::Adapter;
 use prism_engine::model::{ADAPTERS_DIR, Model};
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting};
-use prism_engine::tensorfile::TensorFile;
 use prism_engine::unet::{FloatActivations, Unet};
 
 use crate::data::{Credit, Split};
 use crate::eval::{EVAL_CROP, Latency, Score, TaskScores, setting_grid};
 use crate::quad::QuadReport;
-use crate::recipe::{RunSummary, read_summaries};
 use crate::tasks::ALL_TASKS;
 use crate::train::Batch;
 
@@ -25,6 +23,20 @@ const SHORTFALL_TEMPLATE: &str = include_str!("../templates/model_card_short.md"
 
 /// The quality target: every tool beats its best classical peer by this much PSNR.
 const TARGET_MARGIN_DB: f64 = 1.0;
+
+/// The model this one replaced (channels [32, 64, 128], adapters of rank 8 and 32), scored by this
+/// same `eval` on a copy of the folder it shipped in, 2026-12-07 (docs/model-v2.md): tool, int8 PSNR
+/// at the eval's setting, and at the tool's default (the same run where the tool took no setting).
+const REPLACED_MODEL: &[(&str, f64, f64)] = &[
+    ("colorize", 18.36, 18.36),
+    ("dejpeg", 29.74, 29.74),
+    ("denoise", 28.13, 28.13),
+    ("lowlight", 23.74, 21.53),
+    ("remove", 19.36, 19.36),
+    ("sharpen", 29.57, 29.27),
+    ("sharpen-shaken", 27.94, 27.94),
+    ("upscale", 32.85, 32.85),
+];
 
 /// `template` with every `{{name}}` replaced by its value. A placeholder without a value, or a
 /// value without a placeholder, is an error: the card never ships a hole or loses a number.
@@ -55,7 +67,6 @@ pub fn model_card(
     by_hand: &BTreeMap<String, (ToolSetting, f32)>,
 ) -> Result<String> {
     let config = model.float.config();
-    let summaries = read_summaries(data_dir)?;
     let quad: QuadReport = serde_json::from_str(
         &std::fs::read_to_string(crate::recipe::runs_dir(data_dir).join("quad.json"))
             .context("run `prism-adapters quad` first")?,
@@ -95,21 +106,6 @@ pub fn model_card(
         ),
         format!("- Base model hash `{}`, shared profile `{}` ({})", model.hash, model.profile.id, model.profile.method),
     ];
-    let mut training =
-        String::from("| run | steps | samples | time | samples/s | loss first -> last |\n|---|---|---|---|---|---|\n");
-    for s in summaries.values() {
-        let _ = writeln!(
-            training,
-            "| {} | {} | {} | {:.1} min | {:.1} | {:.4} -> {:.4} |",
-            s.name,
-            s.steps,
-            s.samples,
-            s.seconds / 60.0,
-            s.samples_per_second,
-            s.first_loss,
-            s.last_loss
-        );
-    }
     let mut quad_table = String::from(
         "| adapter | sensitivity (MSE) | (a) own PTQ | (b) shared PTQ | (c) QUAD | (c) - (b) | QUAD W8A8 |\n|---|---|---|---|---|---|---|\n",
     );
@@ -148,7 +144,7 @@ pub fn model_card(
     let shortfall = if short.is_empty() {
         format!("Every tool beats its best peer by at least {TARGET_MARGIN_DB} dB.")
     } else {
-        shortfall(data_dir, model, &short, gaps, &summaries)?
+        shortfall(data_dir, model, &short, gaps)?
     };
     fill(
         TEMPLATE,
@@ -158,7 +154,6 @@ pub fn model_card(
             ("train_count", credits.iter().filter(|c| c.split == Split::Train).count().to_string()),
             ("heldout_count", heldout.len().to_string()),
             ("heldout", heldout.join(", ")),
-            ("training_table", training.trim_end().to_string()),
             ("quad_steps", quad.distill_steps.to_string()),
             ("quad_minutes", format!("{:.1}", quad.seconds / 60.0)),
             ("quad_crop", crate::quad::TABLE_CROP.to_string()),
@@ -168,6 +163,7 @@ pub fn model_card(
             ("eval_crop", EVAL_CROP.to_string()),
             ("settings", settings),
             ("quality_table", quality_table.trim_end().to_string()),
+            ("before_after", before_after(scores).trim_end().to_string()),
             ("shortfall", shortfall.trim_end().to_string()),
         ],
     )
@@ -219,65 +215,39 @@ fn quality_table(scores: &[TaskScores]) -> (String, Vec<String>) {
 }
 
 /// What the tools short of the target lack, and what would close it, from what was measured.
-fn shortfall(
-    data_dir: &Path,
-    model: &Model,
-    short: &[String],
-    gaps: &str,
-    summaries: &BTreeMap<String, RunSummary>,
-) -> Result<String> {
-    let config = model.float.config();
-    let wider = crate::recipe::wider_config()?;
+fn shortfall(data_dir: &Path, model: &Model, short: &[String], gaps: &str) -> Result<String> {
     let alone = base_alone(data_dir, &model.float)?;
-    let gflop = |flops: u64| format!("{:.1}", flops as f64 / 1e9);
     fill(
         SHORTFALL_TEMPLATE,
         &[
             ("target", TARGET_MARGIN_DB.to_string()),
             ("short", short.join(", ")),
             ("gaps", gaps.trim_end().to_string()),
-            ("channels", format!("{:?}", config.channels)),
-            ("wider_channels", format!("{:?}", wider.channels)),
-            ("wider_gflop", gflop(wider.flops(512, 512))),
-            ("gflop", gflop(config.flops(512, 512))),
-            ("wider_cost", format!("{:.1}", wider.flops(512, 512) as f64 / config.flops(512, 512) as f64)),
             ("base_alone", alone.table),
             ("base_improves", if alone.improved.is_empty() { "no tool".to_string() } else { alone.improved.join(", ") }),
-            ("rank32_gflop", gflop(config.lora_flops(512, 512, 32))),
-            ("late_progress", late_progress(data_dir, summaries)?),
         ],
     )
 }
 
-/// How much each run's validation loss still fell over the last fifth of its schedule (read from
-/// the checkpoints' histories): a run still improving at the end wanted more steps.
-fn late_progress(data_dir: &Path, summaries: &BTreeMap<String, RunSummary>) -> Result<String> {
-    let mut parts = Vec::new();
-    let mut replaced = Vec::new();
-    for (name, summary) in summaries {
-        let path = crate::recipe::runs_dir(data_dir).join(format!("{name}.ckpt"));
-        let Ok(file) = TensorFile::read(&path) else { continue };
-        let history: Vec<(usize, f64)> = serde_json::from_str(file.meta("validation").unwrap_or("[]"))?;
-        let (Some(&(last_step, last)), Some(&(_, first))) = (history.last(), history.first()) else { continue };
-        // A later run that was not shipped may have left its checkpoint under the same name.
-        if last_step != summary.steps || (last - summary.last_validation).abs() > 1e-9 * summary.last_validation.abs() {
-            replaced.push(name.as_str());
-            continue;
-        }
-        let from = history.iter().find(|(step, _)| *step >= last_step * 4 / 5).map_or(first, |h| h.1);
-        parts.push(format!("{name} {:.1}%", 100.0 * (from - last) / from));
+/// This model's int8 PSNR beside the replaced model's, tool by tool, at the eval's setting and at
+/// the tool's default.
+fn before_after(scores: &[TaskScores]) -> String {
+    let mut table = String::from(
+        "| tool | replaced model: at the eval's setting / default | this model: at the eval's setting / default | change at the default |\n|---|---|---|---|\n",
+    );
+    for t in scores {
+        let Some(&(_, before, before_default)) = REPLACED_MODEL.iter().find(|(task, ..)| *task == t.task) else { continue };
+        let find = |m: &str| t.scores.iter().find(|x| x.method == m).map(|x| x.psnr);
+        let Some(after) = find("prism") else { continue };
+        let after_default = find("prism_default").unwrap_or(after);
+        let _ = writeln!(
+            table,
+            "| {} | {before:.2} / {before_default:.2} dB | {after:.2} / {after_default:.2} dB | {:+.2} dB |",
+            t.task,
+            after_default - before_default
+        );
     }
-    let unknown = if replaced.is_empty() {
-        String::new()
-    } else {
-        format!(" (unknown for {}: the checkpoint left is of a later run that was not shipped)", replaced.join(", "))
-    };
-    Ok(format!(
-        "over the last fifth of its schedule each run's validation loss fell by: {}{unknown}. A run near 0% had\n  \
-         \x20 stopped improving at this model size, so more steps alone will not close its gap; the others\n  \
-         \x20 would gain from longer schedules.",
-        parts.join(", ")
-    ))
+    table
 }
 
 /// The float base with no adapter on every tool's held-out crops.
@@ -346,6 +316,7 @@ mod tests {
         assert_eq!(
             main,
             [
+                "before_after",
                 "date",
                 "eval_crop",
                 "heldout",
@@ -360,29 +331,12 @@ mod tests {
                 "quality_table",
                 "settings",
                 "shortfall",
-                "train_count",
-                "training_table"
+                "train_count"
             ]
         );
         let mut short = names(SHORTFALL_TEMPLATE);
         short.sort();
         short.dedup();
-        assert_eq!(
-            short,
-            [
-                "base_alone",
-                "base_improves",
-                "channels",
-                "gaps",
-                "gflop",
-                "late_progress",
-                "rank32_gflop",
-                "short",
-                "target",
-                "wider_channels",
-                "wider_cost",
-                "wider_gflop"
-            ]
-        );
+        assert_eq!(short, ["base_alone", "base_improves", "gaps", "short", "target"]);
     }
 }

@@ -184,15 +184,19 @@ fn paint_run_undo_switch_and_lightbox() {
     click(&mut harness, "Run lightbox");
     wait_for(&mut harness, "the removal variants and the request", |app| {
         !app.is_busy()
-            && app.lightbox.as_ref().is_some_and(|l| l.entries.len() == 5 && l.entries.iter().all(|e| e.result.is_some()))
+            && app.lightbox.as_ref().is_some_and(|l| l.entries.len() == 7 && l.entries.iter().all(|e| e.result.is_some()))
     });
+    // The shipped model fills from a smooth guess and takes the surroundings' texture: three
+    // contexts, then none of the texture and twice it, then the request.
     let lightbox = harness.state().lightbox.as_ref().expect("lightbox");
     let labels: Vec<&str> = lightbox.entries.iter().map(|e| e.label.as_str()).collect();
     assert!(labels[1].contains("tight context") && labels[3].contains("wide context"), "{labels:?}");
-    assert!(labels[4].contains("make it warmer") && labels[4].contains("Describe a look"), "{labels:?}");
-    let (tight, wide) = (lightbox.entries[1].result.clone().expect("tight"), lightbox.entries[3].result.clone().expect("wide"));
-    assert_ne!(tight.data, wide.data, "more context gives the model more to fill from");
-    assert!(lightbox.entries[4].prompt.is_some(), "the request's entry keeps the request");
+    assert!(labels[4].contains("smooth fill") && labels[5].contains("texture ×2"), "{labels:?}");
+    assert!(labels[6].contains("make it warmer") && labels[6].contains("Describe a look"), "{labels:?}");
+    let result = |i: usize| lightbox.entries[i].result.clone().expect("result");
+    assert_ne!(result(1).data, result(3).data, "more context gives the model more to fill from");
+    assert_ne!(result(4).data, result(5).data, "the fill's texture follows the setting");
+    assert!(lightbox.entries[6].prompt.is_some(), "the request's entry keeps the request");
 }
 
 #[test]
@@ -294,7 +298,11 @@ fn tools_offer_their_settings() {
     assert!(harness.query_all_by_label_contains("Exposure (stops)").next().is_some(), "the slider is shown");
     click(&mut harness, "Sharpen");
     assert!(harness.query_by_label("Auto exposure").is_none());
-    assert!(harness.query_all_by_label_contains("Blur size (px)").next().is_some(), "sharpen asks for the blur's size");
+    assert_eq!(harness.state().tool.blur_size, None, "sharpen reads the blur from the photo unless the user sets it");
+    click(&mut harness, "Auto blur size");
+    harness.step();
+    assert!(harness.state().tool.blur_size.is_some(), "unticking auto sets the blur size by hand");
+    assert!(harness.query_all_by_label_contains("Blur size (px)").next().is_some(), "the slider is shown");
 }
 
 /// Puts a fixed name in the status bar's device field once the engine has stopped announcing

@@ -159,7 +159,7 @@ mod ort_backend {
             reference.install(&adapter).expect("install on reference");
         }
         let photo = load_picture(&assets.join("samples/astronaut.jpg"), 1 << 26).expect("sample").rgb;
-        let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), None).expect("input");
+        let input = model_input(&photo.crop_clamped(100, 100, 64, 64), &Mask::filled(64, 64, 1.0), None).expect("input");
         let values = |t: candle_core::Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
         for tool in ["denoise", "colorize", "denoise"] {
             let mix = Mix::single(tool);
@@ -192,7 +192,7 @@ mod ort_backend {
         let mut ort = OrtBackend::new(model.clone(), Provider::Cpu).expect("ONNX Runtime starts");
         let mut reference = ReferenceBackend::quantsim(model.clone());
         let photo = load_picture(&assets.join("samples/astronaut.jpg"), 1 << 26).expect("sample").rgb;
-        let input = model_input(&photo.crop_clamped(100, 100, 64, 48), &Mask::filled(64, 48, 1.0), None).expect("input");
+        let input = model_input(&photo.crop_clamped(100, 100, 64, 64), &Mask::filled(64, 64, 1.0), None).expect("input");
         let values = |t: candle_core::Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
         for prompt in ["golden hour light", "faded film with more contrast"] {
             let mut made = looks.make(&encoder.encode(prompt).expect("encode")).expect("make");

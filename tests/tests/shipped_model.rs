@@ -12,7 +12,7 @@ use prism_engine::deblur_prepass::SharpenPass;
 use prism_engine::imageio::{Mask, RgbImage, load_picture};
 use prism_engine::job::{EditJob, run_edit};
 use prism_engine::model::Model;
-use prism_engine::settings::{DEFAULT_BLUR_SIZE, gaussian_blur};
+use prism_engine::settings::gaussian_blur;
 
 const TOOLS: [&str; 7] = ["colorize", "dejpeg", "denoise", "lowlight", "remove", "sharpen", "upscale"];
 
@@ -169,11 +169,13 @@ fn sharpen_takes_the_blur_size() {
         RgbImage { data: gaussian_blur(&clean, 2.0).data.iter().map(|v| (v * 255.0).round() / 255.0).collect(), ..clean.clone() };
     let mut job = EditJob { blur_size: Some(2.0), ..job("sharpen", &blurred) };
     let (sharp, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
-    assert_eq!(stats.sharpen, Some(SharpenPass::Unsharp(2.0)), "the shipped sharpen unsharp-masks");
+    assert_eq!(stats.sharpen, Some(SharpenPass::Deconvolve(2.0)), "a given blur size is deconvolved");
     let (before, after) = (psnr(&blurred, &clean, None), psnr(&sharp, &clean, None));
     assert!(after > before + 1.0, "sharpen: {before:.2} dB in, {after:.2} dB out");
     job.blur_size = None;
-    assert_eq!(run_edit(&mut backend, &job, &mut |_, _| true).unwrap().1.sharpen, Some(SharpenPass::Unsharp(DEFAULT_BLUR_SIZE)));
+    let (read, stats) = run_edit(&mut backend, &job, &mut |_, _| true).unwrap();
+    assert_eq!(stats.sharpen, Some(SharpenPass::for_photo(&blurred, None)), "without a size the photo's own reading chooses");
+    assert!(psnr(&read, &clean, None) > before + 1.0, "sharpen at the size it reads: {:.2} dB", psnr(&read, &clean, None));
     job.blur_size = Some(0.0);
     assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "a blur size of 0 is refused");
 }
