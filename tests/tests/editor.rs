@@ -38,8 +38,13 @@ fn wait_for(harness: &mut Harness<'_, PrismApp>, what: &str, done: impl Fn(&Pris
     harness.step();
 }
 
+/// The tools in `assets/adapters/` (colorize is left out: the model card says why).
+const SHIPPED_TOOLS: usize = 6;
+
 fn ready(harness: &mut Harness<'_, PrismApp>) {
-    wait_for(harness, "the photo and the seven tools", |app| app.document.is_some() && app.tools.len() == 7 && !app.is_loading());
+    wait_for(harness, "the photo and the shipped tools", |app| {
+        app.document.is_some() && app.tools.len() == SHIPPED_TOOLS && !app.is_loading()
+    });
 }
 
 fn canvas_point(harness: &Harness<'_, PrismApp>, fx: f32, fy: f32) -> Pos2 {
@@ -165,7 +170,7 @@ fn paint_run_undo_switch_and_lightbox() {
             && app.lightbox.as_ref().is_some_and(|l| l.entries.len() > 2 && l.entries.iter().all(|e| e.result.is_some()))
     });
     let entries = harness.state().lightbox.as_ref().map(|l| l.entries.len()).unwrap_or(0);
-    assert_eq!(entries, 1 + 5, "baseline + the five same-size global tools");
+    assert_eq!(entries, 1 + 4, "baseline + the four same-size global tools");
     harness.key_press(Key::Num2);
     harness.step();
     assert_eq!(harness.state().lightbox.as_ref().map(|l| l.selected), Some(2));
@@ -206,7 +211,7 @@ fn a_bad_adapter_file_gets_a_plain_error() {
     std::fs::write(&bad, b"this is not a safetensors file").expect("write");
     // Installed adapters go under PRISM_HOME; keep them out of the user's folder.
     let mut harness = editor(None, &dir.path().join("config"));
-    wait_for(&mut harness, "the tools", |app| app.tools.len() == 7);
+    wait_for(&mut harness, "the tools", |app| app.tools.len() == SHIPPED_TOOLS);
     click(&mut harness, "Adapters");
     click(&mut harness, "Adapter manager…");
     click(&mut harness, "Adapter file");
@@ -216,7 +221,7 @@ fn a_bad_adapter_file_gets_a_plain_error() {
     let error = harness.state().notices.iter().find(|n| n.error).map(|n| n.text.clone()).unwrap_or_default();
     assert!(error.contains("was not installed"), "{error}");
     assert!(harness.query_by_label_contains("was not installed").is_some(), "the error is on screen");
-    assert_eq!(harness.state().tools.len(), 7, "nothing was installed");
+    assert_eq!(harness.state().tools.len(), SHIPPED_TOOLS, "nothing was installed");
 }
 
 #[test]
@@ -483,16 +488,16 @@ fn saved_files_record_the_tools_settings_as_the_command_line_does() {
 fn the_demo_runs_every_tool_on_the_sample() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut harness = editor(None, &dir.path().join("config"));
-    wait_for(&mut harness, "the seven tools", |app| app.tools.len() == 7);
+    wait_for(&mut harness, "the shipped tools", |app| app.tools.len() == SHIPPED_TOOLS);
     click(&mut harness, "View");
     click(&mut harness, "Demo: every tool in turn");
     wait_for(&mut harness, "the demo", |app| app.demo.as_ref().is_some_and(|d| d.finished()));
     let view = harness.state().demo.as_ref().expect("the demo");
     assert!(view.failures.is_empty(), "{:?}", view.failures);
-    assert_eq!(view.runs.len(), 14, "seven tools, two rounds");
+    assert_eq!(view.runs.len(), 2 * SHIPPED_TOOLS, "every tool, two rounds");
     let report = view.report();
     assert!(report.photo.ends_with("coffee.jpg"), "{}", report.photo.display());
-    assert_eq!(report.summary.len(), 7);
+    assert_eq!(report.summary.len(), SHIPPED_TOOLS);
     for row in &report.summary {
         assert!(row.forward_ms > 0.0 && row.resident_bytes > row.adapter_bytes, "{row:?}");
         // Once in the tool list, once in the demo's table.

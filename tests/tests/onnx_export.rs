@@ -73,7 +73,7 @@ fn onnx_runtime_runs_the_export_with_two_adapters_fed_into_one_session() {
     let nhwc = input.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
     let image = write_raw(&dir.path().join("image.bin"), &f32_bytes(&to_nchw(&nhwc, h, w, 4)));
 
-    let tools = ["denoise", "colorize"];
+    let tools = ["denoise", "lowlight"];
     let mut reference = ReferenceBackend::quantsim(model.clone());
     let mut runs = Vec::new();
     for tool in tools {
@@ -153,7 +153,7 @@ mod ort_backend {
         let mut ort = OrtBackend::new(model.clone(), Provider::Cpu).expect("ONNX Runtime starts");
         assert!(ort.device().contains("CPU execution provider"), "{}", ort.device());
         let mut reference = ReferenceBackend::quantsim(model.clone());
-        for tool in ["denoise", "colorize"] {
+        for tool in ["denoise", "lowlight"] {
             let adapter = model.read_adapter(&assets.join("adapters").join(format!("{tool}.prism-lora"))).expect("read");
             ort.install(&adapter).expect("install on ort");
             reference.install(&adapter).expect("install on reference");
@@ -161,7 +161,7 @@ mod ort_backend {
         let photo = load_picture(&assets.join("samples/astronaut.jpg"), 1 << 26).expect("sample").rgb;
         let input = model_input(&photo.crop_clamped(100, 100, 64, 64), &Mask::filled(64, 64, 1.0), None).expect("input");
         let values = |t: candle_core::Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
-        for tool in ["denoise", "colorize", "denoise"] {
+        for tool in ["denoise", "lowlight", "denoise"] {
             let mix = Mix::single(tool);
             let start = std::time::Instant::now();
             ort.bind(&mix, 1.0, Precision::Int8).expect("bind");
@@ -173,7 +173,7 @@ mod ort_backend {
             assert!(agreement >= 40.0, "{tool}: {agreement:.1} dB");
         }
         let error = ort
-            .bind(&Mix::new([("denoise", 0.5), ("colorize", 0.5)]).unwrap(), 1.0, Precision::Int8)
+            .bind(&Mix::new([("denoise", 0.5), ("lowlight", 0.5)]).unwrap(), 1.0, Precision::Int8)
             .err()
             .map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("one adapter at a time")));

@@ -183,14 +183,14 @@ fn the_shipped_model_matches_on_a_real_photo() {
     let mut wgpu = WgpuBackend::on(gpu, model.clone()).expect("compile");
     install_all(&model, &mut reference);
     install_all(&model, &mut wgpu);
-    for tool in ["denoise", "colorize"] {
+    for tool in ["denoise", "lowlight"] {
         let mix = Mix::single(tool);
         check_layerwise(&model, &mut wgpu, &input, &mix, Precision::Int8);
         let (_, psnr) = check(&model, &mut reference, &mut wgpu, &input, &mix, Precision::Int8);
         assert!(psnr >= 45.0, "{tool}: {psnr:.1} dB");
     }
     // A blend of three shipped tools (rank channels side by side in the slot).
-    let blend = Mix::new([("denoise", 0.6), ("sharpen", 0.5), ("colorize", 0.4)]).expect("mix");
+    let blend = Mix::new([("denoise", 0.6), ("sharpen", 0.5), ("lowlight", 0.4)]).expect("mix");
     let (_, psnr) = check(&model, &mut reference, &mut wgpu, &input, &blend, Precision::Int8);
     assert!(psnr >= 45.0, "blend of three: {psnr:.1} dB");
 }

@@ -49,6 +49,22 @@ const ELSEWHERE: &[&str] = &[
     "search the internet",
 ];
 
+/// Tools Prism has trained but does not ship, by task, with requests for them (colorize: it does
+/// not beat the grey photo by 1 dB, `assets/MODEL_CARD.md`). Unless a tool of that task is
+/// installed, these join what no tool does: otherwise "make it colour" lands on the nearest tool,
+/// the look tool's black and white.
+const NOT_SHIPPED: &[(&str, &[&str])] = &[(
+    "colorize",
+    &[
+        "colorize",
+        "add color to this black and white photo",
+        "colour in the old monochrome picture",
+        "turn the grayscale image into a color one",
+        "give my vintage family photo natural colours",
+        "restore the colours of an old black-and-white print",
+    ],
+)];
+
 /// A tool a request chose.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Choice {
@@ -122,7 +138,13 @@ impl Router {
                 texts: texts.into_iter().zip(embedded).collect(),
             });
         }
-        let elsewhere = ELSEWHERE.iter().copied().zip(encoder.encode_batch(ELSEWHERE)?).collect();
+        let mut nowhere: Vec<&'static str> = ELSEWHERE.to_vec();
+        for (task, requests) in NOT_SHIPPED {
+            if !adapters.iter().any(|meta| meta.task == *task) {
+                nowhere.extend_from_slice(requests);
+            }
+        }
+        let elsewhere = nowhere.iter().copied().zip(encoder.encode_batch(&nowhere)?).collect();
         Ok(Self { tools, elsewhere })
     }
 

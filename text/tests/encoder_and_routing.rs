@@ -105,23 +105,43 @@ fn off_topic_empty_huge_and_foreign_prompts_get_a_clear_answer() {
     }
 }
 
+/// A colorize tool as a user would install one (the shipped set leaves colorize out): its
+/// description and examples as the recipe writes them, for grey photos only.
+fn installed_colorize() -> AdapterMeta {
+    let mut meta = metas().into_iter().next().expect("a shipped tool");
+    meta.name = "colorize".into();
+    meta.task = "colorize".into();
+    meta.title = "Colorize".into();
+    meta.description = "Turns a black-and-white photo into a plausible colour one.".into();
+    meta.example_prompts =
+        ["colorize", "add color to this black and white photo", "make it colour", "colour in the old monochrome picture"]
+            .map(String::from)
+            .to_vec();
+    meta.fits = prism_engine::photo_fit::PhotoFit::Grey;
+    meta
+}
+
 #[test]
 fn colorize_is_a_candidate_for_a_grey_photo_and_not_for_one_with_colours() {
     use prism_engine::fixtures::synthetic_photo;
-    use prism_engine::photo_fit::PhotoFit;
-    let colorize = metas().into_iter().find(|m| m.task == "colorize").expect("a shipped colorize tool");
-    assert_eq!(colorize.fits, PhotoFit::Grey);
+    let colorize = installed_colorize();
+    let with_colorize = Router::new(encoder(), &[metas(), vec![colorize.clone()]].concat()).expect("router");
     let colour = synthetic_photo(96, 64, 4);
     let mut grey = colour.clone();
     for p in grey.data.chunks_exact_mut(3) {
         let y = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
         p.fill(y);
     }
-    let names = |photo| match router().route(encoder(), "bring the colours back to this old photo", Some(photo)).expect("routes")
-    {
-        Routing::Chosen { tools, .. } => tools.into_iter().map(|c| c.name).collect::<Vec<_>>(),
-        Routing::NothingFits { .. } => Vec::new(),
-    };
+    let names =
+        |photo| match with_colorize.route(encoder(), "bring the colours back to this old photo", Some(photo)).expect("routes") {
+            Routing::Chosen { tools, .. } => tools.into_iter().map(|c| c.name).collect::<Vec<_>>(),
+            Routing::NothingFits { .. } => Vec::new(),
+        };
     assert_eq!(names(&grey), vec![colorize.name.clone()]);
     assert!(!names(&colour).contains(&colorize.name), "Colorize chosen for a photo with colours");
+    // Without it (the shipped set), a request for colour is one no tool does, not the nearest tool.
+    match router().route(encoder(), "bring the colours back to this old photo", Some(&grey)).expect("routes") {
+        Routing::NothingFits { reason } => assert!(reason.contains("do not do"), "{reason}"),
+        other => panic!("a colour request went to {other:?}"),
+    }
 }
