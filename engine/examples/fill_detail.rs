@@ -15,7 +15,7 @@ use prism_engine::hole_fill::HoleFill;
 use prism_engine::imageio::{Picture, RgbImage, load_mask, load_picture, save_picture};
 use prism_engine::job::HIDDEN;
 
-const GAINS: [f32; 7] = [0.0, 1.0, 1.4, 1.6, 1.8, 2.0, 2.5];
+const GAINS: [f32; 8] = [0.0, 1.0, 1.4, 1.6, 1.8, 1.9, 2.0, 2.5];
 
 /// Mean squared Sobel gradient of the luma over `inside`.
 fn gradient_energy(image: &RgbImage, inside: &[bool]) -> f64 {
