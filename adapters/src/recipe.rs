@@ -19,9 +19,9 @@ use rand_distr::{Distribution, Normal};
 use crate::tasks::{SharpenInput, Task};
 use crate::train::{Batch, Penalty, Run, RunSettings, TrainingBatch, TrainingSet, Weighting};
 
-/// The model's max LoRA rank and `train-adapter`'s default. Measured on denoise, 800 steps from
-/// the shipped base: validation L1 0.112 at rank 8, 0.072 at rank 16, 0.062 at rank 32; on the
-/// other tools rank 32 reached about the rank-8 loss, so they ship at `--rank 8`.
+/// The model's max LoRA rank and `train-adapter`'s default. The shipped tools are rank 4 on every
+/// conv (`--rank 4`): on model v2 each doubling of the rank bought upscale about 0.1 dB for 7-10%
+/// of a CPU forward (docs/model-v2.md); the look tool's basis uses the whole 32.
 pub const RANK: usize = 32;
 
 /// The shipped model's layout (model v2: parameters, FLOPs and edit time in the model card): two
