@@ -84,4 +84,5 @@ def colorize(folder):
 if __name__ == "__main__":
     root = sys.argv[1]
     lowlight(os.path.join(root, "lowlight"))
-    colorize(os.path.join(root, "colorize"))
+    if os.path.isdir(os.path.join(root, "colorize")):  # not scored when the folder leaves it out
+        colorize(os.path.join(root, "colorize"))

@@ -103,7 +103,15 @@ pub struct TaskScores {
 pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
     let model = Model::load(assets)?;
     let mut backend = ReferenceBackend::new(model.clone());
-    for task in ALL_TASKS {
+    // The recipe's tools that the folder holds: a shipped folder may leave one out (colorize).
+    let installed: Vec<Task> = ALL_TASKS
+        .into_iter()
+        .filter(|task| assets.join(ADAPTERS_DIR).join(format!("{}.prism-lora", task.id())).exists())
+        .collect();
+    if installed.is_empty() {
+        bail!("{} holds none of the tools' adapters", assets.join(ADAPTERS_DIR).display());
+    }
+    for &task in &installed {
         let path = assets.join(ADAPTERS_DIR).join(format!("{}.prism-lora", task.id()));
         backend.install(&model.read_adapter(&path)?)?;
         let mut teacher = Adapter::read(&assets.join(ADAPTERS_DIR).join("float").join(format!("{}.prism-lora", task.id())))?;
@@ -113,9 +121,18 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
     let photos = read_named_images(&data_dir.join("photos/heldout"))?;
     let stamps = read_stamps(&data_dir.join("stamps"))?;
     let out_dir = data_dir.join("eval");
-    let bar = indicatif::ProgressBar::new((EvalSet::all().count() + 1) as u64 * photos.len() as u64);
+    let (sets, skipped): (Vec<EvalSet>, Vec<EvalSet>) = EvalSet::all().partition(|set| installed.contains(&set.task()));
+    for set in skipped {
+        // peers.py scores every folder it finds: an earlier run's outputs of a tool not here go.
+        eprintln!("eval: {} is not in {}; not scored", set.folder(), assets.display());
+        let stale = out_dir.join(set.folder());
+        if stale.exists() {
+            std::fs::remove_dir_all(&stale)?;
+        }
+    }
+    let bar = indicatif::ProgressBar::new((sets.len() + 1) as u64 * photos.len() as u64);
     let mut by_hand = BTreeMap::new();
-    for set in EvalSet::all() {
+    for set in sets {
         let task = set.task();
         let dir = out_dir.join(set.folder());
         std::fs::create_dir_all(&dir)?;

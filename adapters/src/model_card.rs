@@ -273,14 +273,13 @@ fn base_alone(data_dir: &Path, base: &Unet) -> Result<BaseAlone> {
     Ok(BaseAlone { table: parts.join(", "), improved })
 }
 
-/// The rank of each shipped int8 adapter, by tool.
+/// The rank of each int8 adapter the folder holds, by tool.
 fn adapter_ranks(assets: &Path) -> Result<BTreeMap<&'static str, usize>> {
     ALL_TASKS
         .iter()
-        .map(|task| {
-            let adapter = Adapter::read(&assets.join(ADAPTERS_DIR).join(format!("{}.prism-lora", task.id())))?;
-            Ok((task.id(), adapter.meta.rank))
-        })
+        .map(|task| (task, assets.join(ADAPTERS_DIR).join(format!("{}.prism-lora", task.id()))))
+        .filter(|(_, path)| path.exists())
+        .map(|(task, path)| Ok((task.id(), Adapter::read(&path)?.meta.rank)))
         .collect()
 }
 

@@ -49,8 +49,9 @@ const ELSEWHERE: &[&str] = &[
     "search the internet",
 ];
 
-/// Tools Prism has trained but does not ship, by task, with requests for them (colorize: it does
-/// not beat the grey photo by 1 dB, `assets/MODEL_CARD.md`). Unless a tool of that task is
+/// Tools Prism has trained but does not ship, by task, with requests for them (some of the
+/// recipe's own example prompts for the tool, `adapters/src/tasks.rs`; colorize: it does not beat
+/// the grey photo by 1 dB, `assets/MODEL_CARD.md`). Unless a tool of that task is
 /// installed, these join what no tool does: otherwise "make it colour" lands on the nearest tool,
 /// the look tool's black and white.
 const NOT_SHIPPED: &[(&str, &[&str])] = &[(
