@@ -233,7 +233,7 @@ pub fn train_look(
     let rank = direction_rank(BASIS_CHANNELS, directions)?;
     let set = TrainingSet::load(data_dir)?;
     let model = Model::load(assets)?;
-    let base = &model.float;
+    let base = model.float()?;
     let encoder = SentenceEncoder::load(assets)?;
     let mut trained = requests(Look::phrasings);
     if let Some(look) = only {
@@ -312,8 +312,8 @@ pub fn look_meta(base_hash: &str) -> AdapterMeta {
 fn write_look(assets: &Path, model: &Model, lora: &[Var], mixer_vars: &[Var]) -> Result<PathBuf> {
     let dir = looks_dir(assets);
     std::fs::create_dir_all(&dir)?;
-    let basis = basis_from_trained(&model.float, var_pairs(lora))?;
-    let basis = float_adapter(&model.float, &basis, look_meta(&model.hash), PLACEMENT)?;
+    let basis = basis_from_trained(model.float()?, var_pairs(lora))?;
+    let basis = float_adapter(model.float()?, &basis, look_meta(&model.hash), PLACEMENT)?;
     basis.write(&dir.join(BASIS_FILE))?;
     let mut file = TensorFile::default();
     for (name, var) in MIXER_TENSORS.iter().zip(mixer_vars) {

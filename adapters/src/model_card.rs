@@ -66,7 +66,7 @@ pub fn model_card(
     credits: &[Credit],
     by_hand: &BTreeMap<String, (ToolSetting, f32)>,
 ) -> Result<String> {
-    let config = model.float.config();
+    let config = model.config();
     let quad: QuadReport = serde_json::from_str(
         &std::fs::read_to_string(crate::recipe::runs_dir(data_dir).join("quad.json"))
             .context("run `prism-adapters quad` first")?,
@@ -216,7 +216,7 @@ fn quality_table(scores: &[TaskScores]) -> (String, Vec<String>) {
 
 /// What the tools short of the target lack, and what would close it, from what was measured.
 fn shortfall(data_dir: &Path, model: &Model, short: &[String], gaps: &str) -> Result<String> {
-    let alone = base_alone(data_dir, &model.float)?;
+    let alone = base_alone(data_dir, model.float()?)?;
     fill(
         SHORTFALL_TEMPLATE,
         &[

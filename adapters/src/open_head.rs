@@ -45,13 +45,13 @@ pub fn open_head(from: &Path, to: &Path) -> Result<OpenedHead> {
 
 fn write_opened(from: &Path, to: &Path) -> Result<OpenedHead> {
     let old = Model::load(from)?;
-    let old_config = old.float.config().clone();
+    let old_config = old.config().clone();
     ensure!(!old_config.head_sees_input, "the model in {} already has a head that sees the input", from.display());
     let config = UnetConfig { head_sees_input: true, ..old_config.clone() };
     copy_tree(from, to)?;
 
     // No output of the head is new, so every weight from the input is zero: the seed is unused.
-    let float = grow_model(&old.float, &config, 0)?;
+    let float = grow_model(old.float()?, &config, 0)?;
     let hash = float.content_hash()?;
     let profile = &old.profile;
     let profile =
@@ -158,7 +158,7 @@ mod tests {
         assert_ne!(opened.old_hash, opened.new_hash);
         assert!(!opened.tools.is_empty() && opened.tools.iter().all(|(_, d)| *d == 0.0));
         let model = Model::load(&to).unwrap();
-        assert!(model.float.config().head_sees_input);
+        assert!(model.config().head_sees_input);
         for path in model.shipped_adapters() {
             model.read_adapter(&path).unwrap();
         }

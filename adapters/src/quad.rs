@@ -19,7 +19,7 @@ use prism_engine::calibrate::calibrate_activations;
 use prism_engine::hole_fill::HoleFill;
 use prism_engine::job::add_residual;
 use prism_engine::model::{ADAPTERS_DIR, Model};
-use prism_engine::quant::{Affine, LoraQuant, Profile, QuantSim, quantized_weights_model};
+use prism_engine::quant::{Affine, LoraQuant, Profile, QuantSim};
 use prism_engine::unet::{ActivationHook, FloatActivations, Unet};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -124,7 +124,7 @@ fn agreement(model: &Model, teacher: &Adapter, quantized: &Adapter, profile: &Pr
     let quant_set = bind_mix(&[(&quant_side, 1.0)], 1.0, true)?;
     let (mut sum, mut count) = (0f64, 0usize);
     for input in inputs {
-        let f = add_residual(input, &model.float.forward(input, Some(&float_set), &mut FloatActivations)?)?;
+        let f = add_residual(input, &model.float()?.forward(input, Some(&float_set), &mut FloatActivations)?)?;
         let q = add_residual(input, &model.quantized.forward(input, Some(&quant_set), &mut QuantSim { profile })?)?;
         for (a, b) in f.data.iter().zip(&q.data) {
             sum += ((a - b) as f64).powi(2);
@@ -185,9 +185,7 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridC
         .collect();
     let pooled = pooled_lora_quantizers(&teacher_refs);
     let calibrated = Profile::new(&hash, 16, activations, pooled.clone(), "ptq-pooled")?;
-    let quantized = quantized_weights_model(&base)?;
-    let mut model =
-        Model { dir: assets.to_path_buf(), float: base.clone(), quantized, hash: hash.clone(), profile: calibrated.clone() };
+    let mut model = Model::in_memory(assets, &base, calibrated.clone())?;
 
     eprintln!("measuring sensitivity");
     let mut own_profiles = BTreeMap::new();
@@ -310,7 +308,7 @@ fn distill(
     settings: &RunSettings,
 ) -> Result<Adapter> {
     let profile = &model.profile;
-    let base = &model.float;
+    let base = model.float()?;
     let placement = placement_of(base, teacher)?;
     let teacher_pairs = adapter_pairs(base, teacher)?;
     let teacher_set = lora_set(base, &teacher_pairs, teacher.meta.alpha, placement)?;

@@ -307,7 +307,7 @@ impl TargetMaker {
             "distilling is for global tools, not {}",
             task.id()
         );
-        let base = prism_engine::model::Model::load(model_dir)?.float;
+        let base = prism_engine::model::Model::load(model_dir)?.float()?.clone();
         let path = model_dir.join("adapters").join("float").join(format!("{}.prism-lora", task.id()));
         let teacher = Adapter::read(&path).with_context(|| format!("the teacher to distil from, {}", path.display()))?;
         let lora = lora_set(&base, &adapter_pairs(&base, &teacher)?, teacher.meta.alpha, placement_of(&base, &teacher)?)?;

@@ -107,7 +107,7 @@ fn bench_input(model: &Model, size: usize) -> Result<Tensor> {
 }
 
 pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&str)) -> Result<BenchReport> {
-    let align = model.float.config().alignment();
+    let align = model.config().alignment();
     if size == 0 || !size.is_multiple_of(align) {
         bail!("--size must be a positive multiple of {align}");
     }
@@ -209,7 +209,7 @@ pub fn run_bench(model: &Model, size: usize, repeats: usize, progress: &dyn Fn(&
         Ok(())
     })?;
     let cpu_matmul_gflops = 2.0 * (n as f64).powi(3) / matmul_ms / 1e6;
-    let config = model.float.config();
+    let config = model.config();
     let cpu_gflop = (config.flops(CPU_SIZE, CPU_SIZE) + config.lora_flops(CPU_SIZE, CPU_SIZE, lora_rank)) as f64 / 1e9;
 
     progress("ONNX Runtime");

@@ -92,7 +92,7 @@ pub fn run_doctor(model_dir: Option<PathBuf>) -> Result<()> {
         Some(Err(error)) => bail!("no edit can run: the model does not load: {error}"),
         None => bail!("no edit can run: no model found (pass --model DIR or set PRISM_MODEL)"),
     };
-    let config = model.float.config();
+    let config = model.config();
     println!("  {} (channels {:?}, blocks {:?})", model.dir.display(), config.channels, config.blocks);
     println!("  model {}, profile {} (int{} activations)", model.hash, model.profile.id, model.profile.activation_bits);
     println!("  shipped tools: {}", model.shipped_adapters().len());

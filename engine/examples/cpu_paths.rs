@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let adapter = model.read_adapter(&tool)?;
     let mix = Mix::single(adapter.meta.name.clone());
     let input = photo_input(&synthetic_photo(SIZE, SIZE, 1))?;
-    let config = model.float.config();
+    let config = model.config();
     let gflop = (config.flops(SIZE, SIZE) + config.lora_flops(SIZE, SIZE, adapter.meta.rank)) as f64 / 1e9;
 
     let n = 1024;

@@ -1,6 +1,8 @@
 //! Two models side by side on the reference CPU backend: the median time of a 512x512 edit (the
 //! whole pipeline, int8, one tool bound) for every global tool both ship, the runs of the two models
 //! alternating so that a noisy machine slows both alike, and the ratio of the second to the first.
+//! Then the same from a cold start, as a one-shot `prism edit` runs it: the model loaded, the
+//! backend built and one tool installed before the edit (the files' decoding and encoding left out).
 //!
 //! `cargo run --release -p prism-engine --example edit_time -- MODEL_DIR_A MODEL_DIR_B`
 
@@ -76,6 +78,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..RUNS {
             ms_a.push(time(&mut a, &edit)?);
             ms_b.push(time(&mut b, &edit)?);
+        }
+        let (ma, mb) = (median(ms_a), median(ms_b));
+        println!("| {tool} | {ma:.0} | {mb:.0} | {:.2}x |", mb / ma);
+    }
+    let cold = |dir: &Path, tool: &str| -> Result<f64, Box<dyn std::error::Error>> {
+        let start = Instant::now();
+        let model = Model::load(dir)?;
+        let mut backend = ReferenceBackend::new(model.clone());
+        let path = model.shipped_adapters().into_iter().find(|p| p.file_stem().is_some_and(|s| s == tool));
+        backend.install(&model.read_adapter(&path.ok_or("the tool is not installed")?)?)?;
+        run_edit(&mut backend, &job(tool), &mut |_, _| true)?;
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    };
+    println!("\n| cold start (load, build, install, edit) | A ms | B ms | B / A |");
+    println!("|---|---:|---:|---:|");
+    for tool in tools_a.iter().filter(|t| tools_b.contains(t)) {
+        let (mut ms_a, mut ms_b) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            ms_a.push(cold(first, tool)?);
+            ms_b.push(cold(second, tool)?);
         }
         let (ma, mb) = (median(ms_a), median(ms_b));
         println!("| {tool} | {ma:.0} | {mb:.0} | {:.2}x |", mb / ma);

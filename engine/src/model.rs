@@ -9,14 +9,15 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use candle_core::Device;
 
 use crate::adapter::{ADAPTER_EXTENSION, Adapter, ResidentAdapter, import_kohya, import_peft};
 use crate::error::{EngineError, Result};
 use crate::quant::{Profile, int8_model_file, load_int8_model, quantized_weights_model};
-use crate::tensorfile::{TensorFile, write_atomically};
-use crate::unet::Unet;
+use crate::tensorfile::{TensorFile, read_metadata, write_atomically};
+use crate::unet::{Unet, UnetConfig};
 
 pub const BASE_FILE: &str = "base.safetensors";
 pub const INT8_FILE: &str = "base-int8.safetensors";
@@ -27,9 +28,13 @@ pub const ADAPTERS_DIR: &str = "adapters";
 #[derive(Clone, Debug)]
 pub struct Model {
     pub dir: PathBuf,
-    pub float: Unet,
-    /// The int8 model as QuantSim runs it (weights = int8 codes x per-channel scales).
+    /// The int8 model as QuantSim runs it (weights = int8 codes x per-channel scales). It has the
+    /// float base's config and convs, so shape checks read them here.
     pub quantized: Unet,
+    /// The float base, read from `base.safetensors` the first time something asks for it
+    /// ([`Model::float`]): the int8 paths never do, and reading it at load took half of a
+    /// one-shot CLI edit's time and a third of its memory.
+    float: Arc<OnceLock<Unet>>,
     pub hash: String,
     pub profile: Profile,
 }
@@ -45,13 +50,18 @@ impl Model {
                 dir.display()
             )));
         }
-        let float = Unet::from_file(&TensorFile::read(&base_path)?, device)?;
-        let hash = float.content_hash()?;
+        // The float base's header says what it is; its weights wait until they are needed.
+        let base_header = read_metadata(&base_path)?;
+        let hash = base_header.get("hash").cloned().unwrap_or_default();
         let (quantized, int8_source) = load_int8_model(&TensorFile::read(&dir.join(INT8_FILE))?, device)?;
         if int8_source != hash {
             return Err(EngineError::Model(format!(
                 "{INT8_FILE} was made from base model {int8_source}, but {BASE_FILE} is {hash}; re-export the int8 model"
             )));
+        }
+        let base_config = base_header.get("config").and_then(|json| serde_json::from_str::<UnetConfig>(json).ok());
+        if base_config.as_ref() != Some(quantized.config()) {
+            return Err(EngineError::Model(format!("{BASE_FILE} and {INT8_FILE} describe different model configs")));
         }
         let profile_path = dir.join(PROFILE_FILE);
         let json = std::fs::read_to_string(&profile_path).map_err(|e| EngineError::io(&profile_path, e))?;
@@ -62,8 +72,32 @@ impl Model {
                 profile.id, profile.base_model
             )));
         }
-        profile.check_covers(&float)?;
-        Ok(Self { dir: dir.to_path_buf(), float, quantized, hash, profile })
+        profile.check_covers(&quantized)?;
+        Ok(Self { dir: dir.to_path_buf(), quantized, float: Arc::default(), hash, profile })
+    }
+
+    /// The float base, read and checked on first use.
+    pub fn float(&self) -> Result<&Unet> {
+        if let Some(float) = self.float.get() {
+            return Ok(float);
+        }
+        let path = self.dir.join(BASE_FILE);
+        let file = TensorFile::read(&path)?;
+        // `from_file` refuses weights that are not what the file's recorded hash says.
+        let float = Unet::from_file(&file, &Device::Cpu)?;
+        if file.meta("hash") != Some(self.hash.as_str()) {
+            return Err(EngineError::Model(format!(
+                "{} changed since the model was loaded (it was {}); load the model again",
+                path.display(),
+                self.hash
+            )));
+        }
+        Ok(self.float.get_or_init(|| float))
+    }
+
+    /// The model's config (the float base's and the int8 model's alike).
+    pub fn config(&self) -> &UnetConfig {
+        self.quantized.config()
     }
 
     /// Writes base, int8 base and profile into `dir`.
@@ -72,12 +106,17 @@ impl Model {
         float.to_smallest_file()?.write(&dir.join(BASE_FILE))?;
         int8_model_file(float)?.write(&dir.join(INT8_FILE))?;
         write_atomically(&dir.join(PROFILE_FILE), profile.to_json().as_bytes())?;
+        Self::in_memory(dir, float, profile.clone())
+    }
+
+    /// The model of `float` on `profile`, as it would load from `dir`, without writing it.
+    pub fn in_memory(dir: &Path, float: &Unet, profile: Profile) -> Result<Self> {
         Ok(Self {
             dir: dir.to_path_buf(),
-            float: float.clone(),
             quantized: quantized_weights_model(float)?,
+            float: Arc::new(OnceLock::from(float.clone())),
             hash: float.content_hash()?,
-            profile: profile.clone(),
+            profile,
         })
     }
 
@@ -95,12 +134,12 @@ impl Model {
     /// Checks that `adapter` was made for this base and profile and fits its convs: what every
     /// backend asks before installing one.
     pub fn check_adapter(&self, adapter: &Adapter) -> Result<()> {
-        adapter.check_compatible(&self.float, &self.hash, Some(&self.profile))
+        adapter.check_compatible(&self.quantized, &self.hash, Some(&self.profile))
     }
 
     /// Reads an adapter in any supported layout and checks it fits this model.
     pub fn read_adapter(&self, path: &Path) -> Result<Adapter> {
-        let adapter = read_any_adapter(path, &self.hash, &self.float)?;
+        let adapter = read_any_adapter(path, &self.hash, &self.quantized)?;
         self.check_adapter(&adapter).map_err(|e| match e {
             EngineError::Adapter(message) => EngineError::file(path, message),
             other => other,
@@ -110,7 +149,7 @@ impl Model {
 
     /// Bytes of the base model as stored: int8 weights + f32 scales and biases.
     pub fn int8_bytes(&self) -> usize {
-        self.float.convs().map(|s| s.k * s.k * s.cin * s.cout + 8 * s.cout).sum()
+        self.quantized.convs().map(|s| s.k * s.k * s.cin * s.cout + 8 * s.cout).sum()
     }
 }
 
@@ -154,7 +193,7 @@ pub fn read_any_adapter(path: &Path, model_hash: &str, model: &Unet) -> Result<A
 pub fn merged_model(model: &Model, adapter: &Adapter, strength: f32) -> Result<Model> {
     let resident = ResidentAdapter::new(adapter, Some(&model.profile), &Device::Cpu)?;
     let scale = f64::from(resident.meta.alpha * strength);
-    let merged = model.float.map_weights(|spec, weight| match resident.float.get(&spec.name) {
+    let merged = model.float()?.map_weights(|spec, weight| match resident.float.get(&spec.name) {
         Some((a, b)) => Ok((weight + (a.matmul(b)? * scale)?)?),
         None => Ok(weight.clone()),
     })?;
@@ -162,7 +201,7 @@ pub fn merged_model(model: &Model, adapter: &Adapter, strength: f32) -> Result<M
         dir: model.dir.clone(),
         quantized: quantized_weights_model(&merged)?,
         hash: merged.content_hash()?,
-        float: merged,
+        float: Arc::new(OnceLock::from(merged)),
         profile: model.profile.clone(),
     })
 }

@@ -175,7 +175,7 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
     graph.inputs.push(value_info("alpha", DataType::FLOAT, &[Dim::Fixed(1)]));
 
     let layers: Vec<(ConvSpec, Vec<f32>, Vec<f32>)> = model
-        .float
+        .float()?
         .layers()
         .map(|(spec, kernel, bias)| Ok((spec.clone(), kernel.flatten_all()?.to_vec1::<f32>()?, bias.to_vec1::<f32>()?)))
         .collect::<Result<_>>()?;
@@ -251,7 +251,7 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
     };
 
     // The model graph lowered node by node; each value is the name of an ONNX tensor.
-    let nodes = &model.float.graph().nodes;
+    let nodes = &model.quantized.graph().nodes;
     let mut values: Vec<Option<String>> = vec![None; nodes.len()];
     let value = |values: &[Option<String>], id: ValueId| values[id].clone().ok_or_else(|| missing_value(id));
     let scales = graph.f32s("upsample.scales", &[4], &[1.0, 1.0, 2.0, 2.0]);

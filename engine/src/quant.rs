@@ -17,9 +17,11 @@
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::conv::oihw_values_to_kernel;
 use crate::error::{EngineError, Result};
 use crate::tensorfile::{RawTensor, TensorFile};
 use crate::unet::{ARCH_NAME, ActivationHook, Unet, config_from_metadata, config_json, short_hash};
@@ -313,8 +315,7 @@ pub fn load_int8_model(file: &TensorFile, device: &candle_core::Device) -> Resul
         return Err(EngineError::Model("this weights file is not an int8 prism-unet model".into()));
     }
     let base_model = file.meta("base_model").unwrap_or_default().to_string();
-    let mut tensors = BTreeMap::new();
-    let mut used = 0;
+    let mut stored = Vec::new();
     for spec in config.convs() {
         let weight = file.tensors.get(&spec.weight_name());
         let scale = file.tensors.get(&format!("{}.weight_scale", spec.name));
@@ -322,28 +323,30 @@ pub fn load_int8_model(file: &TensorFile, device: &candle_core::Device) -> Resul
         let (Some(weight), Some(scale), Some(bias)) = (weight, scale, bias) else {
             return Err(EngineError::Model(format!("int8 model lacks the weight, weight_scale or bias of '{}'", spec.name)));
         };
-        used += 3;
-        let q = weight.to_i8().ok_or_else(|| EngineError::Model(format!("tensor '{}' must be int8", spec.weight_name())))?;
         if weight.shape != spec.weight_shape() || scale.shape != [spec.cout] || bias.shape != [spec.cout] {
             return Err(EngineError::Model(format!("int8 tensors of '{}' have the wrong shape for the model config", spec.name)));
         }
-        let scales = scale.to_f32();
-        let values: Vec<f32> = q
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let per_out = spec.cin * spec.k * spec.k;
-                v as f32 * scales[i / per_out]
-            })
-            .collect();
-        tensors.insert(spec.weight_name(), Tensor::from_vec(values, spec.weight_shape(), device)?);
-        tensors.insert(spec.bias_name(), Tensor::from_vec(bias.to_f32(), spec.cout, device)?);
+        stored.push((spec, weight, scale, bias));
     }
+    let used = 3 * stored.len();
+    // Codes times scales into the kernel layout, the convs side by side.
+    let layers = stored
+        .into_par_iter()
+        .map(|(spec, weight, scale, bias)| {
+            let codes =
+                weight.to_i8().ok_or_else(|| EngineError::Model(format!("tensor '{}' must be int8", spec.weight_name())))?;
+            let scales = scale.to_f32();
+            let per_filter = spec.cin * spec.k * spec.k;
+            let oihw: Vec<f32> = codes.iter().enumerate().map(|(i, &code)| f32::from(code) * scales[i / per_filter]).collect();
+            let kernel = oihw_values_to_kernel(&oihw, spec.cout, spec.cin, spec.k * spec.k);
+            Ok((Tensor::from_vec(kernel, (per_filter, spec.cout), device)?, Tensor::from_vec(bias.to_f32(), spec.cout, device)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
     if used != file.tensors.len() {
         let known: std::collections::HashSet<String> =
             config.convs().iter().flat_map(|s| [s.weight_name(), s.bias_name(), format!("{}.weight_scale", s.name)]).collect();
         let unknown = file.tensors.keys().find(|k| !known.contains(*k)).cloned().unwrap_or_default();
         return Err(EngineError::Model(format!("unknown tensor '{unknown}' in the int8 model")));
     }
-    Ok((Unet::new(&config, &tensors)?, base_model))
+    Ok((Unet::from_kernel_tensors(&config, layers)?, base_model))
 }

@@ -165,6 +165,29 @@ impl TensorFile {
     }
 }
 
+/// Headers larger than this are refused (a Prism file's header is a few kilobytes).
+const MAX_HEADER_BYTES: u64 = 1 << 24;
+
+/// The string metadata of a safetensors file, read from its header alone (the weights are not
+/// read): what a model's hash and config are before its weights are needed.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+    let size = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
+    let mut length = [0u8; 8];
+    let mut reader = std::io::BufReader::new(file);
+    std::io::Read::read_exact(&mut reader, &mut length).map_err(|e| EngineError::io(path, e))?;
+    let header_bytes = u64::from_le_bytes(length);
+    if header_bytes > MAX_HEADER_BYTES || header_bytes + 8 > size {
+        return Err(EngineError::file(path, "is not a valid safetensors file (its header length is wrong)"));
+    }
+    let mut header = vec![0u8; header_bytes as usize];
+    std::io::Read::read_exact(&mut reader, &mut header).map_err(|e| EngineError::io(path, e))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| EngineError::file(path, format!("is not a valid safetensors file ({e})")))?;
+    let metadata = json.get("__metadata__").and_then(|m| m.as_object()).into_iter().flatten();
+    Ok(metadata.filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string()))).collect())
+}
+
 /// Writes `bytes` to a sibling temporary file, syncs it and renames it over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -204,5 +227,21 @@ mod tests {
         let mut file = TensorFile::default();
         file.tensors.insert("w".into(), RawTensor::from_f32(vec![2], &[1.0, f32::NAN]));
         assert!(TensorFile::parse(&file.to_bytes().unwrap()).unwrap_err().contains("NaN"));
+    }
+
+    #[test]
+    fn the_metadata_is_read_from_the_header_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = TensorFile::default();
+        file.tensors.insert("w".into(), RawTensor::from_f32(vec![2], &[1.0, 2.0]));
+        file.metadata.insert("hash".into(), "0123".into());
+        let path = dir.path().join("m.safetensors");
+        file.write(&path).unwrap();
+        assert_eq!(read_metadata(&path).unwrap(), file.metadata);
+        let bytes = file.to_bytes().unwrap();
+        std::fs::write(&path, &bytes[..12]).unwrap();
+        assert!(read_metadata(&path).unwrap_err().to_string().contains("not a valid safetensors"), "cut inside the header");
+        std::fs::write(&path, [0xff; 8]).unwrap();
+        assert!(read_metadata(&path).unwrap_err().to_string().contains("not a valid safetensors"), "an absurd length");
     }
 }

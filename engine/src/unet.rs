@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use candle_core::{D, Device, Tensor};
 use sha2::{Digest, Sha256};
 
-use crate::conv::{add_bias, conv_nhwc, kernel_to_oihw, oihw_to_kernel};
+use crate::conv::{add_bias, conv_nhwc, kernel_to_oihw, oihw_values_to_kernel};
 use crate::error::{EngineError, Result};
 use crate::graph::{Graph, Node, SHUFFLE, ValueId, missing_value};
 use crate::tensorfile::{RawTensor, TensorFile};
@@ -86,7 +86,10 @@ impl Unet {
         }
         let mut weights = Vec::with_capacity(specs.len());
         for spec in specs {
-            weights.push((oihw_to_kernel(&tensors[&spec.weight_name()])?, tensors[&spec.bias_name()].clone()));
+            let oihw = tensors[&spec.weight_name()].flatten_all()?.to_vec1::<f32>()?;
+            let kernel = oihw_values_to_kernel(&oihw, spec.cout, spec.cin, spec.k * spec.k);
+            let weight = Tensor::from_vec(kernel, (spec.k * spec.k * spec.cin, spec.cout), tensors[&spec.bias_name()].device())?;
+            weights.push((weight, tensors[&spec.bias_name()].clone()));
         }
         Ok(Self { config: config.clone(), graph, weights })
     }
@@ -269,7 +272,8 @@ impl Unet {
         }
         let model = Self::new(&config, &tensors)?;
         let stored = file.meta("hash").unwrap_or_default();
-        let actual = model.content_hash()?;
+        // The file's own tensors: what `content_hash` would turn the model back into.
+        let actual = hash_tensors(&config, &tensors)?;
         if stored != actual {
             return Err(EngineError::Model(format!(
                 "model weights do not match their recorded hash ({stored} recorded, {actual} computed): the file is damaged"
@@ -306,9 +310,8 @@ pub fn hash_tensors(config: &UnetConfig, tensors: &BTreeMap<String, Tensor>) -> 
     for (name, tensor) in tensors {
         hasher.update(name.as_bytes());
         hasher.update(format!("{:?}", tensor.dims()).as_bytes());
-        for v in tensor.flatten_all()?.to_vec1::<f32>()? {
-            hasher.update(v.to_le_bytes());
-        }
+        let bytes: Vec<u8> = tensor.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect();
+        hasher.update(&bytes);
     }
     Ok(short_hash(hasher))
 }

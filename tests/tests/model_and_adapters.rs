@@ -31,13 +31,45 @@ fn forward(model: &Unet, input: &Tensor, adapters: &[(&ResidentAdapter, f32)]) -
 }
 
 #[test]
+fn the_float_base_is_read_when_it_is_needed_and_checked_then() {
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_tiny_model_dir(dir.path(), 7).unwrap();
+    write_tiny_model_dir(other.path(), 8).unwrap();
+    let base = dir.path().join("base.safetensors");
+    let original = std::fs::read(&base).unwrap();
+
+    // Another model's base beside this int8 model: refused at load, from the header alone.
+    std::fs::copy(other.path().join("base.safetensors"), &base).unwrap();
+    let err = Model::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("re-export the int8 model"), "{err}");
+
+    // A weight damaged on disk: the int8 model loads and runs, the float base is refused when asked for.
+    let mut damaged = original.clone();
+    let last = damaged.len() - 2;
+    damaged[last] ^= 0x40;
+    std::fs::write(&base, &damaged).unwrap();
+    let model = Model::load(dir.path()).unwrap();
+    let input = photo_input(&synthetic_photo(16, 16, 1)).unwrap();
+    model.quantized.forward(&input, None, &mut FloatActivations).unwrap();
+    let err = model.float().unwrap_err().to_string();
+    assert!(err.contains("damaged"), "{err}");
+
+    // Swapped after loading: asking for the float base says so.
+    std::fs::write(&base, &original).unwrap();
+    let model = Model::load(dir.path()).unwrap();
+    std::fs::copy(other.path().join("base.safetensors"), &base).unwrap();
+    let err = model.float().unwrap_err().to_string();
+    assert!(err.contains("changed since the model was loaded"), "{err}");
+}
+
+#[test]
 fn save_load_round_trip_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let saved = write_tiny_model_dir(dir.path(), 7).unwrap();
     let loaded = Model::load(dir.path()).unwrap();
     assert_eq!(saved.hash, loaded.hash);
     assert_eq!(saved.profile, loaded.profile);
-    let (a, b) = (saved.float.tensors().unwrap(), loaded.float.tensors().unwrap());
+    let (a, b) = (saved.float().unwrap().tensors().unwrap(), loaded.float().unwrap().tensors().unwrap());
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, tensor) in &a {
         let x = tensor.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -46,7 +78,8 @@ fn save_load_round_trip_is_bit_exact() {
     }
     // The int8 file holds exactly what QuantSim uses.
     let input = photo_input(&synthetic_photo(16, 16, 1)).unwrap();
-    let from_float = quantized_weights_model(&saved.float).unwrap().forward(&input, None, &mut FloatActivations).unwrap();
+    let from_float =
+        quantized_weights_model(saved.float().unwrap()).unwrap().forward(&input, None, &mut FloatActivations).unwrap();
     let from_int8 = loaded.quantized.forward(&input, None, &mut FloatActivations).unwrap();
     assert_eq!(max_abs_diff(&from_float, &from_int8), 0.0);
     // Adapter files too.
@@ -107,8 +140,11 @@ fn quantized_forward_agrees_with_float() {
     let resident = ResidentAdapter::new(&adapter, Some(&model.profile), &Device::Cpu).unwrap();
     // A held-out synthetic photo (calibration used other seeds).
     let input = photo_input(&synthetic_photo(64, 48, 99)).unwrap();
-    let float =
-        model.float.forward(&input, Some(&bind_mix(&[(&resident, 1.0)], 1.0, false).unwrap()), &mut FloatActivations).unwrap();
+    let float = model
+        .float()
+        .unwrap()
+        .forward(&input, Some(&bind_mix(&[(&resident, 1.0)], 1.0, false).unwrap()), &mut FloatActivations)
+        .unwrap();
     let quant = model
         .quantized
         .forward(&input, Some(&bind_mix(&[(&resident, 1.0)], 1.0, true).unwrap()), &mut QuantSim { profile: &model.profile })
@@ -121,9 +157,9 @@ fn quantized_forward_agrees_with_float() {
     // W8A8 on the same model is measurably worse than W8A16 (and still reported).
     let samples = vec![photo_input(&synthetic_photo(32, 32, 21)).unwrap()];
     let float_adapter = adapter.dequantized(&model.profile).unwrap();
-    let w8a8 = build_profile(&model.float, &samples, &[&float_adapter], 8, "ptq-pooled").unwrap();
+    let w8a8 = build_profile(model.float().unwrap(), &samples, &[&float_adapter], 8, "ptq-pooled").unwrap();
     let quant8 = model.quantized.forward(&input, None, &mut QuantSim { profile: &w8a8 }).unwrap();
-    let float_base = model.float.forward(&input, None, &mut FloatActivations).unwrap();
+    let float_base = model.float().unwrap().forward(&input, None, &mut FloatActivations).unwrap();
     let db8 = psnr(&float_base, &quant8);
     println!("W8A8 quantized vs float forward: PSNR {db8:.1} dB");
     assert!(db8 < db);
@@ -135,19 +171,19 @@ fn adapters_for_another_profile_or_model_are_refused() {
     let model = write_tiny_model_dir(dir.path(), 13).unwrap();
     let mut adapter = Adapter::read(&dir.path().join("adapters/fill.prism-lora")).unwrap();
     adapter.meta.profile = "0123456789abcdef".into();
-    let err = adapter.check_compatible(&model.float, &model.hash, Some(&model.profile)).unwrap_err().to_string();
+    let err = adapter.check_compatible(&model.quantized, &model.hash, Some(&model.profile)).unwrap_err().to_string();
     assert!(err.contains("profile 0123456789abcdef") && err.contains(&model.profile.id) && err.contains("quad"), "{err}");
 
     let other = random_model(&tiny_config(), 99).unwrap();
     let foreign = random_adapter(&other, "foreign", 2, 1, Region::Global).unwrap();
-    let err = foreign.check_compatible(&model.float, &model.hash, Some(&model.profile)).unwrap_err().to_string();
+    let err = foreign.check_compatible(&model.quantized, &model.hash, Some(&model.profile)).unwrap_err().to_string();
     assert!(err.contains("base model") && err.contains(&model.hash), "{err}");
 
     let bigger = UnetConfig { channels: vec![8, 16], ..tiny_config() };
     let other_shape = random_adapter(&random_model(&bigger, 1).unwrap(), "shape", 2, 1, Region::Global).unwrap();
     let mut other_shape = other_shape;
     other_shape.meta.base_model = model.hash.clone();
-    let err = other_shape.check_compatible(&model.float, &model.hash, Some(&model.profile)).unwrap_err().to_string();
+    let err = other_shape.check_compatible(&model.quantized, &model.hash, Some(&model.profile)).unwrap_err().to_string();
     assert!(err.contains("shapes"), "{err}");
 }
 
@@ -223,11 +259,14 @@ fn an_upscalers_upsampling_is_kept_and_checked() {
     adapter.write(&path).unwrap();
     let read = Adapter::read(&path).unwrap();
     assert_eq!((read.meta.upsampling, read.meta.doubling_filters.as_deref()), (Upsampling::Learned, Some(compiled_in.as_str())));
-    read.check_compatible(&model.float, &model.hash, Some(&model.profile)).unwrap();
+    read.check_compatible(&model.quantized, &model.hash, Some(&model.profile)).unwrap();
     adapter.meta.doubling_filters = Some("0123456789abcdef".into());
     adapter.write(&path).unwrap();
-    let err =
-        Adapter::read(&path).unwrap().check_compatible(&model.float, &model.hash, Some(&model.profile)).unwrap_err().to_string();
+    let err = Adapter::read(&path)
+        .unwrap()
+        .check_compatible(&model.quantized, &model.hash, Some(&model.profile))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("0123456789abcdef") && err.contains(&compiled_in) && err.contains("retrain"), "{err}");
     // Block matching only doubles: a file that claims it at scale 3 is refused, not misread.
     adapter.meta.scale = 3;

@@ -62,7 +62,7 @@ fn onnx_runtime_runs_the_export_with_two_adapters_fed_into_one_session() {
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
     let model = Model::load(&assets).expect("shipped model");
     let dir = tempfile::tempdir().expect("temp dir");
-    let rank = model.float.config().max_rank;
+    let rank = model.config().max_rank;
     let onnx = dir.path().join("prism.onnx");
     std::fs::write(&onnx, prism_engine::onnx::export(&model, Precision::Int8, rank).expect("export")).expect("write");
 

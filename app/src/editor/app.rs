@@ -199,7 +199,7 @@ impl PrismApp {
     /// The model fills a hole smoothly and takes the texture from its surroundings (model v2),
     /// so a removal's texture can be chosen.
     pub(super) fn textured_fill(&self) -> bool {
-        self.model.as_ref().is_some_and(|m| !m.float.config().hole_fill.is_blank())
+        self.model.as_ref().is_some_and(|m| !m.config().hole_fill.is_blank())
     }
 
     pub(super) fn tool_title(&self, name: &str) -> String {

@@ -138,7 +138,7 @@ impl OrtBackend {
     /// `provider` (the CPU provider behind a delegate, for what the delegate does not place).
     pub fn new(model: Model, provider: Provider) -> Result<Self> {
         let library = find_library()?;
-        let rank = model.float.config().max_rank;
+        let rank = model.config().max_rank;
         let graph = crate::onnx::export(&model, Precision::Int8, rank)?;
         let environment = environment(&library)?;
         let provider = choose_provider(provider, &library)?;
@@ -153,7 +153,7 @@ impl OrtBackend {
             .commit_from_memory(&graph)
             .map_err(ort_error)?;
         let mut zeros = BTreeMap::new();
-        for spec in model.float.convs() {
+        for spec in model.quantized.convs() {
             let grid = model
                 .profile
                 .lora
@@ -364,6 +364,6 @@ impl Backend for OrtBackend {
     }
 
     fn config(&self) -> &UnetConfig {
-        self.model.float.config()
+        self.model.config()
     }
 }

@@ -134,7 +134,7 @@ impl Backend for ReferenceBackend {
     fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
         let quantsim = || QuantSim { profile: &self.model.profile };
         match (&self.bound, &self.int8) {
-            (Some(Bound::Float(set)), _) => self.model.float.forward(input, Some(set), &mut FloatActivations),
+            (Some(Bound::Float(set)), _) => self.model.float()?.forward(input, Some(set), &mut FloatActivations),
             (Some(Bound::QuantSim(set)), _) => self.model.quantized.forward(input, Some(set), &mut quantsim()),
             (Some(Bound::Integer(lora)), Int8Runner::Integer(unet)) => unet.forward(input, Some(lora)),
             (None, Int8Runner::Integer(unet)) => unet.forward(input, None),
@@ -149,7 +149,7 @@ impl Backend for ReferenceBackend {
     }
 
     fn config(&self) -> &UnetConfig {
-        self.model.float.config()
+        self.model.config()
     }
 
     fn preferred_precision(&self) -> Precision {

@@ -166,13 +166,18 @@ impl IntegerUnet {
                 };
             }
         }
-        let mut convs = Vec::with_capacity(graph.convs.len());
-        for ((spec, weight, bias), segments) in model.quantized.layers().zip(segments_of) {
-            let (codes, weight_scale) = quantize_weight_per_channel(weight)?;
-            let codes: Vec<f32> = codes.into_iter().map(f32::from).collect();
-            let weights = split_into_panels(&codes, spec, &segments, spec.cout, Panels::new)?;
-            convs.push(IntegerConv { spec: spec.clone(), segments, weights, weight_scale, bias: tensor_values(bias)? });
-        }
+        // The convs are packed side by side: this is most of what a one-shot CLI edit spends
+        // before its first forward.
+        let layers: Vec<_> = model.quantized.layers().zip(segments_of).collect();
+        let convs = layers
+            .into_par_iter()
+            .map(|((spec, weight, bias), segments)| {
+                let (codes, weight_scale) = quantize_weight_per_channel(weight)?;
+                let codes: Vec<f32> = codes.into_iter().map(f32::from).collect();
+                let weights = split_into_panels(&codes, spec, &segments, spec.cout, Panels::new)?;
+                Ok(IntegerConv { spec: spec.clone(), segments, weights, weight_scale, bias: tensor_values(bias)? })
+            })
+            .collect::<Result<Vec<_>>>()?;
         model.profile.check_covers(&model.quantized)?;
         Ok(Self { kernel, config, graph, convs, profile: model.profile.clone() })
     }

@@ -90,7 +90,7 @@ impl WgpuBackend {
             Kernels::new(&gpu, layouts.clone(), Storage::Float),
         ];
         let mut layers = Vec::new();
-        for (spec, kernel, bias) in model.float.layers() {
+        for (spec, kernel, bias) in model.float()?.layers() {
             let (q, scales) = quantize_weight_per_channel(kernel)?;
             let values = kernel.flatten_all()?.to_vec1::<f32>()?;
             let bias = bias.to_vec1::<f32>()?;
@@ -345,7 +345,7 @@ impl Backend for WgpuBackend {
 
     fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
         let (n, h, w, c) = input.dims4()?;
-        let align = self.model.float.config().alignment();
+        let align = self.model.config().alignment();
         if n != 1 || c != 4 || h % align != 0 || w % align != 0 || h == 0 || w == 0 {
             return Err(EngineError::Model(format!(
                 "model input must be [1,H,W,4] with H and W multiples of {align}, got {:?}",
@@ -363,6 +363,6 @@ impl Backend for WgpuBackend {
     }
 
     fn config(&self) -> &UnetConfig {
-        self.model.float.config()
+        self.model.config()
     }
 }
