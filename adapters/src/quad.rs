@@ -125,7 +125,7 @@ fn agreement(model: &Model, teacher: &Adapter, quantized: &Adapter, profile: &Pr
     let (mut sum, mut count) = (0f64, 0usize);
     for input in inputs {
         let f = add_residual(input, &model.float()?.forward(input, Some(&float_set), &mut FloatActivations)?)?;
-        let q = add_residual(input, &model.quantized.forward(input, Some(&quant_set), &mut QuantSim { profile })?)?;
+        let q = add_residual(input, &model.quantized()?.forward(input, Some(&quant_set), &mut QuantSim { profile })?)?;
         for (a, b) in f.data.iter().zip(&q.data) {
             sum += ((a - b) as f64).powi(2);
         }
@@ -170,7 +170,7 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridC
             Adapter::read(&path).with_context(|| format!("run `prism-adapters train-adapter --task {}`", task.id()))?;
         // The setting is the tool's: a teacher trained before its tool took one does not name it.
         teacher.meta.setting = task.setting();
-        teacher.check_compatible(&base, &hash, None).context("the teacher was trained on another base model")?;
+        teacher.check_compatible(base.config(), &hash, None).context("the teacher was trained on another base model")?;
         teachers.insert(task, teacher);
     }
 
@@ -320,7 +320,7 @@ fn distill(
     let info = serde_json::json!({ "kind": "quad", "task": task.id(), "profile": profile.id });
     let mut run = Run::open(&checkpoint, init, settings, info)?;
     let (batch, crop) = (settings.batch, settings.crop);
-    let quantized: &Unet = &model.quantized;
+    let quantized: &Unet = model.quantized()?;
     let fill = base.config().hole_fill;
     let validation = set.validation_batch(&[task], 8, crop, fill)?.with_penalty(task.penalty());
     run.train(

@@ -426,7 +426,7 @@ fn adapters(command: AdapterCommand) -> Result<()> {
             }
             let model = load_model(&model_args).ok();
             let adapter = match &model {
-                Some(m) => read_any_adapter(&file, &m.hash, &m.quantized)?,
+                Some(m) => read_any_adapter(&file, &m.hash, m.config())?,
                 None => prism_engine::adapter::Adapter::read(&file)?,
             };
             let meta = &adapter.meta;
@@ -444,7 +444,7 @@ fn adapters(command: AdapterCommand) -> Result<()> {
             println!("metrics:     {}", meta.metrics);
             println!("layers:      {} ({} bytes)", adapter.layers.len(), adapter.stored_bytes());
             match &model {
-                Some(m) => match adapter.check_compatible(&m.quantized, &m.hash, Some(&m.profile)) {
+                Some(m) => match adapter.check_compatible(m.config(), &m.hash, Some(&m.profile)) {
                     Ok(()) => println!("fits model {} / profile {}", m.hash, m.profile.id),
                     Err(e) => println!("does not fit the model: {e}"),
                 },

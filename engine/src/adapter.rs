@@ -18,7 +18,7 @@ use crate::photo_fit::PhotoFit;
 use crate::quant::{Affine, LoraQuant, Profile};
 use crate::settings::ToolSetting;
 use crate::tensorfile::{ElementType, RawTensor, TensorFile};
-use crate::unet::{LoraLayer, LoraSet, Unet};
+use crate::unet::{LoraLayer, LoraSet, UnetConfig};
 use crate::upscale_prepass::Upsampling;
 
 pub const ADAPTER_FORMAT: &str = "prism-lora";
@@ -157,7 +157,7 @@ impl Adapter {
     }
 
     /// Checks the adapter fits `model` (and, when int8, `profile`); errors say what to do.
-    pub fn check_compatible(&self, model: &Unet, model_hash: &str, profile: Option<&Profile>) -> Result<()> {
+    pub fn check_compatible(&self, model: &UnetConfig, model_hash: &str, profile: Option<&Profile>) -> Result<()> {
         let name = &self.meta.name;
         if self.meta.base_model != model_hash {
             return Err(adapter_error(
@@ -194,15 +194,17 @@ impl Adapter {
                 ));
             }
         }
-        if self.meta.rank > model.config().max_rank {
+        if self.meta.rank > model.max_rank {
             return Err(adapter_error(
                 name,
-                format!("has rank {}, above the model's maximum of {}", self.meta.rank, model.config().max_rank),
+                format!("has rank {}, above the model's maximum of {}", self.meta.rank, model.max_rank),
             ));
         }
+        let convs = model.convs();
         for (layer, t) in &self.layers {
-            let spec = model
-                .spec(layer)
+            let spec = convs
+                .iter()
+                .find(|spec| &spec.name == layer)
                 .ok_or_else(|| adapter_error(name, format!("targets layer '{layer}', which this model does not have")))?;
             if t.a_shape != [self.meta.rank, spec.cin, spec.k, spec.k] || t.b_shape != [spec.cout, self.meta.rank] {
                 return Err(adapter_error(

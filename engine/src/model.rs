@@ -15,7 +15,7 @@ use candle_core::Device;
 
 use crate::adapter::{ADAPTER_EXTENSION, Adapter, ResidentAdapter, import_kohya, import_peft};
 use crate::error::{EngineError, Result};
-use crate::quant::{Profile, int8_model_file, load_int8_model, quantized_weights_model};
+use crate::quant::{Int8Base, Profile, int8_model_file, quantized_weights_model};
 use crate::tensorfile::{TensorFile, read_metadata, write_atomically};
 use crate::unet::{Unet, UnetConfig};
 
@@ -28,12 +28,15 @@ pub const ADAPTERS_DIR: &str = "adapters";
 #[derive(Clone, Debug)]
 pub struct Model {
     pub dir: PathBuf,
-    /// The int8 model as QuantSim runs it (weights = int8 codes x per-channel scales). It has the
-    /// float base's config and convs, so shape checks read them here.
-    pub quantized: Unet,
-    /// The float base, read from `base.safetensors` the first time something asks for it
-    /// ([`Model::float`]): the int8 paths never do, and reading it at load took half of a
-    /// one-shot CLI edit's time and a third of its memory.
+    /// The int8 base as its file holds it (codes, scales, biases): what the integer CPU kernels
+    /// pack, and the model's config.
+    pub int8: Arc<Int8Base>,
+    /// The int8 model as QuantSim runs it (weights = codes x scales), made on first use
+    /// ([`Model::quantized`]).
+    quantized: Arc<OnceLock<Unet>>,
+    /// The float base, read from `base.safetensors` on first use ([`Model::float`]).
+    /// The integer kernels need neither: making both at load took two thirds of a one-shot CLI
+    /// edit's time and half of its memory.
     float: Arc<OnceLock<Unet>>,
     pub hash: String,
     pub profile: Profile,
@@ -42,7 +45,6 @@ pub struct Model {
 impl Model {
     /// Loads the model in `dir` onto the CPU (the reference backend's device).
     pub fn load(dir: &Path) -> Result<Self> {
-        let device = &Device::Cpu;
         let base_path = dir.join(BASE_FILE);
         if !base_path.exists() {
             return Err(EngineError::Model(format!(
@@ -53,14 +55,15 @@ impl Model {
         // The float base's header says what it is; its weights wait until they are needed.
         let base_header = read_metadata(&base_path)?;
         let hash = base_header.get("hash").cloned().unwrap_or_default();
-        let (quantized, int8_source) = load_int8_model(&TensorFile::read(&dir.join(INT8_FILE))?, device)?;
-        if int8_source != hash {
+        let int8 = Int8Base::from_file(&TensorFile::read(&dir.join(INT8_FILE))?)?;
+        if int8.base_model != hash {
             return Err(EngineError::Model(format!(
-                "{INT8_FILE} was made from base model {int8_source}, but {BASE_FILE} is {hash}; re-export the int8 model"
+                "{INT8_FILE} was made from base model {}, but {BASE_FILE} is {hash}; re-export the int8 model",
+                int8.base_model
             )));
         }
         let base_config = base_header.get("config").and_then(|json| serde_json::from_str::<UnetConfig>(json).ok());
-        if base_config.as_ref() != Some(quantized.config()) {
+        if base_config.as_ref() != Some(&int8.config) {
             return Err(EngineError::Model(format!("{BASE_FILE} and {INT8_FILE} describe different model configs")));
         }
         let profile_path = dir.join(PROFILE_FILE);
@@ -72,8 +75,17 @@ impl Model {
                 profile.id, profile.base_model
             )));
         }
-        profile.check_covers(&quantized)?;
-        Ok(Self { dir: dir.to_path_buf(), quantized, float: Arc::default(), hash, profile })
+        profile.check_covers(&int8.config)?;
+        Ok(Self { dir: dir.to_path_buf(), int8: Arc::new(int8), quantized: Arc::default(), float: Arc::default(), hash, profile })
+    }
+
+    /// The int8 model as QuantSim runs it, made from the int8 base on first use.
+    pub fn quantized(&self) -> Result<&Unet> {
+        if let Some(quantized) = self.quantized.get() {
+            return Ok(quantized);
+        }
+        let quantized = self.int8.dequantized(&Device::Cpu)?;
+        Ok(self.quantized.get_or_init(|| quantized))
     }
 
     /// The float base, read and checked on first use.
@@ -97,7 +109,7 @@ impl Model {
 
     /// The model's config (the float base's and the int8 model's alike).
     pub fn config(&self) -> &UnetConfig {
-        self.quantized.config()
+        &self.int8.config
     }
 
     /// Writes base, int8 base and profile into `dir`.
@@ -113,7 +125,8 @@ impl Model {
     pub fn in_memory(dir: &Path, float: &Unet, profile: Profile) -> Result<Self> {
         Ok(Self {
             dir: dir.to_path_buf(),
-            quantized: quantized_weights_model(float)?,
+            int8: Arc::new(Int8Base::from_file(&int8_model_file(float)?)?),
+            quantized: Arc::new(OnceLock::from(quantized_weights_model(float)?)),
             float: Arc::new(OnceLock::from(float.clone())),
             hash: float.content_hash()?,
             profile,
@@ -134,12 +147,12 @@ impl Model {
     /// Checks that `adapter` was made for this base and profile and fits its convs: what every
     /// backend asks before installing one.
     pub fn check_adapter(&self, adapter: &Adapter) -> Result<()> {
-        adapter.check_compatible(&self.quantized, &self.hash, Some(&self.profile))
+        adapter.check_compatible(self.config(), &self.hash, Some(&self.profile))
     }
 
     /// Reads an adapter in any supported layout and checks it fits this model.
     pub fn read_adapter(&self, path: &Path) -> Result<Adapter> {
-        let adapter = read_any_adapter(path, &self.hash, &self.quantized)?;
+        let adapter = read_any_adapter(path, &self.hash, self.config())?;
         self.check_adapter(&adapter).map_err(|e| match e {
             EngineError::Adapter(message) => EngineError::file(path, message),
             other => other,
@@ -149,7 +162,7 @@ impl Model {
 
     /// Bytes of the base model as stored: int8 weights + f32 scales and biases.
     pub fn int8_bytes(&self) -> usize {
-        self.quantized.convs().map(|s| s.k * s.k * s.cin * s.cout + 8 * s.cout).sum()
+        self.config().convs().iter().map(|s| s.k * s.k * s.cin * s.cout + 8 * s.cout).sum()
     }
 }
 
@@ -166,7 +179,7 @@ pub fn adapter_files_in(dir: &Path) -> Vec<PathBuf> {
 
 /// Reads a `.prism-lora` file, a PEFT adapter (folder or `adapter_model.safetensors` with its
 /// `adapter_config.json`) or a kohya LoRA, converting the last two to float Prism adapters.
-pub fn read_any_adapter(path: &Path, model_hash: &str, model: &Unet) -> Result<Adapter> {
+pub fn read_any_adapter(path: &Path, model_hash: &str, model: &UnetConfig) -> Result<Adapter> {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "imported".into());
     let peft_config = if path.is_dir() { path.join("adapter_config.json") } else { path.with_file_name("adapter_config.json") };
     if peft_config.exists() && (path.is_dir() || path.extension().is_some_and(|e| e == "safetensors")) {
@@ -179,7 +192,7 @@ pub fn read_any_adapter(path: &Path, model_hash: &str, model: &Unet) -> Result<A
     }
     let file = TensorFile::read(path)?;
     if file.meta("format").is_none() && file.tensors.keys().any(|k| k.contains(".lora_down")) {
-        let layers: Vec<String> = model.convs().map(|s| s.name.clone()).collect();
+        let layers: Vec<String> = model.convs().into_iter().map(|s| s.name).collect();
         return import_kohya(path, &stem, model_hash, &layers);
     }
     Adapter::from_file(&file).map_err(|e| match e {
@@ -197,11 +210,5 @@ pub fn merged_model(model: &Model, adapter: &Adapter, strength: f32) -> Result<M
         Some((a, b)) => Ok((weight + (a.matmul(b)? * scale)?)?),
         None => Ok(weight.clone()),
     })?;
-    Ok(Model {
-        dir: model.dir.clone(),
-        quantized: quantized_weights_model(&merged)?,
-        hash: merged.content_hash()?,
-        float: Arc::new(OnceLock::from(merged)),
-        profile: model.profile.clone(),
-    })
+    Model::in_memory(&model.dir, &merged, model.profile.clone())
 }

@@ -251,7 +251,8 @@ pub fn export(model: &Model, precision: Precision, max_rank: usize) -> Result<Ve
     };
 
     // The model graph lowered node by node; each value is the name of an ONNX tensor.
-    let nodes = &model.quantized.graph().nodes;
+    let structure = model.config().graph();
+    let nodes = &structure.nodes;
     let mut values: Vec<Option<String>> = vec![None; nodes.len()];
     let value = |values: &[Option<String>], id: ValueId| values[id].clone().ok_or_else(|| missing_value(id));
     let scales = graph.f32s("upsample.scales", &[4], &[1.0, 1.0, 2.0, 2.0]);

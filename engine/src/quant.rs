@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::conv::oihw_values_to_kernel;
 use crate::error::{EngineError, Result};
 use crate::tensorfile::{RawTensor, TensorFile};
-use crate::unet::{ARCH_NAME, ActivationHook, Unet, config_from_metadata, config_json, short_hash};
+use crate::unet::{ARCH_NAME, ActivationHook, Unet, UnetConfig, config_from_metadata, config_json, short_hash};
 
 pub const PROFILE_FORMAT: &str = "prism-profile";
 
@@ -152,7 +152,7 @@ impl Profile {
     }
 
     /// Checks the profile covers every quantization point and conv of `model`.
-    pub fn check_covers(&self, model: &Unet) -> Result<()> {
+    pub fn check_covers(&self, model: &UnetConfig) -> Result<()> {
         for spec in model.convs() {
             let point = format!("{}.out", spec.name);
             if !self.activations.contains_key(&point) {
@@ -307,46 +307,88 @@ pub(crate) fn kernel_to_oihw_i8(q: &[i8], spec: &crate::unet::ConvSpec) -> Vec<i
     out
 }
 
-/// Loads an int8 base file as the dequantized model it stands for; returns it with the hash of
-/// the float model it was made from.
-pub fn load_int8_model(file: &TensorFile, device: &candle_core::Device) -> Result<(Unet, String)> {
-    let config = config_from_metadata(file)?;
-    if file.meta("precision") != Some("int8") {
-        return Err(EngineError::Model("this weights file is not an int8 prism-unet model".into()));
-    }
-    let base_model = file.meta("base_model").unwrap_or_default().to_string();
-    let mut stored = Vec::new();
-    for spec in config.convs() {
-        let weight = file.tensors.get(&spec.weight_name());
-        let scale = file.tensors.get(&format!("{}.weight_scale", spec.name));
-        let bias = file.tensors.get(&spec.bias_name());
-        let (Some(weight), Some(scale), Some(bias)) = (weight, scale, bias) else {
-            return Err(EngineError::Model(format!("int8 model lacks the weight, weight_scale or bias of '{}'", spec.name)));
-        };
-        if weight.shape != spec.weight_shape() || scale.shape != [spec.cout] || bias.shape != [spec.cout] {
-            return Err(EngineError::Model(format!("int8 tensors of '{}' have the wrong shape for the model config", spec.name)));
+/// An int8 base as its file holds it: what the integer CPU kernels pack directly, and what the
+/// QuantSim model is made from when something needs it.
+#[derive(Clone, Debug)]
+pub struct Int8Base {
+    pub config: UnetConfig,
+    /// Per conv, in the order of [`UnetConfig::convs`].
+    pub convs: Vec<Int8Conv>,
+    /// The hash of the float model it was made from.
+    pub base_model: String,
+}
+
+/// One conv's int8 weights: codes in the kernel layout `[k*k*cin, cout]`, a scale per output
+/// channel, and the f32 bias.
+#[derive(Clone, Debug)]
+pub struct Int8Conv {
+    pub codes: Vec<i8>,
+    pub scales: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+impl Int8Base {
+    /// Reads an int8 base file, checking every conv's tensors against the config.
+    pub fn from_file(file: &TensorFile) -> Result<Self> {
+        let config = config_from_metadata(file)?;
+        if file.meta("precision") != Some("int8") {
+            return Err(EngineError::Model("this weights file is not an int8 prism-unet model".into()));
         }
-        stored.push((spec, weight, scale, bias));
+        let specs = config.convs();
+        let mut stored = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let weight = file.tensors.get(&spec.weight_name());
+            let scale = file.tensors.get(&format!("{}.weight_scale", spec.name));
+            let bias = file.tensors.get(&spec.bias_name());
+            let (Some(weight), Some(scale), Some(bias)) = (weight, scale, bias) else {
+                return Err(EngineError::Model(format!("int8 model lacks the weight, weight_scale or bias of '{}'", spec.name)));
+            };
+            if weight.shape != spec.weight_shape() || scale.shape != [spec.cout] || bias.shape != [spec.cout] {
+                return Err(EngineError::Model(format!(
+                    "int8 tensors of '{}' have the wrong shape for the model config",
+                    spec.name
+                )));
+            }
+            stored.push((spec, weight, scale, bias));
+        }
+        if 3 * stored.len() != file.tensors.len() {
+            let known: std::collections::HashSet<String> =
+                specs.iter().flat_map(|s| [s.weight_name(), s.bias_name(), format!("{}.weight_scale", s.name)]).collect();
+            let unknown = file.tensors.keys().find(|k| !known.contains(*k)).cloned().unwrap_or_default();
+            return Err(EngineError::Model(format!("unknown tensor '{unknown}' in the int8 model")));
+        }
+        // The codes into the kernel layout, the convs side by side.
+        let convs = stored
+            .into_par_iter()
+            .map(|(spec, weight, scale, bias)| {
+                let codes =
+                    weight.to_i8().ok_or_else(|| EngineError::Model(format!("tensor '{}' must be int8", spec.weight_name())))?;
+                Ok(Int8Conv {
+                    codes: oihw_values_to_kernel(&codes, spec.cout, spec.cin, spec.k * spec.k),
+                    scales: scale.to_f32(),
+                    bias: bias.to_f32(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let base_model = file.meta("base_model").unwrap_or_default().to_string();
+        Ok(Self { config, convs, base_model })
     }
-    let used = 3 * stored.len();
-    // Codes times scales into the kernel layout, the convs side by side.
-    let layers = stored
-        .into_par_iter()
-        .map(|(spec, weight, scale, bias)| {
-            let codes =
-                weight.to_i8().ok_or_else(|| EngineError::Model(format!("tensor '{}' must be int8", spec.weight_name())))?;
-            let scales = scale.to_f32();
-            let per_filter = spec.cin * spec.k * spec.k;
-            let oihw: Vec<f32> = codes.iter().enumerate().map(|(i, &code)| f32::from(code) * scales[i / per_filter]).collect();
-            let kernel = oihw_values_to_kernel(&oihw, spec.cout, spec.cin, spec.k * spec.k);
-            Ok((Tensor::from_vec(kernel, (per_filter, spec.cout), device)?, Tensor::from_vec(bias.to_f32(), spec.cout, device)?))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if used != file.tensors.len() {
-        let known: std::collections::HashSet<String> =
-            config.convs().iter().flat_map(|s| [s.weight_name(), s.bias_name(), format!("{}.weight_scale", s.name)]).collect();
-        let unknown = file.tensors.keys().find(|k| !known.contains(*k)).cloned().unwrap_or_default();
-        return Err(EngineError::Model(format!("unknown tensor '{unknown}' in the int8 model")));
+
+    /// The model it stands for (weights = codes x per-channel scales): what QuantSim runs.
+    pub fn dequantized(&self, device: &candle_core::Device) -> Result<Unet> {
+        let layers = self
+            .convs
+            .par_iter()
+            .map(|conv| {
+                let cout = conv.scales.len();
+                let values: Vec<f32> =
+                    conv.codes.iter().enumerate().map(|(i, &c)| f32::from(c) * conv.scales[i % cout]).collect();
+                Ok((
+                    Tensor::from_vec(values, (conv.codes.len() / cout, cout), device)?,
+                    Tensor::from_vec(conv.bias.clone(), cout, device)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Unet::from_kernel_tensors(&self.config, layers)
     }
-    Ok((Unet::from_kernel_tensors(&config, layers)?, base_model))
 }

@@ -41,7 +41,7 @@ fn quantsim_points(model: &Model, input: &Tensor, mix: &Mix) -> StoredTensors {
     let parts: Vec<(&ResidentAdapter, f32)> = adapters.iter().zip(mix.parts()).map(|(a, (_, w))| (a, *w)).collect();
     let set = bind_mix(&parts, STRENGTH, true).expect("bind");
     let mut recorder = Recorder::new(Some(QuantSim { profile: &model.profile }));
-    model.quantized.forward(input, (!mix.is_empty()).then_some(&set), &mut recorder).expect("forward");
+    model.quantized().expect("QuantSim model").forward(input, (!mix.is_empty()).then_some(&set), &mut recorder).expect("forward");
     recorder.values
 }
 

@@ -50,7 +50,7 @@ fn the_float_base_is_read_when_it_is_needed_and_checked_then() {
     std::fs::write(&base, &damaged).unwrap();
     let model = Model::load(dir.path()).unwrap();
     let input = photo_input(&synthetic_photo(16, 16, 1)).unwrap();
-    model.quantized.forward(&input, None, &mut FloatActivations).unwrap();
+    model.quantized().unwrap().forward(&input, None, &mut FloatActivations).unwrap();
     let err = model.float().unwrap_err().to_string();
     assert!(err.contains("damaged"), "{err}");
 
@@ -80,7 +80,7 @@ fn save_load_round_trip_is_bit_exact() {
     let input = photo_input(&synthetic_photo(16, 16, 1)).unwrap();
     let from_float =
         quantized_weights_model(saved.float().unwrap()).unwrap().forward(&input, None, &mut FloatActivations).unwrap();
-    let from_int8 = loaded.quantized.forward(&input, None, &mut FloatActivations).unwrap();
+    let from_int8 = loaded.quantized().unwrap().forward(&input, None, &mut FloatActivations).unwrap();
     assert_eq!(max_abs_diff(&from_float, &from_int8), 0.0);
     // Adapter files too.
     let adapter_path = dir.path().join("adapters/fill.prism-lora");
@@ -146,7 +146,8 @@ fn quantized_forward_agrees_with_float() {
         .forward(&input, Some(&bind_mix(&[(&resident, 1.0)], 1.0, false).unwrap()), &mut FloatActivations)
         .unwrap();
     let quant = model
-        .quantized
+        .quantized()
+        .unwrap()
         .forward(&input, Some(&bind_mix(&[(&resident, 1.0)], 1.0, true).unwrap()), &mut QuantSim { profile: &model.profile })
         .unwrap();
     let db = psnr(&float, &quant);
@@ -158,7 +159,7 @@ fn quantized_forward_agrees_with_float() {
     let samples = vec![photo_input(&synthetic_photo(32, 32, 21)).unwrap()];
     let float_adapter = adapter.dequantized(&model.profile).unwrap();
     let w8a8 = build_profile(model.float().unwrap(), &samples, &[&float_adapter], 8, "ptq-pooled").unwrap();
-    let quant8 = model.quantized.forward(&input, None, &mut QuantSim { profile: &w8a8 }).unwrap();
+    let quant8 = model.quantized().unwrap().forward(&input, None, &mut QuantSim { profile: &w8a8 }).unwrap();
     let float_base = model.float().unwrap().forward(&input, None, &mut FloatActivations).unwrap();
     let db8 = psnr(&float_base, &quant8);
     println!("W8A8 quantized vs float forward: PSNR {db8:.1} dB");
@@ -171,19 +172,19 @@ fn adapters_for_another_profile_or_model_are_refused() {
     let model = write_tiny_model_dir(dir.path(), 13).unwrap();
     let mut adapter = Adapter::read(&dir.path().join("adapters/fill.prism-lora")).unwrap();
     adapter.meta.profile = "0123456789abcdef".into();
-    let err = adapter.check_compatible(&model.quantized, &model.hash, Some(&model.profile)).unwrap_err().to_string();
+    let err = adapter.check_compatible(model.config(), &model.hash, Some(&model.profile)).unwrap_err().to_string();
     assert!(err.contains("profile 0123456789abcdef") && err.contains(&model.profile.id) && err.contains("quad"), "{err}");
 
     let other = random_model(&tiny_config(), 99).unwrap();
     let foreign = random_adapter(&other, "foreign", 2, 1, Region::Global).unwrap();
-    let err = foreign.check_compatible(&model.quantized, &model.hash, Some(&model.profile)).unwrap_err().to_string();
+    let err = foreign.check_compatible(model.config(), &model.hash, Some(&model.profile)).unwrap_err().to_string();
     assert!(err.contains("base model") && err.contains(&model.hash), "{err}");
 
     let bigger = UnetConfig { channels: vec![8, 16], ..tiny_config() };
     let other_shape = random_adapter(&random_model(&bigger, 1).unwrap(), "shape", 2, 1, Region::Global).unwrap();
     let mut other_shape = other_shape;
     other_shape.meta.base_model = model.hash.clone();
-    let err = other_shape.check_compatible(&model.quantized, &model.hash, Some(&model.profile)).unwrap_err().to_string();
+    let err = other_shape.check_compatible(model.config(), &model.hash, Some(&model.profile)).unwrap_err().to_string();
     assert!(err.contains("shapes"), "{err}");
 }
 
@@ -221,7 +222,7 @@ fn peft_and_kohya_files_import_to_the_same_deltas() {
     let layers: Vec<String> = model.convs().map(|s| s.name.clone()).collect();
     let from_peft = import_peft(&peft_dir, "p", &hash).unwrap();
     let from_kohya = import_kohya(&kohya_path, "k", &hash, &layers).unwrap();
-    from_peft.check_compatible(&model, &hash, None).unwrap();
+    from_peft.check_compatible(model.config(), &hash, None).unwrap();
     for layer in &layers {
         let (p, k, s) = (from_peft.delta(layer).unwrap(), from_kohya.delta(layer).unwrap(), source.delta(layer).unwrap());
         for ((p, k), s) in p.iter().zip(&k).zip(&s) {
@@ -259,12 +260,12 @@ fn an_upscalers_upsampling_is_kept_and_checked() {
     adapter.write(&path).unwrap();
     let read = Adapter::read(&path).unwrap();
     assert_eq!((read.meta.upsampling, read.meta.doubling_filters.as_deref()), (Upsampling::Learned, Some(compiled_in.as_str())));
-    read.check_compatible(&model.quantized, &model.hash, Some(&model.profile)).unwrap();
+    read.check_compatible(model.config(), &model.hash, Some(&model.profile)).unwrap();
     adapter.meta.doubling_filters = Some("0123456789abcdef".into());
     adapter.write(&path).unwrap();
     let err = Adapter::read(&path)
         .unwrap()
-        .check_compatible(&model.quantized, &model.hash, Some(&model.profile))
+        .check_compatible(model.config(), &model.hash, Some(&model.profile))
         .unwrap_err()
         .to_string();
     assert!(err.contains("0123456789abcdef") && err.contains(&compiled_in) && err.contains("retrain"), "{err}");

@@ -35,7 +35,7 @@ fn reference_points(model: &Model, input: &Tensor, mix: &Mix, precision: Precisi
     let set = bind_mix(&parts, STRENGTH, precision == Precision::Int8).expect("bind");
     let quantized = precision == Precision::Int8;
     let mut recorder = Recorder::new(quantized.then_some(QuantSim { profile: &model.profile }));
-    let unet = if quantized { &model.quantized } else { model.float().expect("the float base") };
+    let unet = if quantized { model.quantized().expect("the QuantSim model") } else { model.float().expect("the float base") };
     let residual = unet.forward(input, (!mix.is_empty()).then_some(&set), &mut recorder).expect("forward");
     recorder.values.insert("residual".into(), values(&residual));
     recorder.values

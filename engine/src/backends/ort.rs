@@ -153,7 +153,7 @@ impl OrtBackend {
             .commit_from_memory(&graph)
             .map_err(ort_error)?;
         let mut zeros = BTreeMap::new();
-        for spec in model.quantized.convs() {
+        for spec in model.config().convs() {
             let grid = model
                 .profile
                 .lora

@@ -135,11 +135,11 @@ impl Backend for ReferenceBackend {
         let quantsim = || QuantSim { profile: &self.model.profile };
         match (&self.bound, &self.int8) {
             (Some(Bound::Float(set)), _) => self.model.float()?.forward(input, Some(set), &mut FloatActivations),
-            (Some(Bound::QuantSim(set)), _) => self.model.quantized.forward(input, Some(set), &mut quantsim()),
+            (Some(Bound::QuantSim(set)), _) => self.model.quantized()?.forward(input, Some(set), &mut quantsim()),
             (Some(Bound::Integer(lora)), Int8Runner::Integer(unet)) => unet.forward(input, Some(lora)),
             (None, Int8Runner::Integer(unet)) => unet.forward(input, None),
             (Some(Bound::Integer(_)), Int8Runner::QuantSim) | (None, Int8Runner::QuantSim) => {
-                self.model.quantized.forward(input, None, &mut quantsim())
+                self.model.quantized()?.forward(input, None, &mut quantsim())
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::conv::ConvGeometry;
 use crate::error::{EngineError, Result};
 use crate::graph::{Graph, INPUT_CHANNELS, Node, SHUFFLE, ValueId, missing_value};
 use crate::model::Model;
-use crate::quant::{Profile, StoredTensors, quantize_weight_per_channel};
+use crate::quant::{Profile, StoredTensors};
 use crate::unet::{ConvSpec, LoraSet, UnetConfig};
 
 /// Output pixels per block: a multiple of every path's tile rows (8, 6, 4, 3), and small enough
@@ -151,7 +151,7 @@ fn tensor_values(t: &Tensor) -> Result<Vec<f32>> {
 impl IntegerUnet {
     /// Packs `model`'s int8 weights for `kernel`.
     pub fn new(model: &Model, kernel: Kernel) -> Result<Self> {
-        let config = model.quantized.config().clone();
+        let config = model.config().clone();
         let graph = config.graph();
         let mut segments_of = vec![Vec::new(); graph.convs.len()];
         for node in &graph.nodes {
@@ -166,19 +166,24 @@ impl IntegerUnet {
                 };
             }
         }
-        // The convs are packed side by side: this is most of what a one-shot CLI edit spends
-        // before its first forward.
-        let layers: Vec<_> = model.quantized.layers().zip(segments_of).collect();
+        // The file's codes are packed as they are, the convs side by side: this is most of what a
+        // one-shot CLI edit spends before its first forward.
+        let layers: Vec<_> = graph.convs.iter().zip(&model.int8.convs).zip(segments_of).collect();
         let convs = layers
             .into_par_iter()
-            .map(|((spec, weight, bias), segments)| {
-                let (codes, weight_scale) = quantize_weight_per_channel(weight)?;
-                let codes: Vec<f32> = codes.into_iter().map(f32::from).collect();
+            .map(|((spec, stored), segments)| {
+                let codes: Vec<f32> = stored.codes.iter().map(|&c| f32::from(c)).collect();
                 let weights = split_into_panels(&codes, spec, &segments, spec.cout, Panels::new)?;
-                Ok(IntegerConv { spec: spec.clone(), segments, weights, weight_scale, bias: tensor_values(bias)? })
+                Ok(IntegerConv {
+                    spec: spec.clone(),
+                    segments,
+                    weights,
+                    weight_scale: stored.scales.clone(),
+                    bias: stored.bias.clone(),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        model.profile.check_covers(&model.quantized)?;
+        model.profile.check_covers(&config)?;
         Ok(Self { kernel, config, graph, convs, profile: model.profile.clone() })
     }
 
@@ -565,7 +570,7 @@ mod tests {
         let parts: Vec<(&ResidentAdapter, f32)> = residents.iter().map(|a| (a, 0.7)).collect();
         let set = bind_mix(&parts, 1.0, true).unwrap();
         let mut recorder = Recorder::new(Some(QuantSim { profile: &model.profile }));
-        let expected = tensor_values(&model.quantized.forward(&input, Some(&set), &mut recorder).unwrap()).unwrap();
+        let expected = tensor_values(&model.quantized().unwrap().forward(&input, Some(&set), &mut recorder).unwrap()).unwrap();
         for path in KernelPath::ALL.into_iter().filter(|p| p.supported()) {
             let unet = IntegerUnet::new(&model, Kernel::new(path).unwrap()).unwrap();
             let lora = unet.bind(&set).unwrap();

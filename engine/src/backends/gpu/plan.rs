@@ -73,7 +73,7 @@ impl WgpuBackend {
         let input = self.gpu.empty_storage("input", (h * w * 4 * 4) as u64);
         let residual_bytes = (h * w * 3 * 4) as u64;
         let residual = self.gpu.empty_storage("residual", residual_bytes);
-        let graph = self.model.quantized.graph();
+        let graph = &self.model.config().graph();
         let mut values: Vec<Option<Act>> = vec![None; graph.nodes.len()];
         let act = |values: &[Option<Act>], id: ValueId| values[id].clone().ok_or_else(|| missing_value(id));
         for (index, node) in graph.nodes.iter().enumerate() {
