@@ -262,7 +262,7 @@ fn a_noise_level_tool_sees_the_photo_shrunk_at_the_level() {
 
     let (_dir, model) = setup();
     let mut backend = ReferenceBackend::new(model.clone());
-    let mut grain = random_adapter(model.quantized().unwrap(), "grain", 4, 9, Region::Global).unwrap();
+    let mut grain = random_adapter(model.float().unwrap(), "grain", 4, 9, Region::Global).unwrap();
     grain.meta.setting = Some(ToolSetting::NoiseLevel);
     backend.install(&grain).unwrap();
     // Uniform noise of standard deviation 20 levels from a xorshift (what the median estimate reads
@@ -290,7 +290,7 @@ fn a_noise_level_tool_sees_the_photo_shrunk_at_the_level() {
     job.noise_level = Some(500.0);
     assert!(run_edit(&mut backend, &job, &mut |_, _| true).is_err(), "a level of 500 is refused");
     // Mixed with a tool that brightens first, the photo is shrunk and then brightened.
-    let mut dark = random_adapter(model.quantized().unwrap(), "dark", 4, 10, Region::Global).unwrap();
+    let mut dark = random_adapter(model.float().unwrap(), "dark", 4, 10, Region::Global).unwrap();
     dark.meta.setting = Some(ToolSetting::Exposure);
     backend.install(&dark).unwrap();
     job.mix = Mix::new([("grain", 0.5), ("dark", 0.5)]).unwrap();
@@ -321,10 +321,10 @@ fn a_deblur_tool_sees_the_photo_deconvolved_at_the_size_read() {
 
     let (_dir, model) = setup();
     let mut backend = ReferenceBackend::new(model.clone());
-    let mut deblur = random_adapter(model.quantized().unwrap(), "deblur", 4, 11, Region::Global).unwrap();
+    let mut deblur = random_adapter(model.float().unwrap(), "deblur", 4, 11, Region::Global).unwrap();
     deblur.meta.setting = Some(ToolSetting::DeblurSize);
     backend.install(&deblur).unwrap();
-    let mut soften = random_adapter(model.quantized().unwrap(), "soften", 4, 11, Region::Global).unwrap();
+    let mut soften = random_adapter(model.float().unwrap(), "soften", 4, 11, Region::Global).unwrap();
     soften.meta.setting = Some(ToolSetting::BlurSize);
     backend.install(&soften).unwrap();
     let small = gaussian_blur(&synthetic_photo(96, 64, 5), 2.0);
