@@ -84,11 +84,10 @@ fn reference_wgpu_and_onnx_runtime_agree_on_every_node_kind() {
     backends.extend(wgpu(&model).map(|b| Box::new(b) as Box<dyn Backend>));
     backends.extend(ort(&model).map(|b| Box::new(b) as Box<dyn Backend>));
     // An adapter on the coarse levels only (a placement): the backends feed nothing elsewhere.
-    let coarse =
-        random_placed_adapter(model.float().unwrap(), "coarse", 4, 8, Region::Global, LoraPlacement { min_level: 2 })
-            .expect("adapter")
-            .quantize(&model.profile)
-            .expect("on the shared profile");
+    let coarse = random_placed_adapter(model.float().unwrap(), "coarse", 4, 8, Region::Global, LoraPlacement { min_level: 2 })
+        .expect("adapter")
+        .quantize(&model.profile)
+        .expect("on the shared profile");
     assert!(coarse.layers.len() < model.config().convs().len());
     let mut outputs = Vec::new();
     let mut coarse_outputs = Vec::new();
