@@ -320,11 +320,18 @@ pub struct Int8Base {
 
 /// One conv's int8 weights: codes in the kernel layout `[k*k*cin, cout]`, a scale per output
 /// channel, and the f32 bias.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Int8Conv {
     pub codes: Vec<i8>,
     pub scales: Vec<f32>,
     pub bias: Vec<f32>,
+}
+
+impl std::fmt::Debug for Int8Conv {
+    // Sizes only: a model printed for a log would otherwise print millions of codes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Int8Conv {{ {} codes, {} channels }}", self.codes.len(), self.scales.len())
+    }
 }
 
 impl Int8Base {
