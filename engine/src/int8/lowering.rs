@@ -115,7 +115,7 @@ impl LoraA {
 }
 
 /// Rows `(ky, kx, c)` of a `[k*k*cin, n]` matrix for the input channels `first..first + count`.
-fn segment_rows(values: &[f32], k: usize, cin: usize, n: usize, first: usize, count: usize) -> Vec<f32> {
+fn segment_rows(values: &[i16], k: usize, cin: usize, n: usize, first: usize, count: usize) -> Vec<i16> {
     let mut rows = Vec::with_capacity(k * k * count * n);
     for tap in 0..k * k {
         let start = (tap * cin + first) * n;
@@ -127,7 +127,7 @@ fn segment_rows(values: &[f32], k: usize, cin: usize, n: usize, first: usize, co
 /// `codes [k*k*cin, n]` cut by input segment, each packed by `pack` (`Panels::new` or
 /// `NarrowPanels::new`).
 fn split_into_panels<P>(
-    codes: &[f32],
+    codes: &[i16],
     spec: &ConvSpec,
     segments: &[usize],
     n: usize,
@@ -137,8 +137,7 @@ fn split_into_panels<P>(
     let mut panels = Vec::with_capacity(segments.len());
     for &count in segments {
         let rows = segment_rows(codes, spec.k, spec.cin, n, first, count);
-        let ints: Vec<i16> = rows.iter().map(|&v| v as i16).collect();
-        panels.push(pack(&ints, spec.k * spec.k * count, n)?);
+        panels.push(pack(&rows, spec.k * spec.k * count, n)?);
         first += count;
     }
     Ok(panels)
@@ -172,7 +171,7 @@ impl IntegerUnet {
         let convs = layers
             .into_par_iter()
             .map(|((spec, stored), segments)| {
-                let codes: Vec<f32> = stored.codes.iter().map(|&c| f32::from(c)).collect();
+                let codes: Vec<i16> = stored.codes.iter().map(|&c| i16::from(c)).collect();
                 let weights = split_into_panels(&codes, spec, &segments, spec.cout, Panels::new)?;
                 Ok(IntegerConv {
                     spec: spec.clone(),
@@ -215,7 +214,8 @@ impl IntegerUnet {
             })?;
             let (rows, rank) = layer.a.dims2()?;
             let a_scale = quant.a.scale;
-            let codes = grid_codes(&layer.a, a_scale, &format!("adapter layer '{name}'"))?;
+            let codes: Vec<i16> =
+                grid_codes(&layer.a, a_scale, &format!("adapter layer '{name}'"))?.iter().map(|&v| v as i16).collect();
             debug_assert_eq!(rows, conv.spec.k * conv.spec.k * conv.spec.cin);
             let mid_point = format!("{name}.lora_mid");
             let mid_scale = self.scale(&mid_point)?;
