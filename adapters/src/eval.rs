@@ -22,6 +22,7 @@ use rand::rngs::StdRng;
 use serde::Deserialize;
 
 use crate::data::{Credit, Split, read_credits, read_named_images, read_stamps};
+use crate::quad::{QUAD_REPORT_FILE, QuadReport};
 use crate::tasks::{ALL_TASKS, Example, RemovalMask, Stamp, Task, degrade_for_eval, psnr, removals_for_eval, shaken_for_eval};
 
 /// Side of the centre crop each held-out photo is evaluated on.
@@ -204,7 +205,16 @@ pub fn run_eval(data_dir: &Path, assets: &Path, python: &str) -> Result<()> {
     let credits = read_credits(data_dir)?;
     write_samples(data_dir, assets)?;
     std::fs::write(assets.join("NOTICE"), notice(&credits))?;
-    let card = crate::model_card::model_card(data_dir, &model, &scores, &gaps, &latency, &credits, &by_hand)?;
+    let Some(quad) = QuadReport::find(data_dir, assets)? else {
+        eprintln!(
+            "{}: left as it is: the card also reports the QUAD run that made these adapters, and neither {} nor {} holds its report (`prism-adapters quad` writes one)",
+            assets.join("MODEL_CARD.md").display(),
+            assets.join(QUAD_REPORT_FILE).display(),
+            crate::recipe::runs_dir(data_dir).join(QUAD_REPORT_FILE).display()
+        );
+        return Ok(());
+    };
+    let card = crate::model_card::model_card(data_dir, &model, &scores, &gaps, &latency, &credits, &by_hand, &quad)?;
     std::fs::write(assets.join("MODEL_CARD.md"), card)?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use prism_engine::adapter::Adapter;
 use prism_engine::model::{ADAPTERS_DIR, Model};
 use prism_engine::settings::{DEFAULT_BLUR_SIZE, ToolSetting};
@@ -65,12 +65,9 @@ pub fn model_card(
     latency: &Latency,
     credits: &[Credit],
     by_hand: &BTreeMap<String, (ToolSetting, f32)>,
+    quad: &QuadReport,
 ) -> Result<String> {
     let config = model.config();
-    let quad: QuadReport = serde_json::from_str(
-        &std::fs::read_to_string(crate::recipe::runs_dir(data_dir).join("quad.json"))
-            .context("run `prism-adapters quad` first")?,
-    )?;
     let heldout: Vec<&str> = credits.iter().filter(|c| c.split == Split::Heldout).map(|c| c.id.as_str()).collect();
     let ranks = adapter_ranks(&model.dir)?;
     let distinct: std::collections::BTreeSet<usize> = ranks.values().copied().collect();

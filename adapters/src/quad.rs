@@ -38,6 +38,10 @@ const EQUAL_SENSITIVITY: f64 = 2.0;
 /// Side of the held-out crops the QUAD table is measured on.
 pub const TABLE_CROP: usize = 256;
 
+/// The file, in the model folder QUAD wrote the adapters into (and in the runs folder), that keeps
+/// its report: the model card is written from it.
+pub const QUAD_REPORT_FILE: &str = "quad.json";
+
 /// What `quad` measured, for the model card.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QuadReport {
@@ -294,8 +298,26 @@ pub fn quad(data_dir: &Path, assets: &Path, settings: &RunSettings, grids: GridC
         distill_steps: settings.steps,
         seconds: started.elapsed().as_secs_f64(),
     };
-    std::fs::write(runs_dir(data_dir).join("quad.json"), serde_json::to_string_pretty(&report)?)?;
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(runs_dir(data_dir).join(QUAD_REPORT_FILE), &json)?;
+    // Beside the adapters it describes, so the card can be written wherever the model goes.
+    std::fs::write(assets.join(QUAD_REPORT_FILE), &json)?;
     Ok(report)
+}
+
+impl QuadReport {
+    /// The report of the QUAD run that made `assets`' adapters: in the model folder, else in the
+    /// runs folder of `data_dir`; None when neither has one (a fresh clone of a model shipped
+    /// before the report went with it).
+    pub fn find(data_dir: &Path, assets: &Path) -> Result<Option<Self>> {
+        for path in [assets.join(QUAD_REPORT_FILE), runs_dir(data_dir).join(QUAD_REPORT_FILE)] {
+            if path.exists() {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                return Ok(Some(serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Fine-tunes `teacher`'s LoRA weights as a fake-quantized student on the int8 base.
@@ -342,4 +364,32 @@ fn distill(
     )?;
     let meta = task_meta(task, &model.hash, AdapterPrecision::Float, "")?;
     float_adapter(base, &var_pairs(&run.vars), meta, placement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_is_found_beside_the_model_first_and_its_absence_is_no_error() {
+        let (data, assets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        assert!(QuadReport::find(data.path(), assets.path()).unwrap().is_none(), "a fresh clone has none");
+        let report = |mode: &str| QuadReport {
+            anchor: "denoise".into(),
+            mode: mode.into(),
+            reason: String::new(),
+            rows: Vec::new(),
+            distill_steps: 1,
+            seconds: 1.0,
+        };
+        std::fs::create_dir_all(runs_dir(data.path())).unwrap();
+        let write =
+            |path: std::path::PathBuf, mode: &str| std::fs::write(path, serde_json::to_string(&report(mode)).unwrap()).unwrap();
+        write(runs_dir(data.path()).join(QUAD_REPORT_FILE), "anchor");
+        assert_eq!(QuadReport::find(data.path(), assets.path()).unwrap().unwrap().mode, "anchor", "the runs folder's");
+        write(assets.path().join(QUAD_REPORT_FILE), "pooled");
+        assert_eq!(QuadReport::find(data.path(), assets.path()).unwrap().unwrap().mode, "pooled", "the model's own first");
+        std::fs::write(assets.path().join(QUAD_REPORT_FILE), "{").unwrap();
+        assert!(QuadReport::find(data.path(), assets.path()).unwrap_err().to_string().contains("damaged"));
+    }
 }

@@ -173,6 +173,9 @@ const MAX_HEADER_BYTES: u64 = 1 << 24;
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
     let size = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
+    if size < 8 {
+        return Err(EngineError::file(path, "is not a valid safetensors file (it is too short)"));
+    }
     let mut length = [0u8; 8];
     let mut reader = std::io::BufReader::new(file);
     std::io::Read::read_exact(&mut reader, &mut length).map_err(|e| EngineError::io(path, e))?;
@@ -243,5 +246,7 @@ mod tests {
         assert!(read_metadata(&path).unwrap_err().to_string().contains("not a valid safetensors"), "cut inside the header");
         std::fs::write(&path, [0xff; 8]).unwrap();
         assert!(read_metadata(&path).unwrap_err().to_string().contains("not a valid safetensors"), "an absurd length");
+        std::fs::write(&path, [1, 2, 3]).unwrap();
+        assert!(read_metadata(&path).unwrap_err().to_string().contains("not a valid safetensors"), "shorter than a length");
     }
 }
