@@ -96,6 +96,11 @@ pub fn run_doctor(model_dir: Option<PathBuf>) -> Result<()> {
     println!("  {} (channels {:?}, blocks {:?})", model.dir.display(), config.channels, config.blocks);
     println!("  model {}, profile {} (int{} activations)", model.hash, model.profile.id, model.profile.activation_bits);
     println!("  shipped tools: {}", model.shipped_adapters().len());
+    // An int8 edit never reads the float base; the float view and float exports do.
+    match model.float() {
+        Ok(_) => println!("  float base: read, its weights match their hash"),
+        Err(error) => println!("  float base: {error} (int8 edits still run; the float view and float exports do not)"),
+    }
 
     println!("\nFolders:");
     if let Some(dirs) = directories::ProjectDirs::from("org", "Prism", "prism") {
