@@ -15,7 +15,7 @@ use candle_core::Device;
 
 use crate::adapter::{ADAPTER_EXTENSION, Adapter, ResidentAdapter, import_kohya, import_peft};
 use crate::error::{EngineError, Result};
-use crate::quant::{Int8Base, Profile, int8_model_file, quantized_weights_model};
+use crate::quant::{Int8Base, Profile, int8_model_file};
 use crate::tensorfile::{TensorFile, read_metadata, write_atomically};
 use crate::unet::{Unet, UnetConfig};
 
@@ -116,19 +116,27 @@ impl Model {
     pub fn save(dir: &Path, float: &Unet, profile: &Profile) -> Result<Self> {
         std::fs::create_dir_all(dir.join(ADAPTERS_DIR)).map_err(|e| EngineError::io(dir, e))?;
         float.to_smallest_file()?.write(&dir.join(BASE_FILE))?;
-        int8_model_file(float)?.write(&dir.join(INT8_FILE))?;
+        let int8_file = int8_model_file(float)?;
+        int8_file.write(&dir.join(INT8_FILE))?;
         write_atomically(&dir.join(PROFILE_FILE), profile.to_json().as_bytes())?;
-        Self::in_memory(dir, float, profile.clone())
+        Self::from_parts(dir, float, &int8_file, profile.clone())
     }
 
     /// The model of `float` on `profile`, as it would load from `dir`, without writing it.
     pub fn in_memory(dir: &Path, float: &Unet, profile: Profile) -> Result<Self> {
+        Self::from_parts(dir, float, &int8_model_file(float)?, profile)
+    }
+
+    /// `float` with the int8 file made from it (which names its hash); the QuantSim model is made
+    /// from the int8 base on first use, as after a load.
+    fn from_parts(dir: &Path, float: &Unet, int8_file: &TensorFile, profile: Profile) -> Result<Self> {
+        let int8 = Int8Base::from_file(int8_file)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            int8: Arc::new(Int8Base::from_file(&int8_model_file(float)?)?),
-            quantized: Arc::new(OnceLock::from(quantized_weights_model(float)?)),
+            hash: int8.base_model.clone(),
+            int8: Arc::new(int8),
+            quantized: Arc::default(),
             float: Arc::new(OnceLock::from(float.clone())),
-            hash: float.content_hash()?,
             profile,
         })
     }
